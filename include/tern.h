@@ -1,0 +1,6 @@
+/* libtern's public interface: one header for users of the library. Each module's part lives in
+ * include/tern/<module>.h and is included here; nothing under src/ is public. */
+#ifndef TERN_H
+#define TERN_H
+#include "tern/core.h"
+#endif

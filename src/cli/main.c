@@ -1,0 +1,38 @@
+/* The tern program: picks a subcommand and hands it the arguments. All work is in libtern. */
+#include "cli.h"
+
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} subcommand;
+
+/* One row per subcommand; each lives in src/cli/<name>.c. */
+static const subcommand subcommands[] = {
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "tern %s: train GPT-2-family models from raw text, portably.\n\nusage: tern <command> [options]\n\n",
+            TERN_VERSION);
+    for (const subcommand *s = subcommands; s->name; s++) fprintf(f, "  %-10s %s\n", s->name, s->help);
+    fprintf(f, "\n'tern <command> --help' describes a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("tern %s\n", TERN_VERSION);
+        return 0;
+    }
+    for (const subcommand *s = subcommands; s->name; s++)
+        if (!strcmp(argv[1], s->name)) return s->fn(argc - 1, argv + 1);
+    fprintf(stderr, "tern: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

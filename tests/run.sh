@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs each test program, shows its output, and ends with the line "N passed, N failed".
+# A program that crashes or exits non-zero without a FAIL line counts as one failure.
+set -u
+pass=0 fail=0
+export TERN_BIN="${BUILD:-build}/tern"
+export ASAN_OPTIONS="allocator_may_return_null=1:${ASAN_OPTIONS:-}"
+export TERN_TEST_TMP="${TMPDIR:-/tmp}/tern-test-$$"
+mkdir -p "$TERN_TEST_TMP"
+for t in "$@"; do
+  log="$TERN_TEST_TMP/$(basename "$t").log"
+  start=$(date +%s)
+  timeout 900 "$t" >"$log" 2>&1
+  rc=$?
+  p=$(grep -c '^PASS ' "$log")
+  f=$(grep -c '^FAIL ' "$log")
+  grep -E '^(FAIL|  )' "$log" | head -50
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    echo "FAIL $(basename "$t"): exited with status $rc"; tail -20 "$log"; f=1
+  fi
+  echo "$(basename "$t"): $p passed, $f failed ($(( $(date +%s) - start ))s)"
+  pass=$((pass + p)); fail=$((fail + f))
+done
+rm -rf "$TERN_TEST_TMP"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

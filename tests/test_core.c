@@ -1,0 +1,96 @@
+/* Tests of core/: atomic writes, maps, hashing against a published BLAKE2b vector, the RNG's
+ * purity and distribution, and error messages. */
+#include "check.h"
+#include "tern.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void test_atomic_write_and_read(void) {
+    const char *d = test_tmpdir("core_atomic");
+    char *p = tern_path_join(d, "f.bin");
+    CHECK(tern_write_file_atomic(p, "hello", 5) == TERN_OK, "%s", tern_errmsg());
+    char *buf;
+    size_t n;
+    CHECK(tern_read_file(p, &buf, &n) == TERN_OK && n == 5 && !memcmp(buf, "hello", 5), "read back");
+    free(buf);
+    /* an aborted write leaves the old content and no temporary file */
+    tern_afile af;
+    CHECK(tern_afile_open(&af, p) == TERN_OK, "open");
+    tern_afile_write(&af, "xx", 2);
+    tern_afile_abort(&af);
+    CHECK(tern_read_file(p, &buf, &n) == TERN_OK && n == 5, "old content kept");
+    free(buf);
+    char out[256];
+    CHECK(run_cmd(out, sizeof out, "ls '%s' | wc -l", d) == 0 && atoi(out) == 1, "no temporary left: %s", out);
+    tern_map m;
+    CHECK(tern_map_file(&m, p) == TERN_OK && m.size == 5 && m.data[4] == 'o', "map");
+    tern_unmap(&m);
+    free(p);
+}
+
+static void test_missing_file_message(void) {
+    char *buf;
+    size_t n;
+    tern_status st = tern_read_file("/nonexistent/x.json", &buf, &n);
+    CHECK(st == TERN_ENOTFOUND, "status %d", st);
+    CHECK(!strcmp(tern_errmsg(), "/nonexistent/x.json: cannot open: No such file or directory"), "%s", tern_errmsg());
+    tern_map m;
+    CHECK(tern_map_file(&m, "/nonexistent/y") == TERN_ENOTFOUND, "map missing");
+}
+
+static void test_blake2b_vector(void) {
+    /* BLAKE2b-256 of the empty string, from RFC 7693's reference implementation. */
+    uint8_t h[32];
+    char hex[65];
+    tern_hash(h, "", 0);
+    tern_hex(hex, h, 32);
+    CHECK(!strcmp(hex, "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8"), "%s", hex);
+    /* streaming equals one-shot */
+    tern_hasher s;
+    tern_hash_init(&s);
+    tern_hash_update(&s, "ab", 2);
+    tern_hash_update(&s, "c", 1);
+    uint8_t h2[32], h3[32];
+    tern_hash_final(&s, h2);
+    tern_hash(h3, "abc", 3);
+    CHECK(!memcmp(h2, h3, 32), "streaming");
+    uint8_t back[32];
+    CHECK(tern_unhex(back, 32, hex) == 0 && !memcmp(back, h, 32), "unhex");
+    CHECK(tern_unhex(back, 32, "zz") == -1, "bad hex refused");
+}
+
+static void test_rng(void) {
+    CHECK(tern_rng_u64(1, 2, 3) == tern_rng_u64(1, 2, 3), "pure");
+    CHECK(tern_rng_u64(1, 2, 3) != tern_rng_u64(1, 2, 4), "counter matters");
+    CHECK(tern_rng_u64(1, 2, 3) != tern_rng_u64(2, 2, 3), "seed matters");
+    double s = 0, s2 = 0;
+    int n = 200000;
+    for (int i = 0; i < n; i++) {
+        double x = tern_rng_normal(42, 7, (uint64_t)i);
+        s += x;
+        s2 += x * x;
+    }
+    double mean = s / n, var = s2 / n - mean * mean;
+    CHECK(fabs(mean) < 0.01 && fabs(var - 1) < 0.02, "normal mean %g var %g", mean, var);
+    uint64_t c = 0;
+    int hist[10] = {0};
+    for (int i = 0; i < 100000; i++) hist[tern_rng_below(3, 4, &c, 10)]++;
+    for (int k = 0; k < 10; k++) CHECK(abs(hist[k] - 10000) < 500, "bucket %d: %d", k, hist[k]);
+}
+
+static void test_alloc_failure_message(void) {
+    void *p;
+    tern_status st = tern_alloc(&p, (size_t)1 << 62, "the test buffer");
+    CHECK(st == TERN_ENOMEM && p == NULL, "status %d", st);
+    CHECK(strstr(tern_errmsg(), "the test buffer needs 4611686018427387904 bytes") != NULL, "%s", tern_errmsg());
+}
+
+int main(void) {
+    RUN(test_atomic_write_and_read);
+    RUN(test_missing_file_message);
+    RUN(test_blake2b_vector);
+    RUN(test_rng);
+    RUN(test_alloc_failure_message);
+    return check_exit();
+}
