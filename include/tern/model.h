@@ -1,0 +1,75 @@
+/* GPT-2 as Hugging Face's GPT2LMHeadModel computes it: learned token and position embeddings,
+ * pre-LayerNorm blocks (eps 1e-5) with causal multi-head attention and a 4x GELU(tanh) MLP, a
+ * final LayerNorm, and an output head tied to the token embedding; no dropout.
+ * Parameters, gradients and activations each live in one allocation, addressed through a table
+ * of named tensors with Hugging Face's names and shapes. */
+#ifndef TERN_MODEL_H
+#define TERN_MODEL_H
+#include "tern/core.h"
+
+typedef struct tern_gpt2_config {
+    int n_layer;
+    int n_head;
+    int n_embd;
+    int n_ctx;      /* number of positions (n_positions): the longest sequence */
+    int vocab_size;
+} tern_gpt2_config;
+
+/* Checks that the shape is usable (positive sizes, n_embd divisible by n_head, sizes that fit
+ * in memory arithmetic); the message says which field is wrong. */
+tern_status tern_gpt2_config_check(const tern_gpt2_config *cfg);
+/* Parameters in the model (tied head counted once). */
+size_t tern_gpt2_config_num_params(const tern_gpt2_config *cfg);
+
+/* A named tensor: Hugging Face name (no "transformer." prefix), shape, and where it lives in the
+ * flat parameter (and gradient, and optimizer moment) buffer. decay: AdamW weight decay applies
+ * (tensors of two or more dimensions). */
+typedef struct tern_tensor {
+    char name[48];
+    int ndim;
+    size_t shape[2];
+    size_t offset;
+    size_t numel;
+    int decay;
+} tern_tensor;
+
+typedef struct tern_gpt2 tern_gpt2;
+
+/* Allocates parameters and gradients (zeroed) and builds the tensor table. */
+tern_status tern_gpt2_init(tern_gpt2 **out, const tern_gpt2_config *cfg);
+void tern_gpt2_free(tern_gpt2 *m);
+/* Allocates activations for batches of up to B rows of up to T tokens (T <= n_ctx). Calling it
+ * again with a larger shape reallocates; no step allocates. */
+tern_status tern_gpt2_reserve(tern_gpt2 *m, size_t B, size_t T);
+/* GPT-2's initialisation: weights N(0, 0.02), residual projections (attn.c_proj, mlp.c_proj)
+ * N(0, 0.02/sqrt(2*n_layer)), biases 0, LayerNorm weights 1. Drawn from the counter RNG keyed by
+ * (seed, tensor), so the same seed gives the same model whatever the thread count. */
+void tern_gpt2_init_weights(tern_gpt2 *m, uint64_t seed);
+
+/* Forward pass over inputs (B,T). With targets, *loss (if non-NULL) receives the mean
+ * cross-entropy. Fails (TERN_EINVAL, with the position and value) on a token outside the
+ * vocabulary or a shape beyond what was reserved. */
+tern_status tern_gpt2_forward(tern_gpt2 *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
+                              float *loss);
+/* Backward pass for the last forward (which must have had targets). Gradients are accumulated
+ * (+=) into the gradient buffer, scaled by loss_scale (1/grad_accum for accumulation), so the
+ * sum over micro-batches is the gradient of the mean loss. Overwrites the logits. */
+void tern_gpt2_backward(tern_gpt2 *m, float loss_scale);
+void tern_gpt2_zero_grad(tern_gpt2 *m);
+
+const tern_gpt2_config *tern_gpt2_cfg(const tern_gpt2 *m);
+float *tern_gpt2_params(tern_gpt2 *m);
+float *tern_gpt2_grads(tern_gpt2 *m);
+size_t tern_gpt2_num_params(const tern_gpt2 *m);
+const tern_tensor *tern_gpt2_tensors(const tern_gpt2 *m, size_t *n);
+/* The tensor of that Hugging Face name, or NULL. */
+const tern_tensor *tern_gpt2_find(const tern_gpt2 *m, const char *name);
+/* Logits (B,T,V) of the last forward pass, valid until the next backward. */
+const float *tern_gpt2_logits(const tern_gpt2 *m);
+/* Per-position losses (B,T) of the last forward pass with targets. */
+const float *tern_gpt2_losses(const tern_gpt2 *m);
+/* Bytes of the activation buffers reserved. */
+size_t tern_gpt2_activation_bytes(const tern_gpt2 *m);
+/* Selects a kernel set by name ("ref", "cpu"); default is tern_kern_get()'s. */
+tern_status tern_gpt2_set_kernels(tern_gpt2 *m, const char *name);
+#endif

@@ -1,0 +1,428 @@
+/* GPT-2's forward and backward passes as sequences of backend kernels, over one buffer each for
+ * parameters, gradients and activations. Follows the equations of Hugging Face's GPT2LMHeadModel
+ * (pre-LN blocks, tied head); the structure of one flat buffer per kind follows llm.c. The model
+ * never branches on the backend: it only calls the kernel table. */
+#include "tern/model.h"
+
+#include "kern/kern.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The parameter kinds, in flat-buffer order. X(field, HF name suffix, per layer, rows, cols,
+ * decay, init): cols 0 means a vector. init: 'n' normal(0.02), 'r' residual projection
+ * normal(0.02/sqrt(2L)), 'z' zeros, 'o' ones. This one list drives the struct, the sizes, the
+ * offsets, the names and the initialisation; nothing is listed twice. */
+#define GPT2_PARAMS(X)                                                                        \
+    X(wte, "wte.weight", 0, V, C, 1, 'n')                                                     \
+    X(wpe, "wpe.weight", 0, maxT, C, 1, 'n')                                                  \
+    X(ln1w, "ln_1.weight", 1, C, 0, 0, 'o')                                                   \
+    X(ln1b, "ln_1.bias", 1, C, 0, 0, 'z')                                                     \
+    X(qkvw, "attn.c_attn.weight", 1, C, 3 * C, 1, 'n')                                        \
+    X(qkvb, "attn.c_attn.bias", 1, 3 * C, 0, 0, 'z')                                          \
+    X(attprojw, "attn.c_proj.weight", 1, C, C, 1, 'r')                                        \
+    X(attprojb, "attn.c_proj.bias", 1, C, 0, 0, 'z')                                          \
+    X(ln2w, "ln_2.weight", 1, C, 0, 0, 'o')                                                   \
+    X(ln2b, "ln_2.bias", 1, C, 0, 0, 'z')                                                     \
+    X(fcw, "mlp.c_fc.weight", 1, C, 4 * C, 1, 'n')                                            \
+    X(fcb, "mlp.c_fc.bias", 1, 4 * C, 0, 0, 'z')                                              \
+    X(fcprojw, "mlp.c_proj.weight", 1, 4 * C, C, 1, 'r')                                      \
+    X(fcprojb, "mlp.c_proj.bias", 1, C, 0, 0, 'z')                                            \
+    X(lnfw, "ln_f.weight", 0, C, 0, 0, 'o')                                                   \
+    X(lnfb, "ln_f.bias", 0, C, 0, 0, 'z')
+
+typedef struct {
+#define X(f, name, per_layer, rows, cols, decay, init) float *f;
+    GPT2_PARAMS(X)
+#undef X
+} gpt2_params;
+
+enum {
+#define X(f, name, per_layer, rows, cols, decay, init) KIND_##f,
+    GPT2_PARAMS(X)
+#undef X
+    NUM_KINDS
+};
+
+/* Activations saved by the forward pass for the backward pass. X(field, elements) with sizes in
+ * B, T, C, L, NH, V of the reserved shape. */
+#define GPT2_ACTS(X)                                                                          \
+    X(encoded, B * T * C)                                                                     \
+    X(ln1, L * B * T * C)                                                                     \
+    X(ln1_mean, L * B * T)                                                                    \
+    X(ln1_rstd, L * B * T)                                                                    \
+    X(qkv, L * B * T * 3 * C)                                                                 \
+    X(atty, L * B * T * C)                                                                    \
+    X(att, L * B * NH * T * T)                                                                \
+    X(attproj, L * B * T * C)                                                                 \
+    X(residual2, L * B * T * C)                                                               \
+    X(ln2, L * B * T * C)                                                                     \
+    X(ln2_mean, L * B * T)                                                                    \
+    X(ln2_rstd, L * B * T)                                                                    \
+    X(fch, L * B * T * 4 * C)                                                                 \
+    X(fch_gelu, L * B * T * 4 * C)                                                            \
+    X(fcproj, L * B * T * C)                                                                  \
+    X(residual3, L * B * T * C)                                                               \
+    X(lnf, B * T * C)                                                                         \
+    X(lnf_mean, B * T)                                                                        \
+    X(lnf_rstd, B * T)                                                                        \
+    X(logits, B * T * V)                                                                      \
+    X(losses, B * T)                                                                          \
+    /* backward scratch, reused layer by layer */                                             \
+    X(dres, B * T * C)                                                                        \
+    X(dln, B * T * C)                                                                         \
+    X(datty, B * T * C)                                                                       \
+    X(dqkv, B * T * 3 * C)                                                                    \
+    X(dfch, B * T * 4 * C)                                                                    \
+    X(datt, B * NH * T * T)
+
+typedef struct {
+#define X(f, n) float *f;
+    GPT2_ACTS(X)
+#undef X
+} gpt2_acts;
+
+struct tern_gpt2 {
+    tern_gpt2_config cfg;
+    const tern_kern *k;
+    float *params, *grads;
+    size_t num_params;
+    gpt2_params p, g;
+    size_t kind_offset[NUM_KINDS], kind_numel[NUM_KINDS]; /* per layer for per-layer kinds */
+    tern_tensor *tensors;
+    size_t num_tensors;
+    /* activations for the reserved shape */
+    float *acts;
+    size_t acts_floats, resB, resT;
+    gpt2_acts a;
+    int32_t *inputs, *targets; /* copies of the last batch, (resB, resT) */
+    size_t B, T;               /* shape of the last forward */
+    int have_targets;
+};
+
+tern_status tern_gpt2_config_check(const tern_gpt2_config *c) {
+    if (c->n_layer < 1 || c->n_layer > 1024) return tern_err(TERN_EINVAL, "n_layer must be 1..1024, got %d", c->n_layer);
+    if (c->n_head < 1) return tern_err(TERN_EINVAL, "n_head must be at least 1, got %d", c->n_head);
+    if (c->n_embd < 1 || c->n_embd > 65536) return tern_err(TERN_EINVAL, "n_embd must be 1..65536, got %d", c->n_embd);
+    if (c->n_embd % c->n_head)
+        return tern_err(TERN_EINVAL, "n_embd (%d) must be divisible by n_head (%d)", c->n_embd, c->n_head);
+    if (c->n_ctx < 1 || c->n_ctx > 1 << 20) return tern_err(TERN_EINVAL, "n_ctx must be 1..1048576, got %d", c->n_ctx);
+    if (c->vocab_size < 2 || c->vocab_size > 1 << 24)
+        return tern_err(TERN_EINVAL, "vocab_size must be 2..16777216, got %d", c->vocab_size);
+    return TERN_OK;
+}
+
+static void kind_shape(const tern_gpt2_config *cfg, int kind, size_t *rows, size_t *cols, int *per_layer, int *decay,
+                       char *init, const char **name) {
+    size_t V = (size_t)cfg->vocab_size, C = (size_t)cfg->n_embd, maxT = (size_t)cfg->n_ctx;
+    (void)V;
+    (void)maxT;
+    switch (kind) {
+#define X(f, nm, pl, r, c, d, in)                                                             \
+    case KIND_##f:                                                                            \
+        *rows = (r);                                                                          \
+        *cols = (c);                                                                          \
+        *per_layer = (pl);                                                                    \
+        *decay = (d);                                                                         \
+        *init = (in);                                                                         \
+        *name = (nm);                                                                         \
+        break;
+        GPT2_PARAMS(X)
+#undef X
+    default: TERN_ASSERT(0);
+    }
+}
+
+size_t tern_gpt2_config_num_params(const tern_gpt2_config *cfg) {
+    size_t total = 0;
+    for (int k = 0; k < NUM_KINDS; k++) {
+        size_t rows, cols;
+        int pl, decay;
+        char init;
+        const char *name;
+        kind_shape(cfg, k, &rows, &cols, &pl, &decay, &init, &name);
+        total += rows * (cols ? cols : 1) * (pl ? (size_t)cfg->n_layer : 1);
+    }
+    return total;
+}
+
+static void point_params(gpt2_params *p, float *base, const size_t *off) {
+#define X(f, name, per_layer, rows, cols, decay, init) p->f = base + off[KIND_##f];
+    GPT2_PARAMS(X)
+#undef X
+}
+
+tern_status tern_gpt2_init(tern_gpt2 **out, const tern_gpt2_config *cfg) {
+    *out = NULL;
+    TERN_TRY(tern_gpt2_config_check(cfg));
+    tern_gpt2 *m = calloc(1, sizeof *m);
+    if (!m) return tern_err(TERN_ENOMEM, "out of memory for the model");
+    m->cfg = *cfg;
+    m->k = tern_kern_get();
+    size_t L = (size_t)cfg->n_layer, off = 0, ntens = 0;
+    for (int k = 0; k < NUM_KINDS; k++) {
+        size_t rows, cols;
+        int pl, decay;
+        char init;
+        const char *name;
+        kind_shape(cfg, k, &rows, &cols, &pl, &decay, &init, &name);
+        m->kind_offset[k] = off;
+        m->kind_numel[k] = rows * (cols ? cols : 1);
+        off += m->kind_numel[k] * (pl ? L : 1);
+        ntens += pl ? L : 1;
+    }
+    m->num_params = off;
+    tern_status st;
+    if ((st = tern_alloc((void **)&m->params, off * sizeof(float), "the model's parameters")) != TERN_OK ||
+        (st = tern_alloc((void **)&m->grads, off * sizeof(float), "the model's gradients")) != TERN_OK) {
+        tern_gpt2_free(m);
+        return st;
+    }
+    m->tensors = calloc(ntens, sizeof(tern_tensor));
+    if (!m->tensors) {
+        tern_gpt2_free(m);
+        return tern_err(TERN_ENOMEM, "out of memory for the tensor table");
+    }
+    /* Table order is Hugging Face's: wte, wpe, then each block's tensors, then ln_f. */
+    size_t t = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        size_t lmax = pass == 1 ? L : 1;
+        for (size_t l = 0; l < lmax; l++)
+            for (int k = 0; k < NUM_KINDS; k++) {
+                size_t rows, cols;
+                int pl, decay;
+                char init;
+                const char *name;
+                kind_shape(cfg, k, &rows, &cols, &pl, &decay, &init, &name);
+                int want = pass == 1 ? pl : (!pl && ((pass == 0) == (k == KIND_wte || k == KIND_wpe)));
+                if (!want) continue;
+                tern_tensor *tt = &m->tensors[t++];
+                if (pl)
+                    snprintf(tt->name, sizeof tt->name, "h.%zu.%s", l, name);
+                else
+                    snprintf(tt->name, sizeof tt->name, "%s", name);
+                tt->ndim = cols ? 2 : 1;
+                tt->shape[0] = rows;
+                tt->shape[1] = cols;
+                tt->numel = m->kind_numel[k];
+                tt->offset = m->kind_offset[k] + (pl ? l * tt->numel : 0);
+                tt->decay = decay;
+            }
+    }
+    TERN_ASSERT(t == ntens);
+    m->num_tensors = ntens;
+    point_params(&m->p, m->params, m->kind_offset);
+    point_params(&m->g, m->grads, m->kind_offset);
+    *out = m;
+    return TERN_OK;
+}
+
+void tern_gpt2_free(tern_gpt2 *m) {
+    if (!m) return;
+    tern_free(m->params);
+    tern_free(m->grads);
+    tern_free(m->acts);
+    free(m->tensors);
+    free(m->inputs);
+    free(m->targets);
+    free(m);
+}
+
+tern_status tern_gpt2_set_kernels(tern_gpt2 *m, const char *name) {
+    const tern_kern *k = tern_kern_by_name(name);
+    if (!k) return tern_err(TERN_EINVAL, "unknown kernel set '%s' (known: ref, cpu)", name);
+    m->k = k;
+    return TERN_OK;
+}
+
+tern_status tern_gpt2_reserve(tern_gpt2 *m, size_t B, size_t T) {
+    if (B == 0 || T == 0) return tern_err(TERN_EINVAL, "batch and sequence length must be positive");
+    if (T > (size_t)m->cfg.n_ctx)
+        return tern_err(TERN_EINVAL, "sequence length %zu is longer than the model's context (n_ctx %d)", T, m->cfg.n_ctx);
+    if (m->acts && B <= m->resB && T <= m->resT) return TERN_OK;
+    size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.n_embd, NH = (size_t)m->cfg.n_head,
+           V = (size_t)m->cfg.vocab_size;
+    size_t sizes[] = {
+#define X(f, n) (n),
+        GPT2_ACTS(X)
+#undef X
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~(size_t)15;
+    tern_free(m->acts);
+    free(m->inputs);
+    free(m->targets);
+    m->acts = NULL;
+    m->inputs = m->targets = NULL;
+    m->resB = m->resT = 0;
+    TERN_TRY(tern_alloc((void **)&m->acts, total * sizeof(float), "activations"));
+    m->inputs = malloc(B * T * sizeof(int32_t));
+    m->targets = malloc(B * T * sizeof(int32_t));
+    if (!m->inputs || !m->targets) return tern_err(TERN_ENOMEM, "out of memory for the batch");
+    float *p = m->acts;
+    size_t i = 0;
+#define X(f, n)                                                                               \
+    m->a.f = p;                                                                               \
+    p += (sizes[i++] + 15) & ~(size_t)15;
+    GPT2_ACTS(X)
+#undef X
+    m->acts_floats = total;
+    m->resB = B;
+    m->resT = T;
+    return TERN_OK;
+}
+
+size_t tern_gpt2_activation_bytes(const tern_gpt2 *m) { return m->acts_floats * sizeof(float); }
+
+void tern_gpt2_init_weights(tern_gpt2 *m, uint64_t seed) {
+    float resid_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layer);
+    for (size_t t = 0; t < m->num_tensors; t++) {
+        const tern_tensor *tt = &m->tensors[t];
+        float *w = m->params + tt->offset;
+        const char *dot = strrchr(tt->name, '.');
+        int is_bias = !strcmp(dot, ".bias");
+        int is_ln = strstr(tt->name, "ln_") != NULL;
+        int is_resid = strstr(tt->name, "c_proj.weight") != NULL;
+        if (is_bias) {
+            memset(w, 0, tt->numel * sizeof(float));
+        } else if (is_ln) {
+            for (size_t i = 0; i < tt->numel; i++) w[i] = 1.0f;
+        } else {
+            float std = is_resid ? resid_std : 0.02f;
+            uint64_t stream = tern_rng_stream("init", t, 0);
+#pragma omp parallel for schedule(static)
+            for (size_t i = 0; i < tt->numel; i++) w[i] = std * tern_rng_normal(seed, stream, i);
+        }
+    }
+}
+
+/* Layer l's slice of an (L, ...) activation: per-layer stride uses the reserved shape. */
+#define LAYER(buf, l, per_row) ((buf) + (l) * m->resB * m->resT * (per_row))
+
+tern_status tern_gpt2_forward(tern_gpt2 *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
+                              float *loss) {
+    if (!m->acts || B > m->resB || T > m->resT)
+        return tern_err(TERN_EINVAL, "batch %zux%zu exceeds the reserved %zux%zu", B, T, m->resB, m->resT);
+    const tern_kern *k = m->k;
+    size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.n_embd, NH = (size_t)m->cfg.n_head,
+           V = (size_t)m->cfg.vocab_size, N = B * T;
+    for (size_t i = 0; i < N; i++) {
+        if (inputs[i] < 0 || (size_t)inputs[i] >= V)
+            return tern_err(TERN_EINVAL, "input token %d at position %zu is outside the vocabulary (size %zu)", inputs[i],
+                            i, V);
+        if (targets && (targets[i] < 0 || (size_t)targets[i] >= V))
+            return tern_err(TERN_EINVAL, "target token %d at position %zu is outside the vocabulary (size %zu)",
+                            targets[i], i, V);
+    }
+    memcpy(m->inputs, inputs, N * sizeof(int32_t));
+    if (targets) memcpy(m->targets, targets, N * sizeof(int32_t));
+    m->B = B;
+    m->T = T;
+    m->have_targets = targets != NULL;
+
+    gpt2_params *p = &m->p;
+    gpt2_acts *a = &m->a;
+    k->encoder_fwd(a->encoded, m->inputs, p->wte, p->wpe, B, T, C);
+    for (size_t l = 0; l < L; l++) {
+        const float *x = l == 0 ? a->encoded : LAYER(a->residual3, l - 1, C);
+        float *ln1 = LAYER(a->ln1, l, C), *ln1_mean = LAYER(a->ln1_mean, l, 1), *ln1_rstd = LAYER(a->ln1_rstd, l, 1);
+        float *qkv = LAYER(a->qkv, l, 3 * C), *atty = LAYER(a->atty, l, C);
+        float *att = a->att + l * m->resB * NH * m->resT * m->resT;
+        float *attproj = LAYER(a->attproj, l, C), *res2 = LAYER(a->residual2, l, C);
+        float *ln2 = LAYER(a->ln2, l, C), *ln2_mean = LAYER(a->ln2_mean, l, 1), *ln2_rstd = LAYER(a->ln2_rstd, l, 1);
+        float *fch = LAYER(a->fch, l, 4 * C), *fch_gelu = LAYER(a->fch_gelu, l, 4 * C);
+        float *fcproj = LAYER(a->fcproj, l, C), *res3 = LAYER(a->residual3, l, C);
+
+        k->layernorm_fwd(ln1, ln1_mean, ln1_rstd, x, p->ln1w + l * C, p->ln1b + l * C, N, C);
+        k->matmul_fwd(qkv, ln1, p->qkvw + l * C * 3 * C, p->qkvb + l * 3 * C, N, C, 3 * C);
+        k->attention_fwd(atty, att, qkv, B, T, C, NH);
+        k->matmul_fwd(attproj, atty, p->attprojw + l * C * C, p->attprojb + l * C, N, C, C);
+        k->residual_fwd(res2, x, attproj, N * C);
+        k->layernorm_fwd(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + l * C, p->ln2b + l * C, N, C);
+        k->matmul_fwd(fch, ln2, p->fcw + l * C * 4 * C, p->fcb + l * 4 * C, N, C, 4 * C);
+        k->gelu_fwd(fch_gelu, fch, N * 4 * C);
+        k->matmul_fwd(fcproj, fch_gelu, p->fcprojw + l * 4 * C * C, p->fcprojb + l * C, N, 4 * C, C);
+        k->residual_fwd(res3, res2, fcproj, N * C);
+    }
+    k->layernorm_fwd(a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->residual3, L - 1, C), p->lnfw, p->lnfb, N, C);
+    /* Tied head: logits (N,V) = lnf (N,C) @ wte^T, wte being (V,C). */
+    k->sgemm(0, 1, N, V, C, 1.0f, a->lnf, C, p->wte, C, 0.0f, a->logits, V);
+    if (targets) {
+        k->crossentropy_fwd_bwd(a->losses, NULL, a->logits, m->targets, 0.0f, N, V);
+        if (loss) {
+            double s = 0.0;
+            for (size_t i = 0; i < N; i++) s += a->losses[i];
+            *loss = (float)(s / (double)N);
+        }
+    }
+    return TERN_OK;
+}
+
+void tern_gpt2_zero_grad(tern_gpt2 *m) { memset(m->grads, 0, m->num_params * sizeof(float)); }
+
+void tern_gpt2_backward(tern_gpt2 *m, float loss_scale) {
+    TERN_ASSERT(m->have_targets);
+    const tern_kern *k = m->k;
+    size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.n_embd, NH = (size_t)m->cfg.n_head,
+           V = (size_t)m->cfg.vocab_size, B = m->B, T = m->T, N = B * T;
+    gpt2_params *p = &m->p, *g = &m->g;
+    gpt2_acts *a = &m->a;
+
+    /* d mean loss / d logits = (softmax - onehot) / N, written over the logits. */
+    k->crossentropy_fwd_bwd(a->losses, a->logits, a->logits, m->targets, loss_scale / (float)N, N, V);
+    float *dlogits = a->logits;
+    /* logits = lnf @ wte^T: dlnf = dlogits @ wte; dwte += dlogits^T @ lnf. */
+    k->sgemm(0, 0, N, C, V, 1.0f, dlogits, V, p->wte, C, 0.0f, a->dln, C);
+    k->sgemm(1, 0, V, C, N, 1.0f, dlogits, V, a->lnf, C, 1.0f, g->wte, C);
+    memset(a->dres, 0, N * C * sizeof(float));
+    k->layernorm_bwd(a->dres, g->lnfw, g->lnfb, a->dln, LAYER(a->residual3, L - 1, C), p->lnfw, a->lnf_mean,
+                     a->lnf_rstd, N, C);
+    /* dres now holds d loss / d residual3[L-1]; walk the blocks backwards. */
+    for (size_t l = L; l-- > 0;) {
+        const float *x = l == 0 ? a->encoded : LAYER(a->residual3, l - 1, C);
+        float *ln1 = LAYER(a->ln1, l, C), *ln1_mean = LAYER(a->ln1_mean, l, 1), *ln1_rstd = LAYER(a->ln1_rstd, l, 1);
+        float *qkv = LAYER(a->qkv, l, 3 * C), *atty = LAYER(a->atty, l, C);
+        float *att = a->att + l * m->resB * NH * m->resT * m->resT;
+        float *res2 = LAYER(a->residual2, l, C);
+        float *ln2 = LAYER(a->ln2, l, C), *ln2_mean = LAYER(a->ln2_mean, l, 1), *ln2_rstd = LAYER(a->ln2_rstd, l, 1);
+        float *fch = LAYER(a->fch, l, 4 * C), *fch_gelu = LAYER(a->fch_gelu, l, 4 * C);
+
+        /* residual3 = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
+        k->matmul_bwd(a->dfch, g->fcprojw + l * 4 * C * C, g->fcprojb + l * C, a->dres, fch_gelu,
+                      p->fcprojw + l * 4 * C * C, N, 4 * C, C);
+        k->gelu_bwd(a->dfch, fch, a->dfch, N * 4 * C);
+        k->matmul_bwd(a->dln, g->fcw + l * C * 4 * C, g->fcb + l * 4 * C, a->dfch, ln2, p->fcw + l * C * 4 * C, N, C,
+                      4 * C);
+        k->layernorm_bwd(a->dres, g->ln2w + l * C, g->ln2b + l * C, a->dln, res2, p->ln2w + l * C, ln2_mean, ln2_rstd, N,
+                         C);
+        /* residual2 = x + attproj(attention(qkv(ln1(x)))) */
+        k->matmul_bwd(a->datty, g->attprojw + l * C * C, g->attprojb + l * C, a->dres, atty, p->attprojw + l * C * C, N,
+                      C, C);
+        k->attention_bwd(a->dqkv, a->datt, a->datty, qkv, att, B, T, C, NH);
+        k->matmul_bwd(a->dln, g->qkvw + l * C * 3 * C, g->qkvb + l * 3 * C, a->dqkv, ln1, p->qkvw + l * C * 3 * C, N, C,
+                      3 * C);
+        k->layernorm_bwd(a->dres, g->ln1w + l * C, g->ln1b + l * C, a->dln, x, p->ln1w + l * C, ln1_mean, ln1_rstd, N,
+                         C);
+    }
+    k->encoder_bwd(g->wte, g->wpe, a->dres, m->inputs, B, T, C);
+    m->have_targets = 0; /* logits were overwritten */
+}
+
+const tern_gpt2_config *tern_gpt2_cfg(const tern_gpt2 *m) { return &m->cfg; }
+float *tern_gpt2_params(tern_gpt2 *m) { return m->params; }
+float *tern_gpt2_grads(tern_gpt2 *m) { return m->grads; }
+size_t tern_gpt2_num_params(const tern_gpt2 *m) { return m->num_params; }
+const float *tern_gpt2_logits(const tern_gpt2 *m) { return m->a.logits; }
+const float *tern_gpt2_losses(const tern_gpt2 *m) { return m->a.losses; }
+
+const tern_tensor *tern_gpt2_tensors(const tern_gpt2 *m, size_t *n) {
+    *n = m->num_tensors;
+    return m->tensors;
+}
+
+const tern_tensor *tern_gpt2_find(const tern_gpt2 *m, const char *name) {
+    for (size_t i = 0; i < m->num_tensors; i++)
+        if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
+    return NULL;
+}
