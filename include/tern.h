@@ -3,6 +3,7 @@
 #ifndef TERN_H
 #define TERN_H
 #include "tern/core.h"
+#include "tern/secure.h"
 #include "tern/model.h"
 #include "tern/optim.h"
 #include "tern/ckpt.h"

@@ -11,6 +11,7 @@ typedef struct {
 
 /* One row per subcommand; each lives in src/cli/<name>.c. */
 static const subcommand subcommands[] = {
+    {"keygen", cli_keygen, "make a sealing key, or an Ed25519 key pair for signing the run ledger"},
     {NULL, NULL, NULL},
 };
 
