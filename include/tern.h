@@ -7,4 +7,5 @@
 #include "tern/model.h"
 #include "tern/optim.h"
 #include "tern/ckpt.h"
+#include "tern/hw.h"
 #endif

@@ -12,6 +12,7 @@ typedef struct {
 /* One row per subcommand; each lives in src/cli/<name>.c. */
 static const subcommand subcommands[] = {
     {"keygen", cli_keygen, "make a sealing key, or an Ed25519 key pair for signing the run ledger"},
+    {"hw", cli_hw, "this machine's hardware and its export-control (ECCN 3A090) figures; --known for the table"},
     {NULL, NULL, NULL},
 };
 
