@@ -3,9 +3,11 @@
 #ifndef TERN_H
 #define TERN_H
 #include "tern/core.h"
+#include "tern/tok.h"
 #include "tern/secure.h"
 #include "tern/model.h"
 #include "tern/optim.h"
 #include "tern/ckpt.h"
+#include "tern/io.h"
 #include "tern/hw.h"
 #endif

@@ -70,6 +70,20 @@ const float *tern_gpt2_logits(const tern_gpt2 *m);
 const float *tern_gpt2_losses(const tern_gpt2 *m);
 /* Bytes of the activation buffers reserved. */
 size_t tern_gpt2_activation_bytes(const tern_gpt2 *m);
+/* Threads for kernels and matrix products (0 = all cores). */
+void tern_set_threads(int n);
 /* Selects a kernel set by name ("ref", "cpu"); default is tern_kern_get()'s. */
 tern_status tern_gpt2_set_kernels(tern_gpt2 *m, const char *name);
+
+/* ---- generation with a key-value cache ---- */
+typedef struct tern_gpt2_cache tern_gpt2_cache;
+/* A cache for up to n_ctx positions. */
+tern_status tern_gpt2_cache_init(tern_gpt2_cache **out, const tern_gpt2 *m);
+void tern_gpt2_cache_free(tern_gpt2_cache *c);
+void tern_gpt2_cache_reset(tern_gpt2_cache *c);
+size_t tern_gpt2_cache_len(const tern_gpt2_cache *c);
+/* Feeds one token at the next position and returns that position's logits (V floats, valid
+ * until the next call). Equal, up to rounding, to the last row of a full forward pass over the
+ * tokens fed so far. Fails when the cache is full (n_ctx tokens) or the token is out of range. */
+tern_status tern_gpt2_cache_step(tern_gpt2 *m, tern_gpt2_cache *c, int32_t token, const float **logits);
 #endif

@@ -4,7 +4,10 @@
 
 #include "tern/core.h"
 
+#include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 static tern_kern cpu_full;
@@ -40,4 +43,11 @@ const tern_kern *tern_kern_get(void) {
         tern_log(TERN_LOG_WARN, "TERN_KERN=%s is not a kernel set here (ref, cpu); using cpu", forced);
     }
     return tern_kern_by_name("cpu");
+}
+
+void tern_set_threads(int n) {
+    if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
 }

@@ -426,3 +426,97 @@ const tern_tensor *tern_gpt2_find(const tern_gpt2 *m, const char *name) {
         if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
     return NULL;
 }
+
+/* ---- generation: one position at a time, keys and values cached per layer ---- */
+
+struct tern_gpt2_cache {
+    size_t len, cap;
+    float *k, *v;       /* (L, cap, C) each */
+    float *x, *h, *qkv, *y, *f, *fg, *tmp, *att, *logits; /* one position's activations */
+    float *mean, *rstd; /* scratch for LayerNorm (1 row) */
+};
+
+tern_status tern_gpt2_cache_init(tern_gpt2_cache **out, const tern_gpt2 *m) {
+    *out = NULL;
+    size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.n_embd, P = (size_t)m->cfg.n_ctx,
+           V = (size_t)m->cfg.vocab_size;
+    tern_gpt2_cache *c = calloc(1, sizeof *c);
+    if (!c) return tern_err(TERN_ENOMEM, "out of memory for the generation cache");
+    c->cap = P;
+    size_t sizes[] = {L * P * C, L * P * C, C, C, 3 * C, C, 4 * C, 4 * C, C, P, V, 1, 1};
+    float **bufs[] = {&c->k, &c->v, &c->x, &c->h, &c->qkv, &c->y, &c->f, &c->fg, &c->tmp, &c->att, &c->logits, &c->mean, &c->rstd};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        tern_status st = tern_alloc((void **)bufs[i], sizes[i] * sizeof(float), "the generation cache");
+        if (st != TERN_OK) {
+            tern_gpt2_cache_free(c);
+            return st;
+        }
+    }
+    *out = c;
+    return TERN_OK;
+}
+
+void tern_gpt2_cache_free(tern_gpt2_cache *c) {
+    if (!c) return;
+    float *bufs[] = {c->k, c->v, c->x, c->h, c->qkv, c->y, c->f, c->fg, c->tmp, c->att, c->logits, c->mean, c->rstd};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) tern_free(bufs[i]);
+    free(c);
+}
+
+void tern_gpt2_cache_reset(tern_gpt2_cache *c) { c->len = 0; }
+size_t tern_gpt2_cache_len(const tern_gpt2_cache *c) { return c->len; }
+
+tern_status tern_gpt2_cache_step(tern_gpt2 *m, tern_gpt2_cache *c, int32_t token, const float **logits) {
+    const tern_kern *k = m->k;
+    size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.n_embd, NH = (size_t)m->cfg.n_head,
+           V = (size_t)m->cfg.vocab_size, hs = C / NH, pos = c->len;
+    if (pos >= c->cap) return tern_err(TERN_EINVAL, "the context is full (%zu positions)", c->cap);
+    if (token < 0 || (size_t)token >= V)
+        return tern_err(TERN_EINVAL, "token %d is outside the vocabulary (size %zu)", token, V);
+    gpt2_params *p = &m->p;
+    int32_t tok = token;
+    k->encoder_fwd(c->x, &tok, p->wte, p->wpe + pos * C, 1, 1, C);
+    float scale = 1.0f / sqrtf((float)hs);
+    for (size_t l = 0; l < L; l++) {
+        float *kc = c->k + l * c->cap * C, *vc = c->v + l * c->cap * C;
+        k->layernorm_fwd(c->h, c->mean, c->rstd, c->x, p->ln1w + l * C, p->ln1b + l * C, 1, C);
+        k->matmul_fwd(c->qkv, c->h, p->qkvw + l * C * 3 * C, p->qkvb + l * 3 * C, 1, C, 3 * C);
+        memcpy(kc + pos * C, c->qkv + C, C * sizeof(float));
+        memcpy(vc + pos * C, c->qkv + 2 * C, C * sizeof(float));
+        for (size_t h = 0; h < NH; h++) {
+            const float *q = c->qkv + h * hs;
+            float mx = -INFINITY;
+            for (size_t u = 0; u <= pos; u++) {
+                const float *kk = kc + u * C + h * hs;
+                float s = 0.0f;
+                for (size_t i = 0; i < hs; i++) s += q[i] * kk[i];
+                c->att[u] = s * scale;
+                if (c->att[u] > mx) mx = c->att[u];
+            }
+            float sum = 0.0f;
+            for (size_t u = 0; u <= pos; u++) {
+                c->att[u] = expf(c->att[u] - mx);
+                sum += c->att[u];
+            }
+            float *y = c->y + h * hs;
+            for (size_t i = 0; i < hs; i++) y[i] = 0.0f;
+            for (size_t u = 0; u <= pos; u++) {
+                const float *vv = vc + u * C + h * hs;
+                float a = c->att[u] / sum;
+                for (size_t i = 0; i < hs; i++) y[i] += a * vv[i];
+            }
+        }
+        k->matmul_fwd(c->tmp, c->y, p->attprojw + l * C * C, p->attprojb + l * C, 1, C, C);
+        k->residual_fwd(c->x, c->x, c->tmp, C);
+        k->layernorm_fwd(c->h, c->mean, c->rstd, c->x, p->ln2w + l * C, p->ln2b + l * C, 1, C);
+        k->matmul_fwd(c->f, c->h, p->fcw + l * C * 4 * C, p->fcb + l * 4 * C, 1, C, 4 * C);
+        k->gelu_fwd(c->fg, c->f, 4 * C);
+        k->matmul_fwd(c->tmp, c->fg, p->fcprojw + l * 4 * C * C, p->fcprojb + l * C, 1, 4 * C, C);
+        k->residual_fwd(c->x, c->x, c->tmp, C);
+    }
+    k->layernorm_fwd(c->h, c->mean, c->rstd, c->x, p->lnfw, p->lnfb, 1, C);
+    k->sgemm(0, 1, 1, V, C, 1.0f, c->h, C, p->wte, C, 0.0f, c->logits, V);
+    c->len++;
+    *logits = c->logits;
+    return TERN_OK;
+}

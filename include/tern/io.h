@@ -1,0 +1,51 @@
+/* Moving models in and out of tern: a Hugging Face GPT-2 folder (config.json +
+ * model.safetensors, with GPT-2's tokenizer files) and checkpoint folders. Follows the layout
+ * that transformers' GPT2LMHeadModel.save_pretrained writes and from_pretrained reads. */
+#ifndef TERN_IO_H
+#define TERN_IO_H
+#include "tern/ckpt.h"
+#include "tern/model.h"
+#include "tern/optim.h"
+
+/* Writes the model's parameters as safetensors under Hugging Face names with the given prefix
+ * ("transformer." for a GPT2LMHeadModel folder), float32, metadata format=pt. The tied head
+ * is not written (transformers ties lm_head to wte). Returns the bytes in memory when out/n are
+ * given instead of a path (for sealing). */
+tern_status tern_io_model_to_st(tern_gpt2 *m, const char *prefix, tern_st_writer **out);
+
+/* Reads a Hugging Face GPT-2 config.json into cfg (n_layer, n_head, n_embd, n_positions,
+ * vocab_size; checks layer_norm_epsilon 1e-5 and activation gelu_new). */
+tern_status tern_io_read_hf_config(const char *path, tern_gpt2_config *cfg);
+/* Loads parameters from a safetensors file with Hugging Face GPT-2 names, with or without the
+ * "transformer." prefix; ignores attn.bias / attn.masked_bias buffers; accepts lm_head.weight
+ * when it equals wte.weight (tied), refuses an untied head. Every parameter must be present
+ * with the model's shape. */
+tern_status tern_io_load_st_params(tern_gpt2 *m, const tern_safetensors *st);
+/* Opens a Hugging Face GPT-2 folder: builds the model from its config.json and loads its
+ * model.safetensors. */
+tern_status tern_io_load_hf(const char *dir, tern_gpt2 **out);
+/* Writes a Hugging Face GPT-2 folder: config.json, model.safetensors, generation_config.json,
+ * and the tokenizer's vocab.json + merges.txt copied from tokenizer_dir (which may hold either
+ * name pair). eos_id is <|endoftext|>'s id. */
+tern_status tern_io_export_hf(tern_gpt2 *m, const char *tokenizer_dir, int eos_id, const char *outdir);
+
+/* Opens a model from a run folder (its latest checkpoint, or step `step` when step > 0), or
+ * from a Hugging Face GPT-2 folder. *tokdir (malloc'd, may be NULL when the caller does not
+ * want it) receives the folder holding its tokenizer files. */
+tern_status tern_io_open_model(const char *path, long long step, tern_gpt2 **out, char **tokdir);
+
+/* ---- checkpoints: RUNDIR/ckpt/step-NNNNNN/{model,optimizer}.safetensors + state.json ---- */
+/* Writes a checkpoint folder atomically (written aside, fsynced, renamed), points
+ * RUNDIR/ckpt/latest at it, and removes all but the newest `keep` checkpoints. state_json is
+ * the run state (step, cursor, configuration). */
+tern_status tern_ckpt_save(const char *rundir, uint64_t step, tern_gpt2 *m, const tern_adamw *opt, const char *state_json,
+                           int keep);
+/* The folder `latest` points to (malloc'd), or TERN_ENOTFOUND when the run has no checkpoint. */
+tern_status tern_ckpt_latest(const char *rundir, char **ckptdir);
+/* The folder of a given step (malloc'd), checked to exist. */
+tern_status tern_ckpt_at_step(const char *rundir, uint64_t step, char **ckptdir);
+tern_status tern_ckpt_load_model(const char *ckptdir, tern_gpt2 *m);
+tern_status tern_ckpt_load_optimizer(const char *ckptdir, const tern_gpt2 *m, tern_adamw *opt);
+/* state.json as text (malloc'd). */
+tern_status tern_ckpt_read_state(const char *ckptdir, char **json);
+#endif

@@ -1,0 +1,91 @@
+/* Training runs: the options of `tern train` (one table serves flags, --config JSON and the
+ * resolved RUNDIR/config.json), and the run itself: data, model, AdamW, evaluation, metrics,
+ * checkpoints, exact resume. The loop is a pure function of (step, loader cursor), so a run
+ * stopped and resumed computes what an unbroken run computes, bit for bit. */
+#ifndef TERN_TRAIN_H
+#define TERN_TRAIN_H
+#include <signal.h>
+
+#include "tern/core.h"
+
+/* X(key, type, default, help): key is the JSON key; the flag is "--" + key with '_' -> '-'.
+ * Types: I (integer), F (number), S (string), B (flag). */
+#define TERN_TRAIN_OPTS(X)                                                                                      \
+    X(data, S, NULL, "data folder made by `tern prepare`")                                                    \
+    X(out, S, NULL, "run folder (checkpoints, metrics, config)")                                              \
+    X(init, S, NULL, "start from a Hugging Face GPT-2 folder (config.json + model.safetensors)")              \
+    X(n_layer, I, 4, "transformer blocks")                                                                    \
+    X(n_head, I, 4, "attention heads")                                                                        \
+    X(n_embd, I, 128, "width")                                                                                \
+    X(seq, I, 128, "tokens per row (context length)")                                                         \
+    X(n_ctx, I, 0, "positions the model holds (default: seq; from the model with --init)")                    \
+    X(vocab_size, I, 0, "vocabulary size (default: the data's)")                                              \
+    X(steps, I, 1000, "optimizer steps in the whole run (the schedule's length)")                             \
+    X(stop_at, I, 0, "stop (with a checkpoint) after this step; 0 = run to --steps")                          \
+    X(batch, I, 8, "rows per micro-batch (per process)")                                                      \
+    X(grad_accum, I, 1, "micro-batches per optimizer step")                                                   \
+    X(lr, F, 1e-3, "peak learning rate")                                                                      \
+    X(min_lr, F, -1, "final learning rate of the cosine schedule (default lr/10)")                            \
+    X(warmup, I, 0, "linear warm-up steps")                                                                   \
+    X(schedule, S, "cosine", "constant or cosine")                                                            \
+    X(weight_decay, F, 0.1, "AdamW decoupled weight decay (tensors of 2+ dimensions)")                        \
+    X(beta1, F, 0.9, "AdamW beta1")                                                                           \
+    X(beta2, F, 0.95, "AdamW beta2")                                                                          \
+    X(eps, F, 1e-8, "AdamW epsilon")                                                                          \
+    X(grad_clip, F, 1.0, "global gradient-norm clip (0 = off)")                                               \
+    X(seed, I, 1337, "seed of initialisation and shuffling")                                                  \
+    X(no_shuffle, B, 0, "read windows in order instead of a seeded random order per epoch")                   \
+    X(eval_every, I, 0, "evaluate on the val split every N steps (0 = only at the end)")                      \
+    X(eval_batches, I, 20, "val batches per evaluation")                                                      \
+    X(ckpt_every, I, 0, "checkpoint every N steps (0 = only at the end)")                                     \
+    X(keep, I, 3, "checkpoints to keep")                                                                      \
+    X(precision, S, "fp32", "arithmetic: fp32")                                                               \
+    X(threads, I, 0, "threads (0 = all cores)")                                                               \
+    X(max_bad_steps, I, 10, "stop after this many non-finite steps in a row")                                 \
+    X(resume, B, 0, "continue the run in --out from its latest checkpoint")
+
+typedef struct tern_train_opts {
+#define TERN_OPT_FIELD_I long long
+#define TERN_OPT_FIELD_F double
+#define TERN_OPT_FIELD_S const char *
+#define TERN_OPT_FIELD_B int
+#define X(key, type, def, help) TERN_OPT_FIELD_##type key;
+    TERN_TRAIN_OPTS(X)
+#undef X
+    char *owned[64]; /* strings read from JSON files, freed by tern_train_opts_free */
+    int n_owned;
+    unsigned char set[64]; /* which options were given explicitly */
+} tern_train_opts;
+
+void tern_train_opts_defaults(tern_train_opts *o);
+void tern_train_opts_free(tern_train_opts *o);
+/* Sets option `key` (JSON spelling) from text. Unknown keys and bad values are errors. */
+tern_status tern_train_opts_set(tern_train_opts *o, const char *key, const char *value);
+/* Reads a JSON object of options (the same keys); values given explicitly before are kept
+ * (flags override the file). */
+tern_status tern_train_opts_load_json(tern_train_opts *o, const char *path);
+/* Whether option `key` was given explicitly (by a flag or a --config file). */
+int tern_train_opts_is_set(const tern_train_opts *o, const char *key);
+/* Checks ranges and relations (e.g. n_embd divisible by n_head). */
+tern_status tern_train_opts_check(const tern_train_opts *o);
+/* All options as a JSON object text (malloc'd). */
+char *tern_train_opts_to_json(const tern_train_opts *o);
+/* Prints the option list for --help. */
+void tern_train_opts_help(FILE *f);
+
+typedef struct tern_train_hooks {
+    volatile sig_atomic_t *stop; /* set by a signal handler: finish the step, checkpoint, return */
+    int progress;                /* 1: a progress display on stderr */
+} tern_train_hooks;
+
+/* Runs (or, with o->resume, continues) a training run. Returns TERN_OK when the run reached its
+ * last step or was stopped on request with a checkpoint written. */
+tern_status tern_train_run(const tern_train_opts *o, const tern_train_hooks *hooks);
+
+/* Mean loss of a model over up to `batches` windows (B rows of T tokens) of a data folder's val
+ * split, read in order. Stores the number of tokens evaluated. */
+struct tern_gpt2;
+struct tern_dataset;
+tern_status tern_eval_loss(struct tern_gpt2 *m, const struct tern_dataset *val, size_t B, size_t T, size_t batches,
+                           double *loss, size_t *tokens);
+#endif

@@ -1,0 +1,247 @@
+/* Checkpoint folders: RUNDIR/ckpt/step-NNNNNN/ holding model.safetensors (Hugging Face names),
+ * optimizer.safetensors (AdamW moments per tensor, torch's exp_avg/exp_avg_sq names) and
+ * state.json; RUNDIR/ckpt/latest names the newest. A checkpoint appears whole or not at all:
+ * its files are written into a hidden folder, fsynced, and the folder renamed into place before
+ * `latest` is switched (itself an atomic file). Unlike llm.c's in-place writes, a kill at any
+ * moment leaves the previous checkpoint intact. */
+#include "tern/io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static tern_status remove_tree(const char *path) {
+    struct stat sb;
+    if (lstat(path, &sb) != 0) return errno == ENOENT ? TERN_OK : tern_err(TERN_EIO, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) return tern_err(TERN_EIO, "%s: cannot open folder: %s", path, strerror(errno));
+        struct dirent *e;
+        tern_status st = TERN_OK;
+        while (st == TERN_OK && (e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char *sub = tern_path_join(path, e->d_name);
+            st = sub ? remove_tree(sub) : tern_err(TERN_ENOMEM, "out of memory");
+            free(sub);
+        }
+        closedir(d);
+        if (st != TERN_OK) return st;
+        if (rmdir(path) != 0) return tern_err(TERN_EIO, "%s: cannot remove folder: %s", path, strerror(errno));
+    } else if (unlink(path) != 0) {
+        return tern_err(TERN_EIO, "%s: cannot remove: %s", path, strerror(errno));
+    }
+    return TERN_OK;
+}
+
+static tern_status write_optimizer(const char *path, const tern_gpt2 *m, const tern_adamw *opt, uint64_t step) {
+    tern_st_writer *w;
+    TERN_TRY(tern_st_writer_init(&w));
+    size_t n;
+    const tern_tensor *t = tern_gpt2_tensors(m, &n);
+    char stepbuf[32];
+    snprintf(stepbuf, sizeof stepbuf, "%llu", (unsigned long long)step);
+    tern_status st = tern_st_add_meta(w, "step", stepbuf);
+    TERN_ASSERT(opt->begin == 0 && opt->end == tern_gpt2_num_params(m));
+    for (size_t i = 0; st == TERN_OK && i < n; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "exp_avg.%s", t[i].name);
+        st = tern_st_add(w, name, TERN_DT_F32, t[i].ndim, t[i].shape, opt->m + t[i].offset);
+        snprintf(name, sizeof name, "exp_avg_sq.%s", t[i].name);
+        if (st == TERN_OK) st = tern_st_add(w, name, TERN_DT_F32, t[i].ndim, t[i].shape, opt->v + t[i].offset);
+    }
+    if (st == TERN_OK) st = tern_st_write(w, path);
+    tern_st_writer_free(w);
+    return st;
+}
+
+static int is_step_dir(const char *name, unsigned long long *step) {
+    if (strncmp(name, "step-", 5) != 0) return 0;
+    char *end;
+    *step = strtoull(name + 5, &end, 10);
+    return *end == 0 && end != name + 5;
+}
+
+static int cmp_ull(const void *a, const void *b) {
+    unsigned long long x = *(const unsigned long long *)a, y = *(const unsigned long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Removes all but the newest `keep` step folders, and any half-written hidden ones. */
+static tern_status prune(const char *ckroot, int keep) {
+    DIR *d = opendir(ckroot);
+    if (!d) return tern_err(TERN_EIO, "%s: cannot open folder: %s", ckroot, strerror(errno));
+    unsigned long long steps[4096];
+    size_t n = 0;
+    struct dirent *e;
+    tern_status st = TERN_OK;
+    while ((e = readdir(d))) {
+        unsigned long long s;
+        if (is_step_dir(e->d_name, &s) && n < sizeof steps / sizeof steps[0]) steps[n++] = s;
+    }
+    closedir(d);
+    qsort(steps, n, sizeof steps[0], cmp_ull);
+    for (size_t i = 0; keep > 0 && i + (size_t)keep < n && st == TERN_OK; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "step-%06llu", steps[i]);
+        char *p = tern_path_join(ckroot, name);
+        st = p ? remove_tree(p) : tern_err(TERN_ENOMEM, "out of memory");
+        free(p);
+    }
+    return st;
+}
+
+tern_status tern_ckpt_save(const char *rundir, uint64_t step, tern_gpt2 *m, const tern_adamw *opt, const char *state_json,
+                           int keep) {
+    char *ckroot = tern_path_join(rundir, "ckpt");
+    if (!ckroot) return tern_err(TERN_ENOMEM, "out of memory");
+    char name[64], tmpname[96];
+    snprintf(name, sizeof name, "step-%06llu", (unsigned long long)step);
+    snprintf(tmpname, sizeof tmpname, ".tmp-%s-%ld", name, (long)getpid());
+    char *final = tern_path_join(ckroot, name), *tmp = tern_path_join(ckroot, tmpname);
+    char *fm = NULL, *fo = NULL, *fs = NULL;
+    tern_status st = (!final || !tmp) ? tern_err(TERN_ENOMEM, "out of memory") : tern_mkdir_p(ckroot);
+    if (st == TERN_OK) st = remove_tree(tmp);
+    if (st == TERN_OK && mkdir(tmp, 0755) != 0) st = tern_err(TERN_EIO, "%s: cannot create folder: %s", tmp, strerror(errno));
+    if (st == TERN_OK) {
+        fm = tern_path_join(tmp, "model.safetensors");
+        fo = tern_path_join(tmp, "optimizer.safetensors");
+        fs = tern_path_join(tmp, "state.json");
+        if (!fm || !fo || !fs) st = tern_err(TERN_ENOMEM, "out of memory");
+    }
+    if (st == TERN_OK) {
+        tern_st_writer *w;
+        st = tern_io_model_to_st(m, "transformer.", &w);
+        if (st == TERN_OK) st = tern_st_write(w, fm);
+        tern_st_writer_free(st == TERN_OK ? w : NULL);
+    }
+    if (st == TERN_OK) st = write_optimizer(fo, m, opt, step);
+    if (st == TERN_OK) st = tern_write_file_atomic(fs, state_json, strlen(state_json));
+    if (st == TERN_OK) st = tern_fsync_dir(tmp);
+    /* A complete folder of this step may exist from a run that died before switching `latest`;
+     * the new one replaces it. */
+    if (st == TERN_OK) st = remove_tree(final);
+    if (st == TERN_OK && rename(tmp, final) != 0)
+        st = tern_err(TERN_EIO, "%s: cannot rename checkpoint into place: %s", final, strerror(errno));
+    if (st == TERN_OK) st = tern_fsync_dir(ckroot);
+    if (st == TERN_OK) {
+        char *latest = tern_path_join(ckroot, "latest");
+        char line[80];
+        int k = snprintf(line, sizeof line, "%s\n", name);
+        st = latest ? tern_write_file_atomic(latest, line, (size_t)k) : tern_err(TERN_ENOMEM, "out of memory");
+        free(latest);
+    }
+    if (st == TERN_OK) st = prune(ckroot, keep);
+    if (st != TERN_OK && tmp) {
+        tern_status keep_st = st;
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", tern_errmsg());
+        remove_tree(tmp);
+        tern_err(keep_st, "%s", msg);
+    }
+    free(fm);
+    free(fo);
+    free(fs);
+    free(final);
+    free(tmp);
+    free(ckroot);
+    return st;
+}
+
+tern_status tern_ckpt_latest(const char *rundir, char **ckptdir) {
+    *ckptdir = NULL;
+    char *ckroot = tern_path_join(rundir, "ckpt");
+    char *latest = ckroot ? tern_path_join(ckroot, "latest") : NULL;
+    if (!latest) {
+        free(ckroot);
+        return tern_err(TERN_ENOMEM, "out of memory");
+    }
+    char *text;
+    size_t n;
+    tern_status st = tern_read_file(latest, &text, &n);
+    if (st == TERN_ENOTFOUND) st = tern_err(TERN_ENOTFOUND, "%s: the run has no checkpoint (no %s)", rundir, latest);
+    if (st == TERN_OK) {
+        while (n && (text[n - 1] == '\n' || text[n - 1] == ' ')) text[--n] = 0;
+        unsigned long long step;
+        if (!is_step_dir(text, &step) || strchr(text, '/')) {
+            st = tern_err(TERN_EFORMAT, "%s: does not name a checkpoint folder (found \"%.40s\")", latest, text);
+        } else {
+            *ckptdir = tern_path_join(ckroot, text);
+            struct stat sb;
+            if (!*ckptdir)
+                st = tern_err(TERN_ENOMEM, "out of memory");
+            else if (stat(*ckptdir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+                st = tern_err(TERN_ENOTFOUND, "%s: names %s, which does not exist", latest, text);
+        }
+        free(text);
+    }
+    if (st != TERN_OK) {
+        free(*ckptdir);
+        *ckptdir = NULL;
+    }
+    free(latest);
+    free(ckroot);
+    return st;
+}
+
+tern_status tern_ckpt_at_step(const char *rundir, uint64_t step, char **ckptdir) {
+    char rel[64];
+    snprintf(rel, sizeof rel, "ckpt/step-%06llu", (unsigned long long)step);
+    *ckptdir = tern_path_join(rundir, rel);
+    if (!*ckptdir) return tern_err(TERN_ENOMEM, "out of memory");
+    struct stat sb;
+    if (stat(*ckptdir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        tern_status st = tern_err(TERN_ENOTFOUND, "%s: no checkpoint of step %llu (looked for %s)", rundir,
+                                  (unsigned long long)step, *ckptdir);
+        free(*ckptdir);
+        *ckptdir = NULL;
+        return st;
+    }
+    return TERN_OK;
+}
+
+tern_status tern_ckpt_load_model(const char *ckptdir, tern_gpt2 *m) {
+    char *p = tern_path_join(ckptdir, "model.safetensors");
+    if (!p) return tern_err(TERN_ENOMEM, "out of memory");
+    tern_safetensors *st;
+    tern_status s = tern_st_open(&st, p);
+    free(p);
+    if (s != TERN_OK) return s;
+    s = tern_io_load_st_params(m, st);
+    tern_st_free(st);
+    return s;
+}
+
+tern_status tern_ckpt_load_optimizer(const char *ckptdir, const tern_gpt2 *m, tern_adamw *opt) {
+    char *p = tern_path_join(ckptdir, "optimizer.safetensors");
+    if (!p) return tern_err(TERN_ENOMEM, "out of memory");
+    tern_safetensors *st;
+    tern_status s = tern_st_open(&st, p);
+    free(p);
+    if (s != TERN_OK) return s;
+    size_t n;
+    const tern_tensor *t = tern_gpt2_tensors(m, &n);
+    for (size_t i = 0; s == TERN_OK && i < n; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "exp_avg.%s", t[i].name);
+        s = tern_st_read_f32(st, name, opt->m + t[i].offset, t[i].ndim, t[i].shape);
+        snprintf(name, sizeof name, "exp_avg_sq.%s", t[i].name);
+        if (s == TERN_OK) s = tern_st_read_f32(st, name, opt->v + t[i].offset, t[i].ndim, t[i].shape);
+    }
+    if (s == TERN_OK && tern_st_count(st) != 2 * n)
+        s = tern_err(TERN_EFORMAT, "%s: has %zu tensors, expected %zu (two moments per parameter tensor)", tern_st_label(st),
+                     tern_st_count(st), 2 * n);
+    tern_st_free(st);
+    return s;
+}
+
+tern_status tern_ckpt_read_state(const char *ckptdir, char **json) {
+    char *p = tern_path_join(ckptdir, "state.json");
+    if (!p) return tern_err(TERN_ENOMEM, "out of memory");
+    size_t n;
+    tern_status s = tern_read_file(p, json, &n);
+    free(p);
+    return s;
+}

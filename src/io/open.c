@@ -1,0 +1,77 @@
+/* Opening a model wherever it lives: a run folder (config.json + ckpt/) or a Hugging Face
+ * GPT-2 folder. The commands that read models (eval, sample, export) all go through here. */
+#include "tern/io.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int get_int(cJSON *j, const char *k, int *out) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    if (!cJSON_IsNumber(v)) return 0;
+    *out = (int)v->valuedouble;
+    return 1;
+}
+
+static tern_status open_run(const char *dir, long long step, tern_gpt2 **out) {
+    char *cfgp = tern_path_join(dir, "config.json"), *ck = NULL, *text = NULL;
+    size_t n;
+    tern_status st = cfgp ? tern_read_file(cfgp, &text, &n) : tern_err(TERN_ENOMEM, "out of memory");
+    cJSON *j = st == TERN_OK ? cJSON_ParseWithLength(text, n) : NULL;
+    tern_gpt2_config c = {0};
+    if (st == TERN_OK && (!get_int(j, "n_layer", &c.n_layer) || !get_int(j, "n_head", &c.n_head) ||
+                          !get_int(j, "n_embd", &c.n_embd) || !get_int(j, "n_ctx", &c.n_ctx) ||
+                          !get_int(j, "vocab_size", &c.vocab_size)))
+        st = tern_err(TERN_EFORMAT, "%s: not a run configuration (needs n_layer, n_head, n_embd, n_ctx, vocab_size)", cfgp);
+    cJSON_Delete(j);
+    free(text);
+    if (st == TERN_OK) st = step > 0 ? tern_ckpt_at_step(dir, (uint64_t)step, &ck) : tern_ckpt_latest(dir, &ck);
+    tern_gpt2 *m = NULL;
+    if (st == TERN_OK) st = tern_gpt2_init(&m, &c);
+    if (st == TERN_OK) st = tern_ckpt_load_model(ck, m);
+    free(ck);
+    free(cfgp);
+    if (st != TERN_OK) {
+        tern_gpt2_free(m);
+        return st;
+    }
+    *out = m;
+    return TERN_OK;
+}
+
+tern_status tern_io_open_model(const char *path, long long step, tern_gpt2 **out, char **tokdir) {
+    *out = NULL;
+    if (tokdir) *tokdir = NULL;
+    char *ckpt = tern_path_join(path, "ckpt"), *hfm = tern_path_join(path, "model.safetensors");
+    if (!ckpt || !hfm) {
+        free(ckpt);
+        free(hfm);
+        return tern_err(TERN_ENOMEM, "out of memory");
+    }
+    int is_run = tern_path_exists(ckpt), is_hf = tern_path_exists(hfm);
+    free(ckpt);
+    free(hfm);
+    tern_status st;
+    if (is_run) {
+        st = open_run(path, step, out);
+        if (st == TERN_OK && tokdir && !(*tokdir = tern_path_join(path, "tokenizer"))) st = tern_err(TERN_ENOMEM, "out of memory");
+    } else if (is_hf) {
+        if (step > 0) return tern_err(TERN_EINVAL, "%s: a Hugging Face folder has no steps to choose from", path);
+        st = tern_io_load_hf(path, out);
+        if (st == TERN_OK && tokdir && !(*tokdir = strdup(path))) st = tern_err(TERN_ENOMEM, "out of memory");
+    } else if (!tern_path_exists(path)) {
+        return tern_err(TERN_ENOTFOUND, "%s: no such file or folder", path);
+    } else {
+        return tern_err(TERN_EFORMAT, "%s: neither a run folder (with ckpt/) nor a Hugging Face folder (with model.safetensors)",
+                        path);
+    }
+    if (st != TERN_OK) {
+        tern_gpt2_free(*out);
+        *out = NULL;
+        if (tokdir) {
+            free(*tokdir);
+            *tokdir = NULL;
+        }
+    }
+    return st;
+}
