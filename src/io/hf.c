@@ -77,6 +77,11 @@ static const tern_st_entry *find_either(const tern_safetensors *st, const char *
     return tern_st_find(st, pre);
 }
 
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
 tern_status tern_io_load_st_params(tern_gpt2 *m, const tern_safetensors *st) {
     size_t n;
     const tern_tensor *t = tern_gpt2_tensors(m, &n);
@@ -95,8 +100,7 @@ tern_status tern_io_load_st_params(tern_gpt2 *m, const tern_safetensors *st) {
         const char *nm = e->name;
         if (!strncmp(nm, "transformer.", 12)) nm += 12;
         if (tern_gpt2_find(m, nm)) continue;
-        size_t len = strlen(nm);
-        if ((len > 9 && !strcmp(nm + len - 9, ".attn.bias")) || (len > 16 && !strcmp(nm + len - 16, ".attn.masked_bias")))
+        if (ends_with(nm, ".attn.bias") || ends_with(nm, ".attn.masked_bias"))
             continue; /* causal-mask buffers of older transformers versions */
         if (!strcmp(nm, "lm_head.weight")) {
             float *head = malloc(wte->numel * sizeof(float));

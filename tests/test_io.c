@@ -1,0 +1,233 @@
+/* Tests of ckpt/ and io/: safetensors round trips and malformed files (exact messages), Hugging
+ * Face folders out and in (bit-exact), the Hub's own layouts, the generation cache against the
+ * full forward pass, and checkpoint folders (latest pointer, keeping the last K). */
+#include "check.h"
+#include "tern.h"
+
+#include <unistd.h>
+
+static tern_gpt2 *random_model(int L, int NH, int C, int P, int V, uint64_t seed) {
+    tern_gpt2_config cfg = {L, NH, C, P, V};
+    tern_gpt2 *m;
+    if (tern_gpt2_init(&m, &cfg) != TERN_OK) {
+        printf("%s\n", tern_errmsg());
+        exit(2);
+    }
+    tern_gpt2_init_weights(m, seed);
+    /* non-trivial LayerNorm parameters and biases, so that a mix-up would show */
+    float *p = tern_gpt2_params(m);
+    for (size_t i = 0; i < tern_gpt2_num_params(m); i++) p[i] += 0.01f * tern_rng_normal(seed, 99, i);
+    return m;
+}
+
+static void test_st_roundtrip(void) {
+    const char *d = test_tmpdir("io_st");
+    float a[6] = {1, -2, 3.5f, 0, 1e-30f, -7};
+    int32_t b[3] = {7, -1, 65536};
+    size_t sa[2] = {2, 3}, sb[1] = {3};
+    tern_st_writer *w;
+    CHECK(tern_st_writer_init(&w) == TERN_OK, "init");
+    tern_st_add(w, "a", TERN_DT_F32, 2, sa, a);
+    tern_st_add(w, "b", TERN_DT_I32, 1, sb, b);
+    tern_st_add_meta(w, "k", "v");
+    char *p = tern_path_join(d, "x.safetensors");
+    CHECK(tern_st_write(w, p) == TERN_OK, "%s", tern_errmsg());
+    tern_st_writer_free(w);
+    tern_safetensors *st;
+    CHECK(tern_st_open(&st, p) == TERN_OK, "%s", tern_errmsg());
+    float got[6];
+    CHECK(tern_st_read_f32(st, "a", got, 2, sa) == TERN_OK && !memcmp(got, a, sizeof a), "a");
+    const tern_st_entry *e = tern_st_find(st, "b");
+    CHECK(e && e->dtype == TERN_DT_I32 && !memcmp(tern_st_data(st, e), b, sizeof b), "b");
+    CHECK(tern_st_meta(st, "k") && !strcmp(tern_st_meta(st, "k"), "v"), "meta");
+    size_t wrong[2] = {3, 2};
+    CHECK(tern_st_read_f32(st, "a", got, 2, wrong) == TERN_EFORMAT, "shape");
+    char want[600];
+    snprintf(want, sizeof want, "%s: tensor 'a' has shape [2, 3], expected [3, 2]", p);
+    CHECK(!strcmp(tern_errmsg(), want), "%s", tern_errmsg());
+    CHECK(tern_st_read_f32(st, "nope", got, 2, sa) == TERN_ENOTFOUND, "missing");
+    tern_st_free(st);
+    free(p);
+}
+
+/* A safetensors buffer with the given header text and n data bytes. */
+static size_t make_st(uint8_t *buf, const char *header, size_t ndata) {
+    size_t h = strlen(header);
+    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(h >> (8 * i));
+    memcpy(buf + 8, header, h);
+    memset(buf + 8 + h, 0, ndata);
+    return 8 + h + ndata;
+}
+
+static void expect_bad(const uint8_t *buf, size_t n, const char *msg) {
+    tern_safetensors *st;
+    tern_status s = tern_st_from_buffer(&st, buf, n, "f.st");
+    CHECK(s == TERN_EFORMAT, "accepted, expected: %s", msg);
+    CHECK(!strcmp(tern_errmsg(), msg), "got '%s', expected '%s'", tern_errmsg(), msg);
+}
+
+static void test_st_malformed(void) {
+    uint8_t buf[512];
+    expect_bad((const uint8_t *)"abc", 3, "f.st: not a safetensors file: 3 bytes, shorter than the 8-byte header length");
+    size_t n = make_st(buf, "{}", 0);
+    buf[0] = 200;
+    expect_bad(buf, n, "f.st: safetensors header length 200 runs past the end of the file (10 bytes)");
+    n = make_st(buf, "[1]", 0);
+    expect_bad(buf, n, "f.st: safetensors header is not a JSON object");
+    n = make_st(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8);
+    expect_bad(buf, n, "f.st: tensor 'b' starts at byte 4 of the data buffer, expected 8 (gap or overlap)");
+    n = make_st(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8);
+    expect_bad(buf, n, "f.st: tensor 'a' has 8 bytes of data but its shape and dtype need 12");
+    n = make_st(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,16]}}", 8);
+    expect_bad(buf, n, "f.st: tensor 'a' has data_offsets outside the 8-byte data buffer");
+    n = make_st(buf, "{\"a\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8);
+    expect_bad(buf, n, "f.st: tensor 'a' has unsupported dtype 'Q4'");
+    n = make_st(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8);
+    expect_bad(buf, n, "f.st: tensor 'a' appears twice");
+    n = make_st(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8);
+    expect_bad(buf, n, "f.st: the tensors cover 4 bytes but the data buffer has 8");
+    n = make_st(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4);
+    expect_bad(buf, n, "f.st: tensor 'a' has a bad dimension in its shape");
+}
+
+static void test_hf_roundtrip(void) {
+    const char *d = test_tmpdir("io_hf");
+    tern_gpt2 *m = random_model(2, 2, 16, 12, 37, 5);
+    CHECK(tern_io_export_hf(m, NULL, 36, d) == TERN_OK, "%s", tern_errmsg());
+    tern_gpt2 *back;
+    CHECK(tern_io_load_hf(d, &back) == TERN_OK, "%s", tern_errmsg());
+    if (back) {
+        const tern_gpt2_config *c = tern_gpt2_cfg(back);
+        CHECK(c->n_layer == 2 && c->n_head == 2 && c->n_embd == 16 && c->n_ctx == 12 && c->vocab_size == 37, "config");
+        CHECK(!memcmp(tern_gpt2_params(back), tern_gpt2_params(m), tern_gpt2_num_params(m) * sizeof(float)),
+              "parameters differ after export and import");
+        tern_gpt2_free(back);
+    }
+    tern_gpt2_free(m);
+}
+
+/* The Hub's layout: names without the prefix, attention-mask buffers, a tied lm_head. */
+static void test_hf_hub_layouts(void) {
+    const char *d = test_tmpdir("io_hub");
+    tern_gpt2 *m = random_model(1, 2, 8, 6, 11, 3);
+    size_t n;
+    const tern_tensor *t = tern_gpt2_tensors(m, &n);
+    const float *p = tern_gpt2_params(m);
+    static float mask[36], other[88];
+    size_t mshape[4] = {1, 1, 6, 6};
+    const tern_tensor *wte = tern_gpt2_find(m, "wte.weight");
+    for (int variant = 0; variant < 4; variant++) {
+        tern_st_writer *w;
+        tern_st_writer_init(&w);
+        for (size_t i = 0; i < n; i++)
+            if (!(variant == 3 && !strcmp(t[i].name, "ln_f.bias"))) tern_st_add(w, t[i].name, TERN_DT_F32, t[i].ndim, t[i].shape, p + t[i].offset);
+        tern_st_add(w, "h.0.attn.bias", TERN_DT_F32, 4, mshape, mask);
+        tern_st_add(w, "h.0.attn.masked_bias", TERN_DT_F32, 0, NULL, mask);
+        memcpy(other, p + wte->offset, sizeof other);
+        if (variant == 1) other[5] += 1.0f;
+        tern_st_add(w, variant == 2 ? "lm_head.extra" : "lm_head.weight", TERN_DT_F32, 2, wte->shape, variant == 2 ? p : other);
+        char *path = tern_path_join(d, "model.safetensors");
+        tern_st_write(w, path);
+        tern_st_writer_free(w);
+        tern_safetensors *st;
+        CHECK(tern_st_open(&st, path) == TERN_OK, "%s", tern_errmsg());
+        tern_gpt2_config cfg = *tern_gpt2_cfg(m);
+        tern_gpt2 *b;
+        tern_gpt2_init(&b, &cfg);
+        tern_status s = tern_io_load_st_params(b, st);
+        char want[256];
+        if (variant == 0) {
+            CHECK(s == TERN_OK, "%s", tern_errmsg());
+            CHECK(!memcmp(tern_gpt2_params(b), p, tern_gpt2_num_params(m) * sizeof(float)), "values");
+        } else if (variant == 1) {
+            snprintf(want, sizeof want, "%s: lm_head.weight differs from wte.weight; tern's GPT-2 ties them", path);
+            CHECK(s == TERN_EFORMAT && !strcmp(tern_errmsg(), want), "%s", tern_errmsg());
+        } else if (variant == 2) {
+            snprintf(want, sizeof want, "%s: unexpected tensor 'lm_head.extra' for a GPT-2 of this shape", path);
+            CHECK(s == TERN_EFORMAT && !strcmp(tern_errmsg(), want), "%s", tern_errmsg());
+        } else {
+            snprintf(want, sizeof want, "%s: missing tensor 'ln_f.bias'", path);
+            CHECK(s == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want), "%s", tern_errmsg());
+        }
+        tern_st_free(st);
+        tern_gpt2_free(b);
+        free(path);
+    }
+    tern_gpt2_free(m);
+}
+
+static void test_kv_cache_matches_forward(void) {
+    tern_gpt2 *m = random_model(2, 4, 32, 10, 29, 11);
+    size_t T = 9, V = 29;
+    tern_gpt2_reserve(m, 1, T);
+    int32_t in[9] = {1, 5, 28, 0, 3, 3, 17, 9, 2};
+    CHECK(tern_gpt2_forward(m, in, NULL, 1, T, NULL) == TERN_OK, "%s", tern_errmsg());
+    float *full = malloc(T * V * sizeof(float));
+    memcpy(full, tern_gpt2_logits(m), T * V * sizeof(float));
+    tern_gpt2_cache *c;
+    CHECK(tern_gpt2_cache_init(&c, m) == TERN_OK, "%s", tern_errmsg());
+    for (size_t t = 0; t < T; t++) {
+        const float *lg;
+        CHECK(tern_gpt2_cache_step(m, c, in[t], &lg) == TERN_OK, "%s", tern_errmsg());
+        double e = rel_l2(lg, full + t * V, V);
+        CHECK(e < 1e-5, "position %zu: relative error %.3g", t, e);
+    }
+    const float *lg;
+    CHECK(tern_gpt2_cache_step(m, c, 1, &lg) == TERN_OK, "10th position fits");
+    CHECK(tern_gpt2_cache_step(m, c, 1, &lg) == TERN_EINVAL && !strcmp(tern_errmsg(), "the context is full (10 positions)"),
+          "%s", tern_errmsg());
+    tern_gpt2_cache_free(c);
+    free(full);
+    tern_gpt2_free(m);
+}
+
+static void test_ckpt_keep_and_latest(void) {
+    const char *d = test_tmpdir("io_ckpt");
+    tern_gpt2 *m = random_model(1, 2, 8, 6, 11, 4);
+    size_t np = tern_gpt2_num_params(m);
+    tern_adamw opt;
+    tern_adamw_init(&opt, 0, np);
+    for (size_t i = 0; i < np; i++) {
+        opt.m[i] = tern_rng_normal(1, 1, i);
+        opt.v[i] = fabsf(tern_rng_normal(1, 2, i));
+    }
+    for (uint64_t s = 1; s <= 5; s++) CHECK(tern_ckpt_save(d, s, m, &opt, "{\"step\":1}", 2) == TERN_OK, "%s", tern_errmsg());
+    char out[512];
+    CHECK(run_cmd(out, sizeof out, "ls -A '%s/ckpt' | tr '\\n' ' '", d) == 0 && !strcmp(out, "latest step-000004 step-000005 "),
+          "folder holds '%s'", out);
+    char *ck;
+    CHECK(tern_ckpt_latest(d, &ck) == TERN_OK && strstr(ck, "step-000005"), "%s", tern_errmsg());
+    tern_gpt2_config cfg = *tern_gpt2_cfg(m);
+    tern_gpt2 *b;
+    tern_gpt2_init(&b, &cfg);
+    tern_adamw o2;
+    tern_adamw_init(&o2, 0, np);
+    CHECK(tern_ckpt_load_model(ck, b) == TERN_OK && !memcmp(tern_gpt2_params(b), tern_gpt2_params(m), np * 4), "model");
+    CHECK(tern_ckpt_load_optimizer(ck, b, &o2) == TERN_OK && !memcmp(o2.m, opt.m, np * 4) && !memcmp(o2.v, opt.v, np * 4),
+          "optimizer: %s", tern_errmsg());
+    free(ck);
+    /* a `latest` that names something else is refused with the file's name */
+    char *lp = tern_path_join(d, "ckpt/latest");
+    tern_write_file_atomic(lp, "../../etc\n", 10);
+    char want[600];
+    snprintf(want, sizeof want, "%s: does not name a checkpoint folder (found \"../../etc\")", lp);
+    CHECK(tern_ckpt_latest(d, &ck) == TERN_EFORMAT && !strcmp(tern_errmsg(), want), "%s", tern_errmsg());
+    tern_write_file_atomic(lp, "step-000009\n", 12);
+    snprintf(want, sizeof want, "%s: names step-000009, which does not exist", lp);
+    CHECK(tern_ckpt_latest(d, &ck) == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want), "%s", tern_errmsg());
+    free(lp);
+    tern_adamw_free(&opt);
+    tern_adamw_free(&o2);
+    tern_gpt2_free(m);
+    tern_gpt2_free(b);
+}
+
+int main(void) {
+    RUN(test_st_roundtrip);
+    RUN(test_st_malformed);
+    RUN(test_hf_roundtrip);
+    RUN(test_hf_hub_layouts);
+    RUN(test_kv_cache_matches_forward);
+    RUN(test_ckpt_keep_and_latest);
+    return check_exit();
+}
