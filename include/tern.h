@@ -5,6 +5,7 @@
 #include "tern/core.h"
 #include "tern/tok.h"
 #include "tern/secure.h"
+#include "tern/ledger.h"
 #include "tern/model.h"
 #include "tern/optim.h"
 #include "tern/ckpt.h"

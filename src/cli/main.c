@@ -14,6 +14,7 @@ static const subcommand subcommands[] = {
     {"sample", cli_sample, "generate text from a run, a Hugging Face folder or a GGUF file"},
     {"export", cli_export, "write a run as a Hugging Face GPT-2 folder (or GGUF)"},
     {"keygen", cli_keygen, "make a sealing key, or an Ed25519 key pair for signing the run ledger"},
+    {"ledger", cli_ledger, "verify a run's ledger (hash chain, signatures, checkpoint files) or print its head"},
     {"hw", cli_hw, "this machine's hardware and its export-control (ECCN 3A090) figures; --known for the table"},
     {"plan", cli_plan, "rank candidate sites by time and cost for a run, with the owner's policy verdict"},
     {NULL, NULL, NULL},
