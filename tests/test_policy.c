@@ -180,7 +180,8 @@ static void test_sites(void) {
     CHECK(tern_site_from_buffer(&s, host, strlen(host), "s.json") == TERN_OK, "%s", tern_errmsg());
     CHECK(s.nhw >= 1 && s.hw[0].kind == TERN_HW_CPU && s.hw[0].cls.cls == TERN_3A090_NOT, "this host's CPU");
     tern_site_free(&s);
-    CHECK(tern_country_valid("DE") && tern_country_valid("TW") && tern_country_valid("MO") &&
+    CHECK(tern_country_valid("DE") && tern_country_valid("TW") && tern_country_valid("MO") && tern_country_valid("AD") &&
+              tern_country_valid("ZW") && !tern_country_valid("ZZ") &&
               !tern_country_valid("EU") && !tern_country_valid("de") && !tern_country_valid("DEU"),
           "ISO 3166-1 alpha-2");
 }

@@ -62,7 +62,7 @@ static void tops_list(char *out, size_t n, const double *tops) {
 }
 
 static void print_class_line(const tern_hw_class *c, double area) {
-    char tpp[32], pd[32], ar[32];
+    char tpp[128], pd[128], ar[128];
     fmt_num(tpp, sizeof tpp, c->tpp, 1);
     fmt_num(pd, sizeof pd, c->perf_density, 2);
     fmt_num(ar, sizeof ar, area > 0 ? area : NAN, 1);
@@ -93,7 +93,7 @@ static int show_host(int json) {
         cJSON_Delete(j);
         return 0;
     }
-    char mem[32];
+    char mem[128];
     fmt_num(mem, sizeof mem, h->memory_bytes / (1024.0 * 1024 * 1024), 1);
     printf("host %s, memory %s GiB\nNVML: %s\nrule set: %s\n", h->hostname, mem, h->nvml, TERN_3A090_RULE);
     for (int i = 0; i < h->ndev; i++) {
@@ -112,7 +112,7 @@ static int show_host(int json) {
                 if (d->cpu.features & (1u << b)) printf(" %s", fn[b]);
             printf("\n  peak basis: %s\n", d->basis);
         } else {
-            char gm[32];
+            char gm[128];
             fmt_num(gm, sizeof gm, d->memory_bytes / (1024.0 * 1024 * 1024), 1);
             printf("  memory %s GiB; figures from tern's table: %s\n", gm, d->known ? d->known->name : "none");
         }
@@ -140,7 +140,7 @@ static int show_known(int json) {
         const tern_hw_known *k = tern_hw_known_at(i);
         tern_hw_class c;
         tern_hw_classify(&c, k->dense_tops, k->die_area_mm2, k->datacenter);
-        char tpp[32], pd[32], ar[32];
+        char tpp[128], pd[128], ar[128];
         fmt_num(tpp, sizeof tpp, c.tpp, 1);
         fmt_num(pd, sizeof pd, c.perf_density, 2);
         fmt_num(ar, sizeof ar, k->die_area_mm2 > 0 ? k->die_area_mm2 : NAN, 1);

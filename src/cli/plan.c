@@ -131,7 +131,7 @@ int cli_plan(int argc, char **argv) {
            "count", "3A090", "tokens/s", "step", "compute", "transfer", "total", "cost", "policy");
     for (size_t i = 0; i < p.nrows; i++) {
         const tern_plan_row *r = &p.rows[i];
-        char step[32], comp[32], tr[32], tot[32], cost[48], tps[32];
+        char step[32], comp[32], tr[32], tot[32], cost[128], tps[32];
         fmt_time(step, sizeof step, r->step_s);
         fmt_time(comp, sizeof comp, r->compute_s);
         fmt_time(tr, sizeof tr, r->transfer_s);

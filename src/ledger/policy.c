@@ -26,7 +26,7 @@ static const char iso3166[] =
 
 int tern_country_valid(const char *cc) {
     if (!cc || strlen(cc) != 2 || !isupper((unsigned char)cc[0]) || !isupper((unsigned char)cc[1])) return 0;
-    for (const char *p = iso3166; *p; p += 3)
+    for (const char *p = iso3166; p[0] && p[1]; p += p[2] ? 3 : 2)
         if (p[0] == cc[0] && p[1] == cc[1]) return 1;
     return 0;
 }
