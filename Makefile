@@ -14,7 +14,7 @@ endif
 
 CPPFLAGS := -Iinclude -Isrc -D_GNU_SOURCE
 CFLAGS   := -std=c17 $(OPT) -Wall -Wextra -Werror -fopenmp -fno-fast-math $(SANFLAGS)
-LDLIBS   := -fopenmp -lsodium -lcjson -lopenblas -lm -ldl
+LDLIBS   := -fopenmp -lsodium -lcjson -ldnnl -lm -ldl
 LDFLAGS  := $(SANFLAGS)
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cli/*'))

@@ -2,7 +2,7 @@
 # Installs the Debian packages tern builds against, if any are missing. Needs root for apt;
 # without root it only says what is missing.
 set -eu
-pkgs=(gcc make libsodium-dev libcjson-dev libopenblas-dev strace)
+pkgs=(gcc make libsodium-dev libcjson-dev libdnnl-dev strace)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

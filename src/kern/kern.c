@@ -4,7 +4,6 @@
 
 #include "tern/core.h"
 
-#include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -48,6 +47,5 @@ const tern_kern *tern_kern_get(void) {
 void tern_set_threads(int n) {
     if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1) n = 1;
-    omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    omp_set_num_threads(n); /* oneDNN uses the same OpenMP pool */
 }
