@@ -149,7 +149,7 @@ static void test_policy_in_the_plan(void) {
 }
 
 static void test_cpu_benchmark(void) {
-    /* "tokens_per_s": "measure" times OpenBLAS sgemm here; the figure must be positive, say so, and
+    /* "tokens_per_s": "measure" times tern's own sgemm kernel here; the figure must be positive, say so, and
      * convert FLOP/s to tokens/s through the same FLOPs per token. */
     const char *dir = test_tmpdir("plan_measure");
     char sites[600];

@@ -5,7 +5,8 @@
  * 6N + 12*L*C*T count of Kaplan et al. (2020) / PaLM (Chowdhery et al., 2022, appendix B). */
 #include "ledger/hw_int.h"
 
-#include <cblas.h>
+#include "kern/kern.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,11 +75,12 @@ tern_status tern_plan_measure_cpu(const tern_plan_model *m, double *flops_per_s,
     }
     for (size_t i = 0; i < na; i++) a[i] = (float)((i % 17) * 0.01 - 0.08);
     for (size_t i = 0; i < nb; i++) b[i] = (float)((i % 13) * 0.01 - 0.06);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N); /* warm up */
+    const tern_kern *kern = tern_kern_get(); /* the matrix product tern trains with */
+    kern->sgemm(0, 0, (size_t)M, (size_t)N, (size_t)K, 1.0f, a, (size_t)K, b, (size_t)N, 0.0f, c, (size_t)N); /* warm up */
     int calls = 0;
     double t0 = tern_now(), t = 0;
     while (calls < 3 || t < 0.3) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N);
+        kern->sgemm(0, 0, (size_t)M, (size_t)N, (size_t)K, 1.0f, a, (size_t)K, b, (size_t)N, 0.0f, c, (size_t)N);
         calls++;
         t = tern_now() - t0;
     }
@@ -88,9 +90,9 @@ tern_status tern_plan_measure_cpu(const tern_plan_model *m, double *flops_per_s,
     tern_free(c);
     *flops_per_s = flops;
     snprintf(desc, ndesc,
-             "measured here: OpenBLAS sgemm %dx%dx%d, %.1f GFLOP/s over %d calls (%.2f s); matmul rate only, so an "
+             "measured here: tern's %s sgemm %dx%dx%d, %.1f GFLOP/s over %d calls (%.2f s); matmul rate only, so an "
              "upper bound",
-             M, K, N, flops / 1e9, calls, t);
+             kern->name, M, K, N, flops / 1e9, calls, t);
     return TERN_OK;
 }
 
