@@ -274,6 +274,29 @@ static void test_sgemm_sets(void) {
     }
 }
 
+/* Each kernel set's attention, forward and backward, against ref on awkward shapes (T prime,
+ * a head size not a multiple of 8). */
+static void test_attention_sets(void) {
+    const tern_kern *ref = tern_kern_by_name("ref"), *cpu = tern_kern_by_name("cpu");
+    size_t shapes[][3] = {{2, 13, 3}, {1, 1, 2}, {3, 31, 1}}; /* B, T, NH with hs = 12 */
+    for (size_t s = 0; s < 3; s++) {
+        size_t B = shapes[s][0], T = shapes[s][1], NH = shapes[s][2], C = 12 * NH, n3 = B * T * 3 * C, na = B * NH * T * T;
+        float *qkv = malloc(n3 * 4), *o1 = malloc(B * T * C * 4), *o2 = malloc(B * T * C * 4), *a1 = malloc(na * 4),
+              *a2 = malloc(na * 4), *dy = malloc(B * T * C * 4), *d1 = malloc(n3 * 4), *d2 = malloc(n3 * 4),
+              *s1 = malloc(na * 4), *s2 = malloc(na * 4);
+        for (size_t i = 0; i < n3; i++) qkv[i] = tern_rng_normal(3, 1, i);
+        for (size_t i = 0; i < B * T * C; i++) dy[i] = tern_rng_normal(3, 2, i);
+        ref->attention_fwd(o1, a1, qkv, B, T, C, NH);
+        cpu->attention_fwd(o2, a2, qkv, B, T, C, NH);
+        CHECK(rel_l2(o2, o1, B * T * C) < 1e-6, "forward B%zu T%zu NH%zu: %.3g", B, T, NH, rel_l2(o2, o1, B * T * C));
+        CHECK(rel_l2(a2, a1, na) < 1e-6, "probabilities: %.3g", rel_l2(a2, a1, na));
+        ref->attention_bwd(d1, s1, dy, qkv, a1, B, T, C, NH);
+        cpu->attention_bwd(d2, s2, dy, qkv, a1, B, T, C, NH);
+        CHECK(rel_l2(d2, d1, n3) < 1e-5, "backward B%zu T%zu NH%zu: %.3g", B, T, NH, rel_l2(d2, d1, n3));
+        free(qkv), free(o1), free(o2), free(a1), free(a2), free(dy), free(d1), free(d2), free(s1), free(s2);
+    }
+}
+
 static void test_bad_token_and_config(void) {
     tern_gpt2_config bad = {2, 3, 8, 6, 11};
     tern_gpt2 *m;
@@ -298,6 +321,7 @@ int main(void) {
     RUN(test_torch_l3_cpu);
     RUN(test_finite_differences);
     RUN(test_sgemm_sets);
+    RUN(test_attention_sets);
     RUN(test_bad_token_and_config);
     return check_exit();
 }
