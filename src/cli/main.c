@@ -17,6 +17,7 @@ static const subcommand subcommands[] = {
     {"ledger", cli_ledger, "verify a run's ledger (hash chain, signatures, checkpoint files) or print its head"},
     {"hw", cli_hw, "this machine's hardware and its export-control (ECCN 3A090) figures; --known for the table"},
     {"plan", cli_plan, "rank candidate sites by time and cost for a run, with the owner's policy verdict"},
+    {"tokenizer", cli_tokenizer, "train a byte-level BPE tokenizer, or encode and decode text with one"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,62 @@
+/* tern tok: GPT-2's byte-level BPE tokenizer: loading a tokenizer folder (vocab.json +
+ * merges.txt, or GPT-2's own encoder.json + vocab.bpe), encoding bytes to ids exactly as
+ * OpenAI's GPT-2 encoder does, decoding ids to the exact bytes, and training a new one.
+ * It knows nothing of shards or models. docs/FORMATS.md "Tokenizer folder" gives the files. */
+#ifndef TERN_TOK_H
+#define TERN_TOK_H
+
+#include "tern/core.h"
+
+typedef struct tern_tok tern_tok; /* immutable once loaded: safe to share between threads */
+
+/* A growable array of token ids; the caller owns it and frees it with tern_ids_free. */
+typedef struct tern_ids {
+    int32_t *p;
+    size_t n, cap;
+} tern_ids;
+void tern_ids_free(tern_ids *ids);
+tern_status tern_ids_push(tern_ids *ids, const int32_t *p, size_t n);
+
+/* Loads the tokenizer in folder dir: vocab.json + merges.txt if vocab.json is there, else
+ * encoder.json + vocab.bpe. Every problem (missing file, bad JSON, a merges line that is not
+ * two tokens, a vocabulary without <|endoftext|> or without some byte) is an error naming the
+ * file and, for merges, the line. */
+tern_status tern_tok_load(tern_tok **out, const char *dir);
+/* The same from the two files' bytes; vocab_name and merges_name are used in messages. */
+tern_status tern_tok_from_buffers(tern_tok **out, const char *vocab, size_t vocab_n, const char *vocab_name,
+                                  const char *merges, size_t merges_n, const char *merges_name);
+void tern_tok_free(tern_tok *tok);
+
+size_t tern_tok_vocab_size(const tern_tok *tok);
+int32_t tern_tok_eot(const tern_tok *tok); /* the id of <|endoftext|> */
+/* The bytes of one token (not NUL-terminated), or NULL when id is out of range. */
+const uint8_t *tern_tok_token(const tern_tok *tok, int32_t id, size_t *len);
+
+/* The tokenizer's identity: BLAKE2b-256 of its two files (docs/FORMATS.md "Tokenizer folder").
+ * Data prepared with one tokenizer records it, and training refuses another. */
+const uint8_t *tern_tok_hash(const tern_tok *tok); /* TERN_HASH_BYTES bytes */
+tern_status tern_tok_hash_dir(uint8_t out[TERN_HASH_BYTES], const char *dir);
+
+/* Encodes n bytes of text (any bytes: invalid UTF-8 is encoded byte by byte and decodes back
+ * exactly) and appends the ids to out. <|endoftext|> in the text is plain text, as in
+ * OpenAI's encoder. Uses all OpenMP threads when the text is large. */
+tern_status tern_tok_encode(const tern_tok *tok, const void *text, size_t n, tern_ids *out);
+/* Appends the bytes of ids[0..n) to *buf (malloc'd, grown as needed, *len updated). An id out
+ * of range is an error giving its position. */
+tern_status tern_tok_decode(const tern_tok *tok, const int32_t *ids, size_t n, char **buf, size_t *len);
+
+/* Streaming encoding in bounded memory: reads fd until end of file and hands the ids to sink
+ * in order, in runs. name is used in messages. A single pre-token (a run of letters, digits,
+ * symbols or spaces with no break) longer than TERN_TOK_MAX_PIECE bytes is an error. */
+#define TERN_TOK_MAX_PIECE ((size_t)16 << 20)
+typedef tern_status (*tern_tok_sink)(void *ctx, const int32_t *ids, size_t n);
+tern_status tern_tok_encode_fd(const tern_tok *tok, int fd, const char *name, tern_tok_sink sink, void *ctx);
+
+/* Trains a byte-level BPE on files (GPT-2's pre-tokenization) until the vocabulary has
+ * vocab_size tokens: the 256 bytes, the merges, and <|endoftext|> last. Writes vocab.json and
+ * merges.txt into out_dir (created if needed), atomically. With too little text to reach
+ * vocab_size it stops early and says so in *n_vocab_out (may be NULL). */
+tern_status tern_tok_train(const char *const *files, size_t n_files, size_t vocab_size, const char *out_dir,
+                           size_t *n_vocab_out);
+
+#endif

@@ -1,0 +1,507 @@
+/* Encoding and decoding with a loaded tokenizer: pre-tokenize (pretok.c), then BPE each piece by
+ * merge rank exactly as OpenAI's encoder.py bpe() does (repeatedly take the adjacent pair of
+ * lowest rank and merge all its occurrences left to right), with a per-thread cache of pieces;
+ * large texts are split at cuts and encoded on all OpenMP threads; files are streamed in
+ * bounded memory. Not a tokenizer for other pre-tokenization patterns (cl100k etc.). */
+#include "tok/tok_int.h"
+
+#include <errno.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Pieces up to this many bytes use the simple quadratic BPE; longer ones the heap. */
+#define SMALL_PIECE 256
+/* The cache keeps pieces of at most this many bytes. */
+#define CACHE_PIECE 64
+#define CACHE_SLOTS (1u << 15)
+#define CACHE_BYTES (1u << 20)
+#define CACHE_IDS (1u << 18)
+
+typedef struct {
+    uint64_t h;
+    uint32_t boff, ioff;
+    uint16_t blen, ilen; /* blen 0: empty slot */
+} cache_slot;
+
+struct tok_worker {
+    const tern_tok *tok;
+    int32_t *sym; /* BPE symbols (SMALL_PIECE, or the piece's length for the heap BPE) */
+    uint32_t *rk; /* rk[i]: rank of (sym[i], sym[i+1]) */
+    size_t cap;
+    int32_t *nxt, *prv; /* heap BPE: a linked list over sym */
+    uint64_t *heap;     /* heap BPE: rank << 32 | position */
+    int32_t *dirty;
+    size_t lcap;
+    cache_slot *slots; /* allocated at the first miss */
+    uint8_t *cbytes;
+    int32_t *cids;
+    size_t cused, cb, ci;
+};
+
+tern_status tok_worker_init(tok_worker **out, const tern_tok *tok) {
+    tok_worker *w = calloc(1, sizeof *w);
+    if (!w) return tern_err(TERN_ENOMEM, "out of memory");
+    w->tok = tok;
+    w->cap = SMALL_PIECE;
+    w->sym = malloc(w->cap * sizeof(int32_t));
+    w->rk = malloc(w->cap * sizeof(uint32_t));
+    if (!w->sym || !w->rk) {
+        tok_worker_free(w);
+        return tern_err(TERN_ENOMEM, "out of memory");
+    }
+    *out = w;
+    return TERN_OK;
+}
+
+static void free_large(tok_worker *w) {
+    free(w->nxt);
+    free(w->prv);
+    free(w->heap);
+    free(w->dirty);
+    w->nxt = w->prv = w->dirty = NULL;
+    w->heap = NULL;
+    w->lcap = 0;
+}
+
+void tok_worker_free(tok_worker *w) {
+    if (!w) return;
+    free(w->sym);
+    free(w->rk);
+    free_large(w);
+    free(w->slots);
+    free(w->cbytes);
+    free(w->cids);
+    free(w);
+}
+
+static inline tern_status push1(tern_ids *out, int32_t id) {
+    if (out->n < out->cap) {
+        out->p[out->n++] = id;
+        return TERN_OK;
+    }
+    return tern_ids_push(out, &id, 1);
+}
+
+static inline uint32_t pair_rank(const tern_tok *tok, int32_t a, int32_t b) {
+    const tok_merge *m = tok_find_merge(tok, a, b);
+    return m ? m->rank : TOK_NO_RANK;
+}
+
+/* encoder.py's bpe() on an array: find the lowest rank, merge every occurrence of that pair
+ * left to right (non-overlapping), repeat. O(n^2) in the worst case, fast for words. */
+static tern_status bpe_small(tok_worker *w, const uint8_t *p, size_t n, tern_ids *out) {
+    const tern_tok *tok = w->tok;
+    int32_t *sym = w->sym;
+    uint32_t *rk = w->rk;
+    size_t m = n;
+    for (size_t i = 0; i < n; i++) sym[i] = tok->byte_id[p[i]];
+    for (size_t i = 0; i + 1 < m; i++) rk[i] = pair_rank(tok, sym[i], sym[i + 1]);
+    while (m > 1) {
+        uint32_t r = TOK_NO_RANK;
+        for (size_t i = 0; i + 1 < m; i++)
+            if (rk[i] < r) r = rk[i];
+        if (r == TOK_NO_RANK) break;
+        for (size_t i = 0; i + 1 < m; i++) {
+            if (rk[i] != r) continue;
+            sym[i] = tok_find_merge(tok, sym[i], sym[i + 1])->result;
+            memmove(sym + i + 1, sym + i + 2, (m - i - 2) * sizeof(int32_t));
+            memmove(rk + i, rk + i + 1, (m - i - 2) * sizeof(uint32_t));
+            m--;
+            if (i + 1 < m) rk[i] = pair_rank(tok, sym[i], sym[i + 1]);
+            if (i > 0) rk[i - 1] = pair_rank(tok, sym[i - 1], sym[i]);
+        }
+    }
+    return tern_ids_push(out, sym, m);
+}
+
+static void heap_push(uint64_t *h, size_t *n, uint64_t v) {
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (h[parent] <= v) break;
+        h[i] = h[parent];
+        i = parent;
+    }
+    h[i] = v;
+}
+
+static void heap_sift_down(uint64_t *h, size_t n, size_t i) {
+    uint64_t v = h[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && h[c + 1] < h[c]) c++;
+        if (h[c] >= v) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = v;
+}
+
+static uint64_t heap_pop(uint64_t *h, size_t *n) {
+    uint64_t top = h[0];
+    h[0] = h[--*n];
+    if (*n) heap_sift_down(h, *n, 0);
+    return top;
+}
+
+/* The same merges as bpe_small in O(n log n), for long pieces: a linked list of symbols and a
+ * heap of (rank, position). All pairs of one rank are merged, in position order, before the
+ * pairs that those merges create are added, which is encoder.py's order whatever the merges. */
+static tern_status bpe_large(tok_worker *w, const uint8_t *p, size_t n, tern_ids *out) {
+    const tern_tok *tok = w->tok;
+    if (n > w->lcap) {
+        int32_t *s2 = malloc(n * sizeof(int32_t)), *nx = malloc(n * sizeof(int32_t)), *pv = malloc(n * sizeof(int32_t));
+        int32_t *di = malloc(2 * n * sizeof(int32_t));
+        /* the heap holds at most the n - 1 first pairs plus two per merge (n - 1 merges at most) */
+        uint64_t *hp = malloc(2 * n * sizeof(uint64_t));
+        if (!s2 || !nx || !pv || !di || !hp) {
+            free(s2);
+            free(nx);
+            free(pv);
+            free(di);
+            free(hp);
+            return tern_err(TERN_ENOMEM, "out of memory encoding a pre-token of %zu bytes", n);
+        }
+        free_large(w);
+        free(w->sym);
+        w->sym = s2;
+        w->nxt = nx;
+        w->prv = pv;
+        w->dirty = di;
+        w->heap = hp;
+        w->lcap = n;
+    }
+    int32_t *sym = w->sym, *nxt = w->nxt, *prv = w->prv, *dirty = w->dirty;
+    uint64_t *heap = w->heap;
+    size_t hn = 0;
+    for (size_t i = 0; i < n; i++) {
+        sym[i] = tok->byte_id[p[i]];
+        prv[i] = (int32_t)i - 1;
+        nxt[i] = i + 1 < n ? (int32_t)i + 1 : -1;
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        uint32_t r = pair_rank(tok, sym[i], sym[i + 1]);
+        if (r != TOK_NO_RANK) heap[hn++] = (uint64_t)r << 32 | i;
+    }
+    for (size_t i = hn / 2; i-- > 0;) heap_sift_down(heap, hn, i);
+    while (hn) {
+        uint32_t r = (uint32_t)(heap[0] >> 32);
+        size_t nd = 0;
+        while (hn && (uint32_t)(heap[0] >> 32) == r) {
+            int32_t pos = (int32_t)(uint32_t)heap_pop(heap, &hn);
+            int32_t j = nxt[pos];
+            if (sym[pos] < 0 || j < 0) continue;
+            const tok_merge *m = tok_find_merge(tok, sym[pos], sym[j]);
+            if (!m || m->rank != r) continue; /* a stale entry: the pair has changed */
+            sym[pos] = m->result;
+            sym[j] = -1;
+            nxt[pos] = nxt[j];
+            if (nxt[j] >= 0) prv[nxt[j]] = pos;
+            dirty[nd++] = pos;
+            if (prv[pos] >= 0) dirty[nd++] = prv[pos];
+        }
+        for (size_t k = 0; k < nd; k++) {
+            int32_t d = dirty[k];
+            if (sym[d] < 0 || nxt[d] < 0) continue;
+            uint32_t r2 = pair_rank(tok, sym[d], sym[nxt[d]]);
+            if (r2 != TOK_NO_RANK) heap_push(heap, &hn, (uint64_t)r2 << 32 | (uint32_t)d);
+        }
+    }
+    for (int32_t i = 0; i >= 0; i = nxt[i]) TERN_TRY(push1(out, sym[i]));
+    return TERN_OK;
+}
+
+tern_status tok_bpe_piece(tok_worker *w, const uint8_t *p, size_t n, tern_ids *out) {
+    if (n == 0) return TERN_OK;
+    if (n <= SMALL_PIECE) return bpe_small(w, p, n, out); /* sym and rk hold at least SMALL_PIECE */
+    return bpe_large(w, p, n, out);
+}
+
+static void cache_clear(tok_worker *w) {
+    memset(w->slots, 0, CACHE_SLOTS * sizeof(cache_slot));
+    w->cused = w->cb = w->ci = 0;
+}
+
+/* Encodes one piece through the cache. h is tok_hash_bytes(p, n). */
+static tern_status encode_cached(tok_worker *w, const uint8_t *p, size_t n, uint64_t h, tern_ids *out) {
+    if (!w->slots) {
+        w->slots = malloc(CACHE_SLOTS * sizeof(cache_slot));
+        w->cbytes = malloc(CACHE_BYTES);
+        w->cids = malloc(CACHE_IDS * sizeof(int32_t));
+        if (!w->slots || !w->cbytes || !w->cids) return tern_err(TERN_ENOMEM, "out of memory for the piece cache");
+        cache_clear(w);
+    }
+    size_t i = (size_t)h & (CACHE_SLOTS - 1);
+    for (;;) {
+        cache_slot *s = &w->slots[i];
+        if (!s->blen) break;
+        if (s->h == h && s->blen == n && memcmp(w->cbytes + s->boff, p, n) == 0)
+            return tern_ids_push(out, w->cids + s->ioff, s->ilen);
+        i = (i + 1) & (CACHE_SLOTS - 1);
+    }
+    size_t start = out->n;
+    TERN_TRY(tok_bpe_piece(w, p, n, out));
+    size_t k = out->n - start;
+    if (w->cused + 1 > CACHE_SLOTS / 2 || w->cb + n > CACHE_BYTES || w->ci + k > CACHE_IDS) {
+        cache_clear(w);
+        i = (size_t)h & (CACHE_SLOTS - 1);
+    }
+    cache_slot *s = &w->slots[i];
+    s->h = h;
+    s->boff = (uint32_t)w->cb;
+    s->ioff = (uint32_t)w->ci;
+    s->blen = (uint16_t)n;
+    s->ilen = (uint16_t)k;
+    memcpy(w->cbytes + w->cb, p, n);
+    memcpy(w->cids + w->ci, out->p + start, k * sizeof(int32_t));
+    w->cb += n;
+    w->ci += k;
+    w->cused++;
+    return TERN_OK;
+}
+
+/* tok_lookup with the hash already known. */
+static inline int32_t lookup_h(const tern_tok *tok, const uint8_t *p, size_t n, uint64_t h) {
+    size_t i = (size_t)h & tok->bytes_mask;
+    for (;;) {
+        uint32_t v = tok->bytes_map[i];
+        if (!v) return -1;
+        int32_t id = (int32_t)(v - 1);
+        uint64_t a = tok->tok_off[id], b = tok->tok_off[id + 1];
+        if (b - a == n && memcmp(tok->blob + a, p, n) == 0) return id;
+        i = (i + 1) & tok->bytes_mask;
+    }
+}
+
+tern_status tok_worker_encode(tok_worker *w, const uint8_t *s, size_t n, uint64_t base, tern_ids *out) {
+    const tern_tok *tok = w->tok;
+    size_t i = 0;
+    while (i < n) {
+        size_t e = tok_piece_end(s, i, n);
+        size_t len = e - i;
+        const uint8_t *p = s + i;
+        if (len <= CACHE_PIECE) {
+            uint64_t h = tok_hash_bytes(p, len);
+            int32_t id = lookup_h(tok, p, len, h);
+            if (id >= 0 && tok->whole[id]) TERN_TRY(push1(out, id));
+            else TERN_TRY(encode_cached(w, p, len, h, out));
+        } else {
+            if (len > TERN_TOK_MAX_PIECE)
+                return tern_err(TERN_EINVAL,
+                                "at byte %llu, a pre-token of %zu bytes (one run of letters, digits, symbols or spaces) is "
+                                "longer than tern's limit of %zu bytes",
+                                (unsigned long long)(base + i), len, TERN_TOK_MAX_PIECE);
+            TERN_TRY(tok_bpe_piece(w, p, len, out));
+        }
+        i = e;
+    }
+    return TERN_OK;
+}
+
+/* ---- whole texts, on all threads ---- */
+
+/* Below this a text is encoded on one thread. */
+#define PARALLEL_MIN (1u << 20)
+#define SEGMENT_MIN (256u << 10)
+
+/* Encodes s[0..n) (n ending at a cut or at the end of the text) with the given workers. */
+static tern_status encode_parallel(tok_worker **ws, int nw, const uint8_t *s, size_t n, uint64_t base, tern_ids *out) {
+    if (nw <= 1 || n < PARALLEL_MIN) return tok_worker_encode(ws[0], s, n, base, out);
+    size_t nseg = (size_t)nw * 4;
+    if (n / nseg < SEGMENT_MIN) nseg = n / SEGMENT_MIN;
+    if (nseg < 2) return tok_worker_encode(ws[0], s, n, base, out);
+    size_t *cut = malloc((nseg + 1) * sizeof(size_t));
+    tern_ids *part = calloc(nseg, sizeof(tern_ids));
+    tern_status *sts = malloc(nseg * sizeof(tern_status));
+    char (*msgs)[512] = malloc(nseg * sizeof *msgs);
+    if (!cut || !part || !sts || !msgs) {
+        free(cut);
+        free(part);
+        free(sts);
+        free(msgs);
+        return tern_err(TERN_ENOMEM, "out of memory");
+    }
+    size_t k = 0;
+    cut[k++] = 0;
+    for (size_t j = 1; j < nseg; j++) {
+        size_t target = j * (n / nseg);
+        if (target <= cut[k - 1]) continue;
+        size_t c = tok_first_cut(s, target, (j + 1) * (n / nseg), n);
+        if (c) cut[k++] = c;
+    }
+    cut[k] = n;
+    size_t ns = k;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nw)
+    for (size_t j = 0; j < ns; j++) {
+        tok_worker *w = ws[omp_get_thread_num()];
+        sts[j] = tok_worker_encode(w, s + cut[j], cut[j + 1] - cut[j], base + cut[j], &part[j]);
+        if (sts[j] != TERN_OK) snprintf(msgs[j], sizeof msgs[j], "%s", tern_errmsg());
+    }
+    tern_status st = TERN_OK;
+    for (size_t j = 0; j < ns && st == TERN_OK; j++) {
+        if (sts[j] != TERN_OK) st = tern_err(sts[j], "%s", msgs[j]);
+        else st = tern_ids_push(out, part[j].p, part[j].n);
+    }
+    for (size_t j = 0; j < ns; j++) tern_ids_free(&part[j]);
+    free(cut);
+    free(part);
+    free(sts);
+    free(msgs);
+    return st;
+}
+
+static tern_status workers_init(tok_worker ***out, int *nw, const tern_tok *tok) {
+    int n = omp_get_max_threads();
+    if (n < 1) n = 1;
+    tok_worker **ws = calloc((size_t)n, sizeof *ws);
+    if (!ws) return tern_err(TERN_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        tern_status st = tok_worker_init(&ws[i], tok);
+        if (st != TERN_OK) {
+            for (int j = 0; j < i; j++) tok_worker_free(ws[j]);
+            free(ws);
+            return st;
+        }
+    }
+    *out = ws;
+    *nw = n;
+    return TERN_OK;
+}
+
+static void workers_free(tok_worker **ws, int nw) {
+    if (!ws) return;
+    for (int i = 0; i < nw; i++) tok_worker_free(ws[i]);
+    free(ws);
+}
+
+tern_status tern_tok_encode(const tern_tok *tok, const void *text, size_t n, tern_ids *out) {
+    if (n == 0) return TERN_OK;
+    tok_worker **ws;
+    int nw;
+    if (n < PARALLEL_MIN) {
+        tok_worker *w;
+        TERN_TRY(tok_worker_init(&w, tok));
+        tern_status st = tok_worker_encode(w, text, n, 0, out);
+        tok_worker_free(w);
+        return st;
+    }
+    TERN_TRY(workers_init(&ws, &nw, tok));
+    tern_status st = encode_parallel(ws, nw, text, n, 0, out);
+    workers_free(ws, nw);
+    return st;
+}
+
+tern_status tern_tok_decode(const tern_tok *tok, const int32_t *ids, size_t n, char **buf, size_t *len) {
+    size_t add = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || (size_t)ids[i] >= tok->n_vocab)
+            return tern_err(TERN_EINVAL, "token %zu is id %d, outside the vocabulary (ids 0 to %zu)", i, (int)ids[i],
+                            tok->n_vocab - 1);
+        add += (size_t)(tok->tok_off[ids[i] + 1] - tok->tok_off[ids[i]]);
+    }
+    char *p = realloc(*buf, *len + add + 1);
+    if (!p) return tern_err(TERN_ENOMEM, "out of memory decoding %zu tokens", n);
+    char *q = p + *len;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = (size_t)(tok->tok_off[ids[i] + 1] - tok->tok_off[ids[i]]);
+        memcpy(q, tok->blob + tok->tok_off[ids[i]], l);
+        q += l;
+    }
+    *q = 0;
+    *buf = p;
+    *len += add;
+    return TERN_OK;
+}
+
+/* ---- streaming ---- */
+
+/* The text read at a time. Memory stays within a few times this plus TERN_TOK_MAX_PIECE. */
+#define STREAM_BLOCK ((size_t)8 << 20)
+
+tern_status tok_read_blocks(int fd, const char *name, tok_block_fn fn, void *ctx) {
+    size_t cap = STREAM_BLOCK, len = 0;
+    uint64_t base = 0; /* file offset of buf[0] */
+    uint8_t *buf = malloc(cap);
+    tern_status st = buf ? TERN_OK : tern_err(TERN_ENOMEM, "out of memory");
+    int eof = 0;
+    while (st == TERN_OK) {
+        while (!eof && len < cap) {
+            ssize_t r = read(fd, buf + len, cap - len);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) {
+                st = tern_err(TERN_EIO, "%s: read failed at byte %llu: %s", name, (unsigned long long)(base + len),
+                              strerror(errno));
+                break;
+            }
+            if (r == 0) eof = 1;
+            len += (size_t)r;
+        }
+        if (st != TERN_OK) break;
+        size_t cut = len;
+        if (!eof) {
+            /* the character at a cut and the one before it must be whole: keep 4 bytes back */
+            cut = len > 4 ? tok_last_cut(buf, 0, len - 4, len) : 0;
+            if (cut == 0) {
+                if (len >= TERN_TOK_MAX_PIECE) {
+                    st = tern_err(TERN_EINVAL,
+                                  "%s: from byte %llu, %zu bytes with no break between pre-tokens (one run of letters, "
+                                  "digits, symbols or spaces); tern's limit for one pre-token is %zu bytes",
+                                  name, (unsigned long long)base, len, TERN_TOK_MAX_PIECE);
+                    break;
+                }
+                uint8_t *nb = realloc(buf, cap * 2);
+                if (!nb) {
+                    st = tern_err(TERN_ENOMEM, "%s: out of memory", name);
+                    break;
+                }
+                buf = nb;
+                cap *= 2;
+                continue;
+            }
+        }
+        if (cut) st = fn(ctx, buf, cut, base);
+        if (st != TERN_OK) break;
+        memmove(buf, buf + cut, len - cut);
+        len -= cut;
+        base += cut;
+        if (eof && len == 0) break;
+        if (cap > STREAM_BLOCK && len < STREAM_BLOCK / 2) {
+            uint8_t *nb = realloc(buf, STREAM_BLOCK);
+            if (nb) {
+                buf = nb;
+                cap = STREAM_BLOCK;
+            }
+        }
+    }
+    free(buf);
+    return st;
+}
+
+typedef struct {
+    tok_worker **ws;
+    int nw;
+    const char *name;
+    tern_ids ids;
+    tern_tok_sink sink;
+    void *ctx;
+} stream_ctx;
+
+static tern_status stream_block(void *ctx, const uint8_t *s, size_t n, uint64_t base) {
+    stream_ctx *c = ctx;
+    c->ids.n = 0;
+    tern_status st = encode_parallel(c->ws, c->nw, s, n, base, &c->ids);
+    if (st != TERN_OK) return tern_err_wrap(st, "%s", c->name);
+    return c->ids.n ? c->sink(c->ctx, c->ids.p, c->ids.n) : TERN_OK;
+}
+
+tern_status tern_tok_encode_fd(const tern_tok *tok, int fd, const char *name, tern_tok_sink sink, void *ctx) {
+    stream_ctx c = {.name = name, .sink = sink, .ctx = ctx};
+    TERN_TRY(workers_init(&c.ws, &c.nw, tok));
+    tern_status st = tok_read_blocks(fd, name, stream_block, &c);
+    tern_ids_free(&c.ids);
+    workers_free(c.ws, c.nw);
+    return st;
+}

@@ -1,0 +1,469 @@
+/* Reading a tokenizer folder: GPT-2's vocabulary (vocab.json / encoder.json: token text -> id,
+ * each byte written as one character of bytes_to_unicode) and merges (merges.txt / vocab.bpe:
+ * an optional "#version" line, then one "left right" pair per line, in rank order), as OpenAI's
+ * encoder.py and Hugging Face's GPT-2 tokenizer read them. Not a general JSON or HF tokenizer.json
+ * reader. Every problem is an error naming the file (and the line, for merges). */
+#include "tok/tok_int.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char eot_text[] = "<|endoftext|>";
+
+/* ---- small helpers ---- */
+
+uint64_t tok_hash_bytes(const uint8_t *p, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xff51afd7ed558ccdull);
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+    h = (h ^ v) * 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return h;
+}
+
+int32_t tok_lookup(const tern_tok *tok, const uint8_t *p, size_t n) {
+    size_t i = (size_t)tok_hash_bytes(p, n) & tok->bytes_mask;
+    for (;;) {
+        uint32_t v = tok->bytes_map[i];
+        if (!v) return -1;
+        int32_t id = (int32_t)(v - 1);
+        uint64_t a = tok->tok_off[id], b = tok->tok_off[id + 1];
+        if (b - a == n && memcmp(tok->blob + a, p, n) == 0) return id;
+        i = (i + 1) & tok->bytes_mask;
+    }
+}
+
+/* The byte that a character of GPT-2's files stands for, or -1. */
+static int char_to_byte(uint32_t cp) {
+    if (cp < 256) return tok_byte_printable(cp) ? (int)cp : -1;
+    if (cp > 323) return -1;
+    uint32_t k = cp - 256;
+    return (int)(k <= 32 ? k : k <= 66 ? k + 94 : 173);
+}
+
+/* Turns token text (UTF-8, GPT-2 characters) into bytes: out needs n bytes. Returns the
+ * length, or -1 with *bad set to the offending code point (TOK_INVALID for bad UTF-8). */
+static long text_to_bytes(uint8_t *out, const char *text, size_t n, uint32_t *bad) {
+    const uint8_t *p = (const uint8_t *)text, *end = p + n;
+    long k = 0;
+    while (p < end) {
+        uint32_t cp;
+        p += tok_utf8(p, end, &cp);
+        int b = cp == TOK_INVALID ? -1 : char_to_byte(cp);
+        if (b < 0) {
+            *bad = cp;
+            return -1;
+        }
+        out[k++] = (uint8_t)b;
+    }
+    return k;
+}
+
+size_t tok_bytes_to_text(char *buf, const uint8_t *p, size_t n, int json) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t cp = tok_byte_char(p[i]);
+        if (cp < 0x80) {
+            if (json && (cp == '"' || cp == '\\')) buf[k++] = '\\';
+            buf[k++] = (char)cp;
+        } else {
+            buf[k++] = (char)(0xC0 | (cp >> 6));
+            buf[k++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    return k;
+}
+
+void tern_ids_free(tern_ids *ids) {
+    if (!ids) return;
+    free(ids->p);
+    ids->p = NULL;
+    ids->n = ids->cap = 0;
+}
+
+tern_status tern_ids_push(tern_ids *ids, const int32_t *p, size_t n) {
+    if (n == 0) return TERN_OK;
+    if (ids->n + n > ids->cap) {
+        size_t cap = ids->cap ? ids->cap : 1024;
+        while (cap < ids->n + n) {
+            if (cap > SIZE_MAX / 2 / sizeof(int32_t)) return tern_err(TERN_ENOMEM, "token list too long (%zu ids)", ids->n + n);
+            cap *= 2;
+        }
+        int32_t *q = realloc(ids->p, cap * sizeof(int32_t));
+        if (!q) return tern_err(TERN_ENOMEM, "out of memory growing a token list to %zu ids", cap);
+        ids->p = q;
+        ids->cap = cap;
+    }
+    memcpy(ids->p + ids->n, p, n * sizeof(int32_t));
+    ids->n += n;
+    return TERN_OK;
+}
+
+/* ---- loading ---- */
+
+void tern_tok_free(tern_tok *tok) {
+    if (!tok) return;
+    free(tok->blob);
+    free(tok->tok_off);
+    free(tok->bytes_map);
+    free(tok->whole);
+    free(tok->merges);
+    free(tok);
+}
+
+static size_t pow2_at_least(size_t n) {
+    size_t p = 16;
+    while (p < n) p *= 2;
+    return p;
+}
+
+static void describe_cp(char *out, size_t n, uint32_t cp) {
+    if (cp == TOK_INVALID) snprintf(out, n, "a byte that is not UTF-8");
+    else snprintf(out, n, "U+%04X", (unsigned)cp);
+}
+
+static tern_status load_vocab(tern_tok *tok, const char *text, size_t n, const char *name) {
+    cJSON *root = cJSON_ParseWithLength(text, n);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        long off = at && at >= text && at <= text + n ? (long)(at - text) : -1;
+        return tern_err(TERN_EFORMAT, "%s: not valid JSON (error near byte %ld)", name, off);
+    }
+    tern_status st = TERN_OK;
+    uint8_t *scratch = NULL;
+    if (!cJSON_IsObject(root)) {
+        st = tern_err(TERN_EFORMAT, "%s: expected a JSON object of token -> id", name);
+        goto done;
+    }
+    size_t nv = (size_t)cJSON_GetArraySize(root);
+    if (nv < 257 || nv > (size_t)INT32_MAX) {
+        st = tern_err(TERN_EFORMAT, "%s: %zu tokens; a byte-level vocabulary has at least 257 (256 bytes and <|endoftext|>)",
+                      name, nv);
+        goto done;
+    }
+    tok->n_vocab = nv;
+    tok->tok_off = calloc(nv + 1, sizeof(uint64_t));
+    size_t maxlen = 0;
+    if (!tok->tok_off) {
+        st = tern_err(TERN_ENOMEM, "%s: out of memory for %zu tokens", name, nv);
+        goto done;
+    }
+    /* pass 1: ids valid and distinct, lengths (an upper bound: bytes of the UTF-8 key) */
+    for (cJSON *it = root->child; it; it = it->next) {
+        double d = it->valuedouble;
+        if (!cJSON_IsNumber(it) || d != (double)(int64_t)d || d < 0 || d >= (double)nv) {
+            st = tern_err(TERN_EFORMAT, "%s: token \"%s\" has id %s; ids must be whole numbers from 0 to %zu",
+                          name, it->string, cJSON_IsNumber(it) ? "out of range" : "that is not a number", nv - 1);
+            goto done;
+        }
+        size_t id = (size_t)d;
+        if (tok->tok_off[id + 1]) {
+            st = tern_err(TERN_EFORMAT, "%s: id %zu is given to two tokens", name, id);
+            goto done;
+        }
+        size_t len = strlen(it->string);
+        if (len == 0) {
+            st = tern_err(TERN_EFORMAT, "%s: token with id %zu is empty", name, id);
+            goto done;
+        }
+        tok->tok_off[id + 1] = len;
+        if (len > maxlen) maxlen = len;
+    }
+    /* nv distinct ids in [0, nv): every id is there. Pass 2: bytes. */
+    uint64_t total = 0;
+    for (size_t i = 0; i < nv; i++) total += tok->tok_off[i + 1];
+    tok->blob = malloc(total ? total : 1);
+    scratch = malloc(maxlen + 1);
+    uint64_t *len_of = calloc(nv, sizeof(uint64_t));
+    if (!tok->blob || !scratch || !len_of) {
+        free(len_of);
+        st = tern_err(TERN_ENOMEM, "%s: out of memory for token bytes", name);
+        goto done;
+    }
+    uint64_t *start = len_of; /* reuse: start offset of each id's upper-bound slot */
+    uint64_t acc = 0;
+    for (size_t i = 0; i < nv; i++) {
+        start[i] = acc;
+        acc += tok->tok_off[i + 1];
+    }
+    for (cJSON *it = root->child; it; it = it->next) {
+        size_t id = (size_t)it->valuedouble;
+        uint32_t bad = 0;
+        long k = text_to_bytes(scratch, it->string, strlen(it->string), &bad);
+        if (k < 0) {
+            char what[48];
+            describe_cp(what, sizeof what, bad);
+            free(len_of);
+            st = tern_err(TERN_EFORMAT, "%s: token \"%s\" (id %zu) has %s, which is not one of GPT-2's 256 byte characters",
+                          name, it->string, id, what);
+            goto done;
+        }
+        memcpy(tok->blob + start[id], scratch, (size_t)k);
+        tok->tok_off[id + 1] = (uint64_t)k;
+    }
+    /* compact: move each token down to its final offset (final offsets never exceed starts) */
+    uint64_t off = 0;
+    for (size_t i = 0; i < nv; i++) {
+        uint64_t len = tok->tok_off[i + 1];
+        memmove(tok->blob + off, tok->blob + start[i], len);
+        tok->tok_off[i] = off;
+        off += len;
+    }
+    tok->tok_off[nv] = off;
+    free(len_of);
+
+    /* bytes -> id */
+    size_t cap = pow2_at_least(nv * 2);
+    tok->bytes_map = calloc(cap, sizeof(uint32_t));
+    if (!tok->bytes_map) {
+        st = tern_err(TERN_ENOMEM, "%s: out of memory", name);
+        goto done;
+    }
+    tok->bytes_mask = cap - 1;
+    for (size_t id = 0; id < nv; id++) {
+        const uint8_t *p = tok->blob + tok->tok_off[id];
+        size_t len = (size_t)(tok->tok_off[id + 1] - tok->tok_off[id]);
+        int32_t other = tok_lookup(tok, p, len);
+        if (other >= 0) {
+            st = tern_err(TERN_EFORMAT, "%s: tokens %d and %zu stand for the same bytes", name, other, id);
+            goto done;
+        }
+        size_t i = (size_t)tok_hash_bytes(p, len) & tok->bytes_mask;
+        while (tok->bytes_map[i]) i = (i + 1) & tok->bytes_mask;
+        tok->bytes_map[i] = (uint32_t)id + 1;
+    }
+    for (unsigned b = 0; b < 256; b++) {
+        uint8_t c = (uint8_t)b;
+        tok->byte_id[b] = tok_lookup(tok, &c, 1);
+        if (tok->byte_id[b] < 0) {
+            char t[4];
+            size_t k = tok_bytes_to_text(t, &c, 1, 0);
+            st = tern_err(TERN_EFORMAT, "%s: no token for byte 0x%02X (\"%.*s\"); a byte-level vocabulary needs all 256",
+                          name, b, (int)k, t);
+            goto done;
+        }
+    }
+    tok->eot = tok_lookup(tok, (const uint8_t *)eot_text, strlen(eot_text));
+    if (tok->eot < 0) {
+        st = tern_err(TERN_EFORMAT, "%s: no <|endoftext|> token; tern needs it to separate documents", name);
+        goto done;
+    }
+done:
+    free(scratch);
+    cJSON_Delete(root);
+    return st;
+}
+
+static void merge_insert(tern_tok *tok, uint64_t key, uint32_t rank, int32_t result) {
+    size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & tok->merge_mask;
+    while (tok->merges[i].key != UINT64_MAX) i = (i + 1) & tok->merge_mask;
+    tok->merges[i].key = key;
+    tok->merges[i].rank = rank;
+    tok->merges[i].result = result;
+}
+
+/* One side of a merge line as a token id, or an error. */
+static tern_status merge_side(const tern_tok *tok, const char *s, size_t n, const char *name, size_t line, uint8_t *buf,
+                              size_t *blen, int32_t *id) {
+    uint32_t bad = 0;
+    long k = text_to_bytes(buf, s, n, &bad);
+    if (k < 0) {
+        char what[48];
+        describe_cp(what, sizeof what, bad);
+        return tern_err(TERN_EFORMAT, "%s:%zu: \"%.*s\" has %s, which is not one of GPT-2's 256 byte characters", name, line,
+                        (int)n, s, what);
+    }
+    *blen = (size_t)k;
+    *id = tok_lookup(tok, buf, (size_t)k);
+    if (*id < 0) return tern_err(TERN_EFORMAT, "%s:%zu: \"%.*s\" is not in the vocabulary", name, line, (int)n, s);
+    return TERN_OK;
+}
+
+static tern_status load_merges(tern_tok *tok, const char *text, size_t n, const char *name) {
+    /* count lines for the table size */
+    size_t lines = 1;
+    for (size_t i = 0; i < n; i++) lines += text[i] == '\n';
+    size_t cap = pow2_at_least(lines * 2);
+    tok->merges = malloc(cap * sizeof(tok_merge));
+    uint8_t *buf = malloc(n + 1);
+    if (!tok->merges || !buf) {
+        free(buf);
+        return tern_err(TERN_ENOMEM, "%s: out of memory for %zu merges", name, lines);
+    }
+    for (size_t i = 0; i < cap; i++) tok->merges[i].key = UINT64_MAX;
+    tok->merge_mask = cap - 1;
+    tern_status st = TERN_OK;
+    size_t pos = 0, line = 0;
+    uint32_t rank = 0;
+    while (pos < n) {
+        line++;
+        const char *s = text + pos;
+        const char *nl = memchr(s, '\n', n - pos);
+        size_t len = nl ? (size_t)(nl - s) : n - pos;
+        pos += len + (nl ? 1 : 0);
+        if (len && s[len - 1] == '\r') len--;
+        if (line == 1 && len >= 8 && memcmp(s, "#version", 8) == 0) continue;
+        if (len == 0 && pos >= n) break; /* the final newline */
+        const char *sp = memchr(s, ' ', len);
+        if (!sp || sp == s || sp + 1 == s + len || memchr(sp + 1, ' ', (size_t)(s + len - sp - 1))) {
+            st = tern_err(TERN_EFORMAT, "%s:%zu: expected two tokens separated by one space, found \"%.*s\"", name, line,
+                          (int)(len > 60 ? 60 : len), s);
+            break;
+        }
+        size_t na, nb;
+        int32_t a, b;
+        if ((st = merge_side(tok, s, (size_t)(sp - s), name, line, buf, &na, &a)) != TERN_OK) break;
+        /* the right side's bytes land after the left's: buf then holds the merged token */
+        if ((st = merge_side(tok, sp + 1, (size_t)(s + len - sp - 1), name, line, buf + na, &nb, &b)) != TERN_OK) break;
+        int32_t r = tok_lookup(tok, buf, na + nb);
+        if (r < 0) {
+            st = tern_err(TERN_EFORMAT, "%s:%zu: the merge \"%.*s\" makes a token that is not in the vocabulary", name, line,
+                          (int)len, s);
+            break;
+        }
+        const tok_merge *m = tok_find_merge(tok, a, b);
+        if (m) {
+            st = tern_err(TERN_EFORMAT, "%s:%zu: the merge \"%.*s\" repeats an earlier line", name, line, (int)len, s);
+            break;
+        }
+        merge_insert(tok, (uint64_t)(uint32_t)a << 32 | (uint32_t)b, rank++, r);
+    }
+    tok->n_merges = rank;
+    free(buf);
+    return st;
+}
+
+/* Marks the tokens that a piece equal to them encodes to directly (BPE of their bytes gives
+ * themselves). For GPT-2's files that is every token but <|endoftext|>. */
+static tern_status find_whole_tokens(tern_tok *tok) {
+    tok->whole = calloc(tok->n_vocab, 1);
+    if (!tok->whole) return tern_err(TERN_ENOMEM, "out of memory");
+    tok_worker *w;
+    TERN_TRY(tok_worker_init(&w, tok));
+    tern_ids ids = {0};
+    tern_status st = TERN_OK;
+    for (size_t id = 0; id < tok->n_vocab && st == TERN_OK; id++) {
+        ids.n = 0;
+        st = tok_bpe_piece(w, tok->blob + tok->tok_off[id], (size_t)(tok->tok_off[id + 1] - tok->tok_off[id]), &ids);
+        tok->whole[id] = st == TERN_OK && ids.n == 1 && ids.p[0] == (int32_t)id;
+    }
+    tern_ids_free(&ids);
+    tok_worker_free(w);
+    return st;
+}
+
+/* The tokenizer's identity: BLAKE2b-256 of "tern-tokenizer-1\n", then for the vocabulary and
+ * then the merges file, its length as 8 little-endian bytes and its bytes. The files' names do
+ * not count, so GPT-2's encoder.json + vocab.bpe hash as vocab.json + merges.txt. */
+static void tok_hash_files(uint8_t out[TERN_HASH_BYTES], const char *vocab, size_t vocab_n, const char *merges,
+                           size_t merges_n) {
+    tern_hasher h;
+    tern_hash_init(&h);
+    static const char tag[] = "tern-tokenizer-1\n";
+    tern_hash_update(&h, tag, sizeof tag - 1);
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)vocab_n >> (8 * i));
+    tern_hash_update(&h, le, 8);
+    tern_hash_update(&h, vocab, vocab_n);
+    for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)merges_n >> (8 * i));
+    tern_hash_update(&h, le, 8);
+    tern_hash_update(&h, merges, merges_n);
+    tern_hash_final(&h, out);
+}
+
+tern_status tern_tok_from_buffers(tern_tok **out, const char *vocab, size_t vocab_n, const char *vocab_name,
+                                  const char *merges, size_t merges_n, const char *merges_name) {
+    *out = NULL;
+    tern_tok *tok = calloc(1, sizeof *tok);
+    if (!tok) return tern_err(TERN_ENOMEM, "out of memory");
+    tern_status st = load_vocab(tok, vocab, vocab_n, vocab_name);
+    if (st == TERN_OK) st = load_merges(tok, merges, merges_n, merges_name);
+    if (st == TERN_OK) st = find_whole_tokens(tok);
+    if (st != TERN_OK) {
+        tern_tok_free(tok);
+        return st;
+    }
+    tok_hash_files(tok->hash, vocab, vocab_n, merges, merges_n);
+    *out = tok;
+    return TERN_OK;
+}
+
+/* Picks the two files of a tokenizer folder: vocab.json + merges.txt (Hugging Face's names)
+ * if vocab.json exists, else encoder.json + vocab.bpe (GPT-2's). */
+static tern_status tok_files(const char *dir, char **vpath, char **mpath) {
+    *vpath = *mpath = NULL;
+    if (!tern_path_exists(dir)) return tern_err(TERN_ENOTFOUND, "%s: no such tokenizer folder", dir);
+    char *v = tern_path_join(dir, "vocab.json"), *m = NULL;
+    if (v && tern_path_exists(v)) {
+        m = tern_path_join(dir, "merges.txt");
+    } else if (v) {
+        free(v);
+        v = tern_path_join(dir, "encoder.json");
+        if (v && !tern_path_exists(v)) {
+            free(v);
+            return tern_err(TERN_ENOTFOUND, "%s: no tokenizer here: expected vocab.json and merges.txt, or encoder.json and vocab.bpe",
+                            dir);
+        }
+        m = tern_path_join(dir, "vocab.bpe");
+    }
+    if (!v || !m) {
+        free(v);
+        free(m);
+        return tern_err(TERN_ENOMEM, "out of memory");
+    }
+    *vpath = v;
+    *mpath = m;
+    return TERN_OK;
+}
+
+tern_status tern_tok_load(tern_tok **out, const char *dir) {
+    *out = NULL;
+    char *vp, *mp;
+    TERN_TRY(tok_files(dir, &vp, &mp));
+    char *vt = NULL, *mt = NULL;
+    size_t vn = 0, mn = 0;
+    tern_status st = tern_read_file(vp, &vt, &vn);
+    if (st == TERN_OK) st = tern_read_file(mp, &mt, &mn);
+    if (st == TERN_OK) st = tern_tok_from_buffers(out, vt, vn, vp, mt, mn, mp);
+    free(vt);
+    free(mt);
+    free(vp);
+    free(mp);
+    return st;
+}
+
+tern_status tern_tok_hash_dir(uint8_t out[TERN_HASH_BYTES], const char *dir) {
+    char *vp, *mp;
+    TERN_TRY(tok_files(dir, &vp, &mp));
+    char *vt = NULL, *mt = NULL;
+    size_t vn = 0, mn = 0;
+    tern_status st = tern_read_file(vp, &vt, &vn);
+    if (st == TERN_OK) st = tern_read_file(mp, &mt, &mn);
+    if (st == TERN_OK) tok_hash_files(out, vt, vn, mt, mn);
+    free(vt);
+    free(mt);
+    free(vp);
+    free(mp);
+    return st;
+}
+
+size_t tern_tok_vocab_size(const tern_tok *tok) { return tok->n_vocab; }
+int32_t tern_tok_eot(const tern_tok *tok) { return tok->eot; }
+const uint8_t *tern_tok_hash(const tern_tok *tok) { return tok->hash; }
+
+const uint8_t *tern_tok_token(const tern_tok *tok, int32_t id, size_t *len) {
+    if (id < 0 || (size_t)id >= tok->n_vocab) return NULL;
+    *len = (size_t)(tok->tok_off[id + 1] - tok->tok_off[id]);
+    return tok->blob + tok->tok_off[id];
+}
