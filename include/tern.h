@@ -10,5 +10,6 @@
 #include "tern/optim.h"
 #include "tern/ckpt.h"
 #include "tern/io.h"
+#include "tern/gguf.h"
 #include "tern/hw.h"
 #endif

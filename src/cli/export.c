@@ -1,5 +1,6 @@
 /* tern export: a run (or one of its checkpoints) as a Hugging Face GPT-2 folder that
- * transformers' GPT2LMHeadModel and GPT2TokenizerFast load unchanged. */
+ * transformers' GPT2LMHeadModel and GPT2TokenizerFast load unchanged, or as a GGUF file that
+ * llama.cpp loads (f32, f16 or q8_0). */
 #include "cli.h"
 
 #include <stdlib.h>
@@ -8,26 +9,34 @@
 #include "tern/tok.h"
 
 int cli_export(int argc, char **argv) {
-    const char *src = NULL, *out = NULL, *format = "hf";
+    const char *src = NULL, *out = NULL, *format = NULL, *type = "f32";
     long long step = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: tern export RUNDIR [--step N] -o DIR\n\n"
+            printf("usage: tern export MODEL [--step N] -o DIR\n"
+                   "       tern export MODEL [--step N] -o FILE.gguf [--format gguf] [--type f32|f16|q8_0]\n\n"
                    "Writes a Hugging Face GPT-2 folder: config.json, model.safetensors, vocab.json, merges.txt,\n"
-                   "generation_config.json. --step picks a checkpoint other than the latest.\n");
+                   "generation_config.json; or, with --format gguf (the default when FILE ends in .gguf), a GGUF\n"
+                   "file for llama.cpp with the tokenizer embedded (--type f32 by default; f16 and q8_0 quantise\n"
+                   "as llama.cpp does). MODEL is a run folder, a Hugging Face folder or an f32 GGUF file.\n"
+                   "--step picks a checkpoint other than the latest.\n");
             return 0;
         }
         if (cli_opt_str("export", argc, argv, &i, "-o", &out) || cli_opt_long("export", argc, argv, &i, "--step", &step) ||
-            cli_opt_str("export", argc, argv, &i, "--format", &format))
+            cli_opt_str("export", argc, argv, &i, "--format", &format) || cli_opt_str("export", argc, argv, &i, "--type", &type))
             continue;
         if (argv[i][0] == '-') cli_usage("export", "unknown option '%s'", argv[i]);
         if (src) cli_usage("export", "more than one model given ('%s' and '%s')", src, argv[i]);
         src = argv[i];
         (void)v;
     }
-    if (!src || !out) cli_usage("export", "usage: tern export RUNDIR [--step N] -o DIR");
-    if (strcmp(format, "hf")) cli_usage("export", "unknown --format '%s' (hf)", format);
+    if (!src || !out) cli_usage("export", "usage: tern export MODEL [--step N] -o DIR|FILE.gguf [--type f32|f16|q8_0]");
+    size_t olen = strlen(out);
+    if (!format) format = olen > 5 && !strcmp(out + olen - 5, ".gguf") ? "gguf" : "hf";
+    if (strcmp(format, "hf") && strcmp(format, "gguf")) cli_usage("export", "unknown --format '%s' (hf or gguf)", format);
+    uint32_t gtype = !strcmp(type, "f32") ? TERN_GGML_F32 : !strcmp(type, "f16") ? TERN_GGML_F16 : !strcmp(type, "q8_0") ? TERN_GGML_Q8_0 : 99;
+    if (gtype == 99) cli_usage("export", "unknown --type '%s' (f32, f16 or q8_0)", type);
     tern_gpt2 *m;
     char *tokdir;
     tern_status st = tern_io_open_model(src, step, &m, &tokdir);
@@ -35,11 +44,22 @@ int cli_export(int argc, char **argv) {
     tern_tok *tok;
     st = tern_tok_load(&tok, tokdir);
     if (st != TERN_OK) cli_fail("export", st);
-    st = tern_io_export_hf(m, tokdir, tern_tok_eot(tok), out);
+    if (!strcmp(format, "gguf")) {
+        /* general.name: the model's folder or file name */
+        char name[256];
+        size_t n = strlen(src);
+        while (n > 1 && src[n - 1] == '/') n--;
+        size_t b = n;
+        while (b > 0 && src[b - 1] != '/') b--;
+        snprintf(name, sizeof name, "%.*s", (int)(n - b), src + b);
+        st = tern_gguf_export_gpt2(m, tokdir, gtype, name, out);
+    } else {
+        st = tern_io_export_hf(m, tokdir, tern_tok_eot(tok), out);
+    }
     if (st != TERN_OK) cli_fail("export", st);
     const tern_gpt2_config *c = tern_gpt2_cfg(m);
-    printf("exported %s to %s: GPT-2 with %d layers, %d heads, width %d, %d positions, vocabulary %d (%.2fM parameters)\n",
-           src, out, c->n_layer, c->n_head, c->n_embd, c->n_ctx, c->vocab_size, (double)tern_gpt2_num_params(m) / 1e6);
+    printf("exported %s to %s%s%s: GPT-2 with %d layers, %d heads, width %d, %d positions, vocabulary %d (%.2fM parameters)\n",
+           src, out, strcmp(format, "gguf") ? "" : " as GGUF ", strcmp(format, "gguf") ? "" : type, c->n_layer, c->n_head, c->n_embd, c->n_ctx, c->vocab_size, (double)tern_gpt2_num_params(m) / 1e6);
     tern_tok_free(tok);
     free(tokdir);
     tern_gpt2_free(m);

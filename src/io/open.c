@@ -1,10 +1,13 @@
-/* Opening a model wherever it lives: a run folder (config.json + ckpt/) or a Hugging Face
- * GPT-2 folder. The commands that read models (eval, sample, export) all go through here. */
+/* Opening a model wherever it lives: a run folder (config.json + ckpt/), a Hugging Face GPT-2
+ * folder, or a GGUF file of type f32. The commands that read models (eval, sample, export) all
+ * go through here. */
 #include "tern/io.h"
+#include "tern/gguf.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int get_int(cJSON *j, const char *k, int *out) {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
@@ -42,6 +45,11 @@ static tern_status open_run(const char *dir, long long step, tern_gpt2 **out) {
 tern_status tern_io_open_model(const char *path, long long step, tern_gpt2 **out, char **tokdir) {
     *out = NULL;
     if (tokdir) *tokdir = NULL;
+    struct stat sb; /* a file, not a folder: GGUF (gguf_gpt2.c checks its magic) */
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        if (step > 0) return tern_err(TERN_EINVAL, "%s: a GGUF file has no steps to choose from", path);
+        return tern_gguf_open_model(path, out, tokdir);
+    }
     char *ckpt = tern_path_join(path, "ckpt"), *hfm = tern_path_join(path, "model.safetensors");
     if (!ckpt || !hfm) {
         free(ckpt);
