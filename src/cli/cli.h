@@ -28,4 +28,5 @@ int cli_hw(int argc, char **argv);
 int cli_plan(int argc, char **argv);
 int cli_keygen(int argc, char **argv);
 int cli_ledger(int argc, char **argv);
+int cli_logits(int argc, char **argv);
 #endif

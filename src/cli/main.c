@@ -18,6 +18,7 @@ static const subcommand subcommands[] = {
     {"hw", cli_hw, "this machine's hardware and its export-control (ECCN 3A090) figures; --known for the table"},
     {"plan", cli_plan, "rank candidate sites by time and cost for a run, with the owner's policy verdict"},
     {"tokenizer", cli_tokenizer, "train a byte-level BPE tokenizer, or encode and decode text with one"},
+    {"logits", cli_logits, "write a model's logits for given token ids (to compare with transformers or llama.cpp)"},
     {NULL, NULL, NULL},
 };
 
