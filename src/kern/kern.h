@@ -1,6 +1,7 @@
 /* The backend interface: a small table of kernels that the model calls in sequence (DESIGN.md:
  * "a small table of kernels, not a graph"). kern/ref holds the plain-C oracle; kern/cpu overrides
- * entries with faster ones by CPU feature; TERN_KERN=ref|cpu forces a set.
+ * entries with faster ones (cpu: oneDNN GEMMs; avx2 and avx512: vectorised math on top, chosen
+ * by the CPU's features at run time); TERN_KERN=ref|cpu|avx2|avx512 forces a set.
  * Contract for every kernel: outputs first, then inputs and weights, then sizes; tensors are
  * row-major and contiguous; sizes use llm.c's letters (N = B*T rows, C channels, OC output
  * channels, NH heads, V vocabulary). Kernels never fail: shapes are checked where the model is
@@ -63,8 +64,10 @@ typedef struct tern_kern {
 
 /* The kernel set in use: TERN_KERN=ref|cpu if set, else the fastest this CPU supports. */
 const tern_kern *tern_kern_get(void);
-/* A named set ("ref", "cpu"), or NULL if unknown or unsupported here. */
+/* A named set ("ref", "cpu", "avx2", "avx512"), or NULL if unknown or unsupported on this CPU. */
 const tern_kern *tern_kern_by_name(const char *name);
 extern const tern_kern tern_kern_ref;
 extern const tern_kern tern_kern_cpu;
+/* The names of all sets, NULL-terminated (some may be unsupported here). */
+extern const char *const tern_kern_names[];
 #endif

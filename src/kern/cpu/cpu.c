@@ -34,7 +34,22 @@ static void matmul_bwd_cpu(float *dinp, float *dw, float *dbias, const float *do
  * score products but keeps them in GEMMs, far faster than the reference's dot-product loops.
  * Heads run in parallel; each GEMM then runs on one thread (OpenMP does not nest by default).
  * att (B,NH,T,T) keeps P with zeros above the diagonal, as in ref. */
-static void attention_fwd_cpu(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C, size_t NH) {
+/* The plain-C causal softmax of one score row in place. */
+static void softmax_row_c(float *row, size_t t, size_t T) {
+    float mx = -INFINITY, sum = 0.0f;
+    for (size_t u = 0; u <= t; u++)
+        if (row[u] > mx) mx = row[u];
+    for (size_t u = 0; u <= t; u++) {
+        row[u] = expf(row[u] - mx);
+        sum += row[u];
+    }
+    float inv = 1.0f / sum;
+    for (size_t u = 0; u <= t; u++) row[u] *= inv;
+    for (size_t u = t + 1; u < T; u++) row[u] = 0.0f;
+}
+
+void tern_kern_attention_fwd_gemm(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C, size_t NH,
+                                  void (*softmax_row)(float *row, size_t t, size_t T)) {
     size_t hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static)
@@ -43,20 +58,13 @@ static void attention_fwd_cpu(float *out, float *att, const float *qkv, size_t B
         const float *q = qkv + b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
         float *p = att + bh * T * T;
         sgemm_blas(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, p, T);
-        for (size_t t = 0; t < T; t++) {
-            float *row = p + t * T, mx = -INFINITY, sum = 0.0f;
-            for (size_t u = 0; u <= t; u++)
-                if (row[u] > mx) mx = row[u];
-            for (size_t u = 0; u <= t; u++) {
-                row[u] = expf(row[u] - mx);
-                sum += row[u];
-            }
-            float inv = 1.0f / sum;
-            for (size_t u = 0; u <= t; u++) row[u] *= inv;
-            for (size_t u = t + 1; u < T; u++) row[u] = 0.0f;
-        }
+        for (size_t t = 0; t < T; t++) softmax_row(p + t * T, t, T);
         sgemm_blas(0, 0, T, hs, T, 1.0f, p, T, v, C3, 0.0f, out + b * T * C + h * hs, C);
     }
+}
+
+static void attention_fwd_cpu(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C, size_t NH) {
+    tern_kern_attention_fwd_gemm(out, att, qkv, B, T, C, NH, softmax_row_c);
 }
 
 static void attention_bwd_cpu(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, size_t B,

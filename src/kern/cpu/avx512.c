@@ -1,0 +1,48 @@
+/* The AVX-512 set: the CPU set's oneDNN GEMMs plus the vectorised kernels of vec_impl.h at 16
+ * lanes. Chosen at run time only on CPUs with AVX-512 F/DQ/BW/VL. */
+#include "kern/kern.h"
+#include "kern/kern_int.h"
+
+#include <math.h>
+#include <string.h>
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,fma")
+#include <immintrin.h>
+
+typedef __m512 VT;
+#define VW 16
+#define VSUF _avx512
+#define V_LOAD(p) _mm512_loadu_ps(p)
+#define V_STORE(p, v) _mm512_storeu_ps(p, v)
+#define V_SET1(x) _mm512_set1_ps(x)
+#define V_ADD(a, b) _mm512_add_ps(a, b)
+#define V_SUB(a, b) _mm512_sub_ps(a, b)
+#define V_MUL(a, b) _mm512_mul_ps(a, b)
+#define V_DIV(a, b) _mm512_div_ps(a, b)
+#define V_MIN(a, b) _mm512_min_ps(a, b)
+#define V_MAX(a, b) _mm512_max_ps(a, b)
+#define V_FMADD(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define V_FNMADD(a, b, c) _mm512_fnmadd_ps(a, b, c)
+#define V_ROUND(a) _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define V_SCALE2(p, n) _mm512_scalef_ps(p, n)
+#define V_ABS(a) _mm512_abs_ps(a)
+#define V_COPYSIGN(t, u)                                                                      \
+    _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t),                               \
+                                        _mm512_and_si512(_mm512_castps_si512(u), _mm512_set1_epi32((int)0x80000000))))
+#include "kern/cpu/vec_impl.h"
+#pragma GCC pop_options
+
+const tern_kern tern_kern_avx512 = {
+    .name = "avx512",
+    .gelu_fwd = gelu_fwd_avx512,
+    .gelu_bwd = gelu_bwd_avx512,
+    .crossentropy_fwd_bwd = crossentropy_fwd_bwd_avx512,
+    .attention_fwd = attention_fwd_avx512,
+};
+
+int tern_kern_avx512_supported(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
+}

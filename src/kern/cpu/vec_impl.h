@@ -1,0 +1,145 @@
+/* Vectorised pointwise and row kernels, written once and compiled per instruction set: an ISA
+ * file defines the vector type and a handful of operations (V_*), sets the target by pragma,
+ * and includes this file with a suffix (VSUF). Full vectors stay in registers; a tail shorter
+ * than a vector goes through a zero-padded buffer, so no masked instructions are needed.
+ * exp is 2^n * p(r) with r = x - n ln 2 (ln 2 split in two) and a degree-6 polynomial (the
+ * classic Cephes expf scheme, within 2 ulp on the clamped range); tanh is 1 - 2/(e^{2|u|} + 1)
+ * with the sign of u (absolute error below 1e-7). Private to kern/cpu. */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define FN(name) CAT(name, VSUF)
+
+static inline VT FN(vexp)(VT x) {
+    x = V_MIN(V_MAX(x, V_SET1(-103.0f)), V_SET1(88.72283f));
+    VT n = V_ROUND(V_MUL(x, V_SET1(1.44269504088896341f)));
+    VT r = V_FNMADD(n, V_SET1(0.693359375f), x);
+    r = V_FNMADD(n, V_SET1(-2.12194440e-4f), r);
+    VT p = V_SET1(1.9875691500e-4f);
+    p = V_FMADD(p, r, V_SET1(1.3981999507e-3f));
+    p = V_FMADD(p, r, V_SET1(8.3334519073e-3f));
+    p = V_FMADD(p, r, V_SET1(4.1665795894e-2f));
+    p = V_FMADD(p, r, V_SET1(1.6666665459e-1f));
+    p = V_FMADD(p, r, V_SET1(5.0000001201e-1f));
+    p = V_FMADD(p, V_MUL(r, r), V_ADD(r, V_SET1(1.0f)));
+    return V_SCALE2(p, n);
+}
+
+static inline VT FN(vtanh)(VT u) {
+    VT a = V_ABS(u);
+    VT e = FN(vexp)(V_ADD(a, a));
+    VT t = V_SUB(V_SET1(1.0f), V_DIV(V_SET1(2.0f), V_ADD(e, V_SET1(1.0f))));
+    return V_COPYSIGN(t, u);
+}
+
+#define GELU_K 0.7978845608028654f
+
+static inline VT FN(gelu1)(VT x) {
+    VT u = V_MUL(V_SET1(GELU_K), V_FMADD(V_SET1(0.044715f), V_MUL(V_MUL(x, x), x), x));
+    return V_MUL(V_MUL(V_SET1(0.5f), x), V_ADD(V_SET1(1.0f), FN(vtanh)(u)));
+}
+
+static inline VT FN(gelu1_grad)(VT x, VT dy) {
+    VT xx = V_MUL(x, x);
+    VT u = V_MUL(V_SET1(GELU_K), V_FMADD(V_SET1(0.044715f), V_MUL(xx, x), x));
+    VT th = FN(vtanh)(u);
+    VT sech2 = V_FNMADD(th, th, V_SET1(1.0f));
+    VT du = V_MUL(V_SET1(GELU_K), V_FMADD(V_SET1(3.0f * 0.044715f), xx, V_SET1(1.0f)));
+    VT d = V_MUL(V_SET1(0.5f), V_FMADD(V_MUL(x, sech2), du, V_ADD(V_SET1(1.0f), th)));
+    return V_MUL(d, dy);
+}
+
+static void FN(gelu_fwd)(float *out, const float *inp, size_t n) {
+    size_t nv = n / VW * VW;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < nv; i += VW) V_STORE(out + i, FN(gelu1)(V_LOAD(inp + i)));
+    if (nv < n) {
+        float a[VW] = {0}, b[VW];
+        memcpy(a, inp + nv, (n - nv) * sizeof(float));
+        V_STORE(b, FN(gelu1)(V_LOAD(a)));
+        memcpy(out + nv, b, (n - nv) * sizeof(float));
+    }
+}
+
+static void FN(gelu_bwd)(float *dinp, const float *inp, const float *dout, size_t n) {
+    size_t nv = n / VW * VW;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < nv; i += VW) V_STORE(dinp + i, FN(gelu1_grad)(V_LOAD(inp + i), V_LOAD(dout + i)));
+    if (nv < n) {
+        float a[VW] = {0}, d[VW] = {0}, b[VW];
+        memcpy(a, inp + nv, (n - nv) * sizeof(float));
+        memcpy(d, dout + nv, (n - nv) * sizeof(float));
+        V_STORE(b, FN(gelu1_grad)(V_LOAD(a), V_LOAD(d)));
+        memcpy(dinp + nv, b, (n - nv) * sizeof(float));
+    }
+}
+
+static float FN(row_max)(const float *x, size_t n) {
+    size_t nv = n / VW * VW;
+    VT m = V_SET1(-INFINITY);
+    for (size_t i = 0; i < nv; i += VW) m = V_MAX(m, V_LOAD(x + i));
+    float buf[VW], mx = -INFINITY;
+    V_STORE(buf, m);
+    for (int k = 0; k < VW; k++) mx = buf[k] > mx ? buf[k] : mx;
+    for (size_t i = nv; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+/* y[i] = exp(x[i] - shift) (y may be NULL, or alias x); returns the sum of those values. */
+static float FN(row_exp)(float *y, const float *x, size_t n, float shift) {
+    size_t nv = n / VW * VW;
+    VT s = V_SET1(0.0f), sh = V_SET1(shift);
+    for (size_t i = 0; i < nv; i += VW) {
+        VT e = FN(vexp)(V_SUB(V_LOAD(x + i), sh));
+        s = V_ADD(s, e);
+        if (y) V_STORE(y + i, e);
+    }
+    float buf[VW], sum = 0.0f;
+    V_STORE(buf, s);
+    for (int k = 0; k < VW; k++) sum += buf[k];
+    if (nv < n) {
+        float a[VW], b[VW];
+        for (int k = 0; k < VW; k++) a[k] = nv + (size_t)k < n ? x[nv + (size_t)k] - shift : -INFINITY;
+        V_STORE(b, FN(vexp)(V_LOAD(a)));
+        for (size_t i = nv; i < n; i++) {
+            sum += b[i - nv];
+            if (y) y[i] = b[i - nv];
+        }
+    }
+    return sum;
+}
+
+static void FN(crossentropy_fwd_bwd)(float *losses, float *dlogits, const float *logits, const int32_t *targets,
+                                     float dscale, size_t N, size_t V) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) {
+        const float *x = logits + i * V;
+        float mx = FN(row_max)(x, V);
+        float lse = mx + logf(FN(row_exp)(NULL, x, V, mx));
+        size_t y = (size_t)targets[i];
+        losses[i] = lse - x[y];
+        if (dlogits) {
+            float *d = dlogits + i * V;
+            FN(row_exp)(d, x, V, lse); /* softmax probabilities */
+            size_t nv = V / VW * VW;
+            VT sc = V_SET1(dscale);
+            for (size_t v = 0; v < nv; v += VW) V_STORE(d + v, V_MUL(V_LOAD(d + v), sc));
+            for (size_t v = nv; v < V; v++) d[v] *= dscale;
+            d[y] -= dscale; /* (p - 1) * scale at the target */
+        }
+    }
+}
+
+/* The causal softmax of one attention score row in place: row[0..t] normalised, rest zeroed. */
+static void FN(softmax_row)(float *row, size_t t, size_t T) {
+    size_t n = t + 1;
+    float inv = 1.0f / FN(row_exp)(row, row, n, FN(row_max)(row, n));
+    size_t nv = n / VW * VW;
+    VT s = V_SET1(inv);
+    for (size_t i = 0; i < nv; i += VW) V_STORE(row + i, V_MUL(V_LOAD(row + i), s));
+    for (size_t i = nv; i < n; i++) row[i] *= inv;
+    if (T > n) memset(row + n, 0, (T - n) * sizeof(float));
+}
+
+static void FN(attention_fwd)(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C, size_t NH) {
+    tern_kern_attention_fwd_gemm(out, att, qkv, B, T, C, NH, FN(softmax_row));
+}
