@@ -74,12 +74,13 @@ static inline const char *test_tern_bin(void) {
  * and returns the exit status (or -1 if it did not exit normally). */
 static inline int run_cmd(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static inline int run_cmd(char *out, size_t n, const char *fmt, ...) {
-    char cmd[8192];
+    char body[8192], cmd[8300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd - 8, fmt, ap);
+    vsnprintf(body, sizeof body, fmt, ap);
     va_end(ap);
-    strcat(cmd, " 2>&1");
+    /* grouped, so that every command's standard error is captured, background ones included */
+    snprintf(cmd, sizeof cmd, "{ %s\n} 2>&1", body);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t k = 0;

@@ -34,6 +34,11 @@ tern_status tern_io_export_hf(tern_gpt2 *m, const char *tokenizer_dir, int eos_i
  * want it) receives the folder holding its tokenizer files. */
 tern_status tern_io_open_model(const char *path, long long step, tern_gpt2 **out, char **tokdir);
 
+/* Copies a tokenizer folder's two files (vocab.json + merges.txt, or GPT-2's encoder.json +
+ * vocab.bpe) into dstdir under Hugging Face's names. Contents are unchanged, so the tokenizer's
+ * hash (tern_tok_hash) is too. */
+tern_status tern_io_copy_tokenizer(const char *srcdir, const char *dstdir);
+
 /* ---- checkpoints: RUNDIR/ckpt/step-NNNNNN/{model,optimizer}.safetensors + state.json ---- */
 /* Writes a checkpoint folder atomically (written aside, fsynced, renamed), points
  * RUNDIR/ckpt/latest at it, and removes all but the newest `keep` checkpoints. state_json is

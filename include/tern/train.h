@@ -14,6 +14,7 @@
     X(data, S, NULL, "data folder made by `tern prepare`")                                                    \
     X(out, S, NULL, "run folder (checkpoints, metrics, config)")                                              \
     X(init, S, NULL, "start from a Hugging Face GPT-2 folder (config.json + model.safetensors)")              \
+    X(tokenizer, S, NULL, "the tokenizer folder that made the data (kept in the run for export)")            \
     X(n_layer, I, 4, "transformer blocks")                                                                    \
     X(n_head, I, 4, "attention heads")                                                                        \
     X(n_embd, I, 128, "width")                                                                                \

@@ -11,6 +11,8 @@ typedef struct {
 
 /* One row per subcommand; each lives in src/cli/<name>.c. */
 static const subcommand subcommands[] = {
+    {"train", cli_train, "train (or --resume) a GPT-2 model on a data folder; no arguments: the bundled demo"},
+    {"eval", cli_eval, "mean loss and perplexity of a model on a data folder's val split"},
     {"sample", cli_sample, "generate text from a run, a Hugging Face folder or a GGUF file"},
     {"export", cli_export, "write a run as a Hugging Face GPT-2 folder (or GGUF)"},
     {"keygen", cli_keygen, "make a sealing key, or an Ed25519 key pair for signing the run ledger"},
@@ -18,6 +20,7 @@ static const subcommand subcommands[] = {
     {"hw", cli_hw, "this machine's hardware and its export-control (ECCN 3A090) figures; --known for the table"},
     {"plan", cli_plan, "rank candidate sites by time and cost for a run, with the owner's policy verdict"},
     {"tokenizer", cli_tokenizer, "train a byte-level BPE tokenizer, or encode and decode text with one"},
+    {"prepare", cli_prepare, "encode text files into token shards and a manifest for training"},
     {"logits", cli_logits, "write a model's logits for given token ids (to compare with transformers or llama.cpp)"},
     {NULL, NULL, NULL},
 };

@@ -221,11 +221,17 @@ tern_status tern_io_export_hf(tern_gpt2 *m, const char *tokenizer_dir, int eos_i
     tern_st_writer_free(w);
     if (st != TERN_OK || !tokenizer_dir) return st;
 
-    char *vj = tern_path_join(outdir, "vocab.json"), *mt = tern_path_join(outdir, "merges.txt");
+    return tern_io_copy_tokenizer(tokenizer_dir, outdir);
+}
+
+tern_status tern_io_copy_tokenizer(const char *srcdir, const char *dstdir) {
+    TERN_TRY(tern_mkdir_p(dstdir));
+    char *vj = tern_path_join(dstdir, "vocab.json"), *mt = tern_path_join(dstdir, "merges.txt");
+    tern_status st;
     if (!vj || !mt)
         st = tern_err(TERN_ENOMEM, "out of memory");
-    else if ((st = copy_tokenizer_file(tokenizer_dir, "vocab.json", "encoder.json", vj)) == TERN_OK)
-        st = copy_tokenizer_file(tokenizer_dir, "merges.txt", "vocab.bpe", mt);
+    else if ((st = copy_tokenizer_file(srcdir, "vocab.json", "encoder.json", vj)) == TERN_OK)
+        st = copy_tokenizer_file(srcdir, "merges.txt", "vocab.bpe", mt);
     free(vj);
     free(mt);
     return st;

@@ -160,13 +160,18 @@ tern_status tern_train_opts_check(const tern_train_opts *o) {
     return TERN_OK;
 }
 
+/* Options that belong to one invocation, not to the run: never saved in config.json, so that a
+ * resumed run does not stop again where the first invocation was told to. */
+static int per_invocation(const char *key) { return !strcmp(key, "stop_at") || !strcmp(key, "resume"); }
+
 char *tern_train_opts_to_json(const tern_train_opts *o) {
     cJSON *j = cJSON_CreateObject();
 #define ADD_I(k) cJSON_AddNumberToObject(j, #k, (double)o->k)
 #define ADD_F(k) cJSON_AddNumberToObject(j, #k, o->k)
 #define ADD_S(k) (o->k ? cJSON_AddStringToObject(j, #k, o->k) : cJSON_AddNullToObject(j, #k))
 #define ADD_B(k) cJSON_AddBoolToObject(j, #k, o->k)
-#define X(k, type, def, help) ADD_##type(k);
+#define X(k, type, def, help)                                                                 \
+    if (!per_invocation(#k)) ADD_##type(k);
     TERN_TRAIN_OPTS(X)
 #undef X
     char *s = cJSON_Print(j);

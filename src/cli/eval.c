@@ -1,0 +1,57 @@
+/* tern eval: mean loss and perplexity of a model (a run, a Hugging Face folder or an f32 GGUF
+ * file) on the val split of a data folder, read in order, each window once. */
+#include "cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tern/data.h"
+#include "tern/train.h"
+
+int cli_eval(int argc, char **argv) {
+    const char *src = NULL, *data = NULL, *split = "val";
+    long long batch = 8, seq = 0, batches = 0, step = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: tern eval (RUNDIR|HFDIR|FILE.gguf) --data DATADIR [--split val|train] [--batch B] [--seq T]\n"
+                   "                 [--batches N] [--step N] [--threads N]\n\n"
+                   "Mean cross-entropy and perplexity over the split's windows of B rows of T tokens, in order\n"
+                   "(every window once unless --batches limits them). --seq defaults to the model's context.\n");
+            return 0;
+        }
+        if (cli_opt_str("eval", argc, argv, &i, "--data", &data) || cli_opt_str("eval", argc, argv, &i, "--split", &split) ||
+            cli_opt_long("eval", argc, argv, &i, "--batch", &batch) || cli_opt_long("eval", argc, argv, &i, "--seq", &seq) ||
+            cli_opt_long("eval", argc, argv, &i, "--batches", &batches) ||
+            cli_opt_long("eval", argc, argv, &i, "--step", &step) || cli_opt_long("eval", argc, argv, &i, "--threads", &threads))
+            continue;
+        if (argv[i][0] == '-') cli_usage("eval", "unknown option '%s'", argv[i]);
+        if (src) cli_usage("eval", "more than one model given ('%s' and '%s')", src, argv[i]);
+        src = argv[i];
+    }
+    if (!src || !data) cli_usage("eval", "usage: tern eval (RUNDIR|HFDIR|FILE.gguf) --data DATADIR");
+    if (batch < 1 || seq < 0 || batches < 0) cli_usage("eval", "--batch must be positive; --seq and --batches not negative");
+    if (strcmp(split, "val") && strcmp(split, "train")) cli_usage("eval", "--split must be val or train, got '%s'", split);
+    tern_set_threads((int)threads);
+    tern_gpt2 *m;
+    tern_status st = tern_io_open_model(src, step, &m, NULL);
+    if (st != TERN_OK) cli_fail("eval", st);
+    const tern_gpt2_config *c = tern_gpt2_cfg(m);
+    if (seq == 0) seq = c->n_ctx;
+    if (seq > c->n_ctx) cli_usage("eval", "--seq %lld exceeds the model's context (%d)", seq, c->n_ctx);
+    tern_dataset *ds;
+    if ((st = tern_dataset_open(&ds, data, split, NULL)) != TERN_OK) cli_fail("eval", st);
+    if (tern_dataset_vocab_size(ds) != (size_t)c->vocab_size) {
+        fprintf(stderr, "tern eval: %s: the data's vocabulary (%zu) differs from the model's (%d)\n", data,
+                tern_dataset_vocab_size(ds), c->vocab_size);
+        return 1;
+    }
+    double loss;
+    size_t ntok;
+    st = tern_eval_loss(m, ds, (size_t)batch, (size_t)seq, (size_t)batches, &loss, &ntok);
+    if (st != TERN_OK) cli_fail("eval", st);
+    printf("%s on %s (%s): loss %.6f, perplexity %.4f over %zu tokens\n", src, data, split, loss, exp(loss), ntok);
+    tern_dataset_free(ds);
+    tern_gpt2_free(m);
+    return 0;
+}

@@ -1,0 +1,139 @@
+/* tern train: parses flags (and --config FILE.json) into the run options and starts the run.
+ * SIGINT/SIGTERM finish the current step, checkpoint and exit 0, as preemptible machines need. */
+#include "cli.h"
+#include "tern/data.h"
+#include "tern/train.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void help(void) {
+    printf("usage: tern train --data DATADIR -o RUNDIR [options]\n"
+           "       tern train -o RUNDIR --resume [options]\n"
+           "       tern train            (the default model on the bundled corpus)\n\n"
+           "Options (also accepted as keys of --config FILE.json; flags win over the file):\n"
+           "  --config FILE    a JSON object of options\n");
+    tern_train_opts_help(stdout);
+}
+
+/* The repository root: the nearest folder above the program holding the bundled corpus. */
+static int find_root(char *root, size_t n) {
+    char exe[4096];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0) return 0;
+    exe[k] = 0;
+    for (int up = 0; up < 4; up++) {
+        char *slash = strrchr(exe, '/');
+        if (!slash) return 0;
+        *slash = 0;
+        char probe[4200];
+        snprintf(probe, sizeof probe, "%s/data/tinyshakespeare/input.txt", exe);
+        if (tern_path_exists(probe)) {
+            snprintf(root, n, "%s", exe);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* With no arguments: prepare the bundled corpus (tinyshakespeare, GPT-2's tokenizer, the last
+ * 10% for validation) under runs/ if that was not done yet, and train the default model on it
+ * into the first free runs/default-N. */
+static int cli_train_default(tern_train_opts *o) {
+    char root[4096], data[4200], tok[4200], corpus[4200], out[4200], manifest[4300];
+    if (!find_root(root, sizeof root)) {
+        fprintf(stderr, "tern train: cannot find the bundled corpus (data/tinyshakespeare/input.txt) above the program; "
+                        "give --data DATADIR -o RUNDIR\n");
+        return 1;
+    }
+    snprintf(data, sizeof data, "%s/runs/shakespeare-gpt2", root);
+    snprintf(tok, sizeof tok, "%s/data/gpt2", root);
+    snprintf(corpus, sizeof corpus, "%s/data/tinyshakespeare/input.txt", root);
+    snprintf(manifest, sizeof manifest, "%s/manifest.json", data);
+    if (!tern_path_exists(manifest)) {
+        fprintf(stderr, "preparing %s with GPT-2's tokenizer into %s\n", corpus, data);
+        const char *files[] = {corpus};
+        tern_prepare_opts po = {tok, files, 1, 0.1, TERN_PREPARE_SHARD_TOKENS, 1337, data};
+        tern_status st = tern_data_prepare(&po, NULL);
+        if (st != TERN_OK) cli_fail("train", st);
+    }
+    for (int i = 1;; i++) {
+        snprintf(out, sizeof out, "%s/runs/default-%d", root, i);
+        if (!tern_path_exists(out)) break;
+    }
+    o->data = data;
+    o->out = out;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    tern_train_hooks hooks = {&stop_requested, 1};
+    tern_status st = tern_train_run(o, &hooks);
+    if (st != TERN_OK) cli_fail("train", st);
+    printf("%s\n", out);
+    return 0;
+}
+
+int cli_train(int argc, char **argv) {
+    tern_train_opts o;
+    tern_train_opts_defaults(&o);
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            help();
+            return 0;
+        }
+        const char *v;
+        if (cli_opt_str("train", argc, argv, &i, "--config", &v)) {
+            config = v;
+            continue;
+        }
+        if (cli_opt_str("train", argc, argv, &i, "-o", &v)) {
+            if (tern_train_opts_set(&o, "out", v) != TERN_OK) cli_fail("train", TERN_EINVAL);
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) cli_usage("train", "unexpected argument '%s' (see tern train --help)", a);
+        /* --some-key[=value] -> some_key */
+        char key[64];
+        size_t k = 0;
+        const char *p = a + 2;
+        for (; *p && *p != '=' && k < sizeof key - 1; p++) key[k++] = *p == '-' ? '_' : *p;
+        key[k] = 0;
+        const char *val;
+        if (*p == '=') {
+            val = p + 1;
+        } else if (!strcmp(key, "no_shuffle") || !strcmp(key, "resume")) {
+            val = "true";
+        } else {
+            if (i + 1 >= argc) cli_usage("train", "option %s needs a value", a);
+            val = argv[++i];
+        }
+        tern_status st = tern_train_opts_set(&o, key, val);
+        if (st != TERN_OK) cli_usage("train", "%s (see tern train --help)", tern_errmsg());
+    }
+    if (config) {
+        tern_status st = tern_train_opts_load_json(&o, config);
+        if (st != TERN_OK) cli_fail("train", st);
+    }
+    if (argc == 1) return cli_train_default(&o);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    tern_train_hooks hooks = {&stop_requested, 1};
+    tern_status st = tern_train_run(&o, &hooks);
+    tern_train_opts_free(&o);
+    if (st != TERN_OK) cli_fail("train", st);
+    return 0;
+}

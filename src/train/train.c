@@ -1,0 +1,424 @@
+/* A training run: resolve the options, open the data, build or load the model, then steps of
+ * (micro-batches -> gradients -> clip -> AdamW), with evaluation, metrics (JSON Lines),
+ * progress, and atomic checkpoints. Every step is a pure function of its index: the loader
+ * reads window (step * grad_accum + micro) and randomness is counter-based, so a resumed run
+ * repeats an unbroken one exactly. */
+#include "tern/train.h"
+
+#include "tern/data.h"
+#include "tern/io.h"
+#include "tern/model.h"
+#include "tern/optim.h"
+#include "tern/tok.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct run {
+    const tern_train_opts *o;
+    tern_dataset *train, *val;
+    tern_loader *loader, *val_loader;
+    tern_gpt2 *m;
+    tern_adamw opt;
+    int32_t *in, *tg;
+    char *rundir;
+    FILE *metrics;
+    uint64_t step; /* optimizer steps completed */
+    double elapsed_before; /* seconds spent in earlier segments of the run */
+    uint8_t tok_hash[TERN_HASH_BYTES];
+} run;
+
+tern_status tern_eval_loss(tern_gpt2 *m, const tern_dataset *val, size_t B, size_t T, size_t batches, double *loss,
+                           size_t *tokens) {
+    tern_loader *l;
+    TERN_TRY(tern_loader_init(&l, val, B, T, 0, 0));
+    uint64_t k = tern_loader_windows_per_epoch(l);
+    if (batches == 0 || batches > k) batches = (size_t)k; /* each window once */
+    int32_t *in = malloc(B * T * sizeof(int32_t)), *tg = malloc(B * T * sizeof(int32_t));
+    tern_status st = in && tg ? tern_gpt2_reserve(m, B, T) : tern_err(TERN_ENOMEM, "out of memory");
+    double sum = 0;
+    for (size_t b = 0; st == TERN_OK && b < batches; b++) {
+        float lb;
+        st = tern_loader_get(l, b, 0, B, in, tg);
+        if (st == TERN_OK) st = tern_gpt2_forward(m, in, tg, B, T, &lb);
+        sum += lb;
+    }
+    free(in);
+    free(tg);
+    tern_loader_free(l);
+    if (st != TERN_OK) return st;
+    *loss = sum / (double)batches;
+    if (tokens) *tokens = batches * B * T;
+    return TERN_OK;
+}
+
+static tern_status write_text(const char *dir, const char *name, const char *text) {
+    char *p = tern_path_join(dir, name);
+    if (!p) return tern_err(TERN_ENOMEM, "out of memory");
+    tern_status st = tern_write_file_atomic(p, text, strlen(text));
+    free(p);
+    return st;
+}
+
+/* Keeps the tokenizer beside the run (export and sampling need it): the first of
+ * DATADIR/tokenizer, --tokenizer and the --init folder whose files hash to the data's tokenizer
+ * is copied to RUNDIR/tokenizer/ as vocab.json + merges.txt. Without one the run still trains,
+ * and says that export will need a tokenizer. */
+static tern_status keep_tokenizer(const tern_train_opts *o, const uint8_t want[TERN_HASH_BYTES], const char *rundir) {
+    char *cands[3] = {tern_path_join(o->data, "tokenizer"), o->tokenizer ? strdup(o->tokenizer) : NULL,
+                      o->init ? strdup(o->init) : NULL};
+    tern_status st = TERN_OK;
+    tern_tok *tok = NULL;
+    const char *found = NULL;
+    for (int i = 0; i < 3 && !found; i++) {
+        if (!cands[i] || tern_tok_load(&tok, cands[i]) != TERN_OK) continue;
+        if (!memcmp(tern_tok_hash(tok), want, TERN_HASH_BYTES)) {
+            found = cands[i];
+        } else if (i == 1) {
+            st = tern_err(TERN_EINVAL, "%s: this tokenizer did not make the data in %s (its hash differs from the manifest's)",
+                          cands[i], o->data);
+        }
+        if (!found) {
+            tern_tok_free(tok);
+            tok = NULL;
+        }
+    }
+    tern_err_clear();
+    if (st == TERN_OK && found) {
+        char *dst = tern_path_join(rundir, "tokenizer");
+        st = dst ? tern_io_copy_tokenizer(found, dst) : tern_err(TERN_ENOMEM, "out of memory");
+        free(dst);
+    } else if (st == TERN_OK) {
+        tern_log(TERN_LOG_WARN, "no tokenizer matching the data was found (looked in %s/tokenizer%s%s); the run will not "
+                                "hold one, and export will need --tokenizer DIR",
+                 o->data, o->tokenizer ? ", --tokenizer" : "", o->init ? ", --init" : "");
+    }
+    tern_tok_free(tok);
+    for (int i = 0; i < 3; i++) free(cands[i]);
+    return st;
+}
+
+/* On resume, metrics.jsonl keeps only the lines of steps the checkpoint covers, so the file
+ * reads as one unbroken run. */
+static tern_status trim_metrics(const char *path, uint64_t upto) {
+    char *text;
+    size_t n;
+    tern_status st = tern_read_file(path, &text, &n);
+    if (st == TERN_ENOTFOUND) return TERN_OK;
+    if (st != TERN_OK) return st;
+    tern_afile af;
+    st = tern_afile_open(&af, path);
+    if (st != TERN_OK) {
+        free(text);
+        return st;
+    }
+    char *line = text;
+    while (st == TERN_OK && line < text + n) {
+        char *nl = memchr(line, '\n', (size_t)(text + n - line));
+        size_t len = nl ? (size_t)(nl - line) + 1 : (size_t)(text + n - line);
+        cJSON *j = cJSON_ParseWithLength(line, nl ? (size_t)(nl - line) : len);
+        cJSON *s = j ? cJSON_GetObjectItemCaseSensitive(j, "step") : NULL;
+        if (nl && cJSON_IsNumber(s) && s->valuedouble <= (double)upto) st = tern_afile_write(&af, line, len);
+        cJSON_Delete(j);
+        line += len;
+    }
+    free(text);
+    if (st != TERN_OK) {
+        tern_afile_abort(&af);
+        return st;
+    }
+    return tern_afile_commit(&af);
+}
+
+static char *state_json(const run *r, double elapsed) {
+    cJSON *j = cJSON_CreateObject();
+    char hex[2 * TERN_HASH_BYTES + 1];
+    cJSON_AddNumberToObject(j, "step", (double)r->step);
+    cJSON_AddNumberToObject(j, "cursor", (double)(r->step * (uint64_t)r->o->grad_accum));
+    cJSON_AddNumberToObject(j, "seed", (double)r->o->seed);
+    cJSON_AddNumberToObject(j, "elapsed_s", elapsed);
+    tern_hex(hex, r->tok_hash, TERN_HASH_BYTES);
+    cJSON_AddStringToObject(j, "tokenizer_hash", hex);
+    cJSON_AddStringToObject(j, "tern_version", TERN_VERSION);
+    char *cfg = tern_train_opts_to_json(r->o);
+    cJSON_AddItemToObject(j, "config", cJSON_Parse(cfg));
+    free(cfg);
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+static tern_status checkpoint(run *r, double elapsed) {
+    char *s = state_json(r, elapsed);
+    if (!s) return tern_err(TERN_ENOMEM, "out of memory");
+    tern_status st = tern_ckpt_save(r->rundir, r->step, r->m, &r->opt, s, (int)r->o->keep);
+    free(s);
+    return st;
+}
+
+static void progress(const run *r, float loss, double tps, double eta, int tty) {
+    char eta_s[32];
+    tern_fmt_duration(eta_s, sizeof eta_s, eta);
+    uint64_t total = (uint64_t)r->o->steps;
+    if (tty) {
+        int width = 24, done = (int)((double)r->step / (double)total * width);
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < done ? '#' : '.';
+        bar[width] = 0;
+        fprintf(stderr, "\r  step %llu/%llu [%s] loss %.4f | %.0f tok/s | ETA %s   ", (unsigned long long)r->step,
+                (unsigned long long)total, bar, loss, tps, eta_s);
+    } else {
+        fprintf(stderr, "step %llu/%llu loss %.4f %.0f tok/s ETA %s\n", (unsigned long long)r->step,
+                (unsigned long long)total, loss, tps, eta_s);
+    }
+}
+
+static tern_status open_data(run *r) {
+    const tern_train_opts *o = r->o;
+    if (!o->data) return tern_err(TERN_EINVAL, "no data folder: give --data DATADIR (made by `tern prepare`)");
+    TERN_TRY(tern_dataset_open(&r->train, o->data, "train", NULL));
+    memcpy(r->tok_hash, tern_dataset_tokenizer_hash(r->train), TERN_HASH_BYTES);
+    tern_status st = tern_dataset_open(&r->val, o->data, "val", r->tok_hash);
+    if (st == TERN_ENOTFOUND) {
+        r->val = NULL; /* no val split: evaluation is skipped */
+        tern_err_clear();
+        st = TERN_OK;
+    }
+    return st;
+}
+
+static tern_status build_model(run *r, tern_train_opts *o) {
+    size_t V = tern_dataset_vocab_size(r->train);
+    if (o->init) {
+        TERN_TRY(tern_io_load_hf(o->init, &r->m));
+        const tern_gpt2_config *c = tern_gpt2_cfg(r->m);
+        if ((size_t)c->vocab_size != V)
+            return tern_err(TERN_EINVAL, "%s: the model's vocabulary (%d) differs from the data's (%zu)", o->init,
+                            c->vocab_size, V);
+        o->n_layer = c->n_layer;
+        o->n_head = c->n_head;
+        o->n_embd = c->n_embd;
+        o->n_ctx = c->n_ctx;
+        if (!tern_train_opts_is_set(o, "seq")) o->seq = c->n_ctx < o->seq ? c->n_ctx : o->seq;
+        if (o->seq > c->n_ctx) return tern_err(TERN_EINVAL, "--seq %lld exceeds the model's n_positions (%d)", o->seq, c->n_ctx);
+    } else {
+        if (o->vocab_size && (size_t)o->vocab_size != V)
+            return tern_err(TERN_EINVAL, "--vocab-size %lld differs from the data's vocabulary (%zu)", o->vocab_size, V);
+        if (!o->n_ctx) o->n_ctx = o->seq;
+        if (o->seq > o->n_ctx) return tern_err(TERN_EINVAL, "--seq %lld exceeds --n-ctx %lld", o->seq, o->n_ctx);
+        tern_gpt2_config c = {(int)o->n_layer, (int)o->n_head, (int)o->n_embd, (int)o->n_ctx, (int)V};
+        TERN_TRY(tern_gpt2_init(&r->m, &c));
+        tern_gpt2_init_weights(r->m, (uint64_t)o->seed);
+    }
+    o->vocab_size = (long long)V;
+    return TERN_OK;
+}
+
+static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
+    const tern_train_opts *o = r->o;
+    size_t B = (size_t)o->batch, T = (size_t)o->seq, A = (size_t)o->grad_accum;
+    size_t np = tern_gpt2_num_params(r->m), ntens;
+    const tern_tensor *tens = tern_gpt2_tensors(r->m, &ntens);
+    float *params = tern_gpt2_params(r->m), *grads = tern_gpt2_grads(r->m);
+    tern_adamw_hparams hp = {(float)o->beta1, (float)o->beta2, (float)o->eps, (float)o->weight_decay};
+    float lr_min = o->min_lr >= 0 ? (float)o->min_lr : (float)o->lr / 10.0f;
+    tern_lr_schedule sch = {strcmp(o->schedule, "cosine") ? TERN_SCHED_CONSTANT : TERN_SCHED_COSINE, (float)o->lr, lr_min,
+                            (uint64_t)o->warmup, (uint64_t)o->steps};
+    uint64_t last = o->stop_at > 0 && o->stop_at < o->steps ? (uint64_t)o->stop_at : (uint64_t)o->steps;
+    int tty = hooks && hooks->progress && isatty(2);
+    double t0 = tern_now(), last_print = 0;
+    uint64_t first = r->step;
+    int bad = 0;
+    tern_status st = TERN_OK;
+    while (r->step < last) {
+        double ts = tern_now();
+        float lr = tern_lr_at(&sch, r->step);
+        tern_gpt2_zero_grad(r->m);
+        double loss = 0;
+        for (size_t a = 0; a < A && st == TERN_OK; a++) {
+            float lb;
+            st = tern_loader_get(r->loader, r->step * A + a, 0, B, r->in, r->tg);
+            if (st == TERN_OK) st = tern_gpt2_forward(r->m, r->in, r->tg, B, T, &lb);
+            if (st == TERN_OK) {
+                tern_gpt2_backward(r->m, 1.0f / (float)A);
+                loss += (double)lb / (double)A;
+            }
+        }
+        if (st != TERN_OK) break;
+        double norm = sqrt(tern_sum_squares(grads, np));
+        int finite = isfinite(loss) && isfinite(norm);
+        if (finite) {
+            bad = 0;
+            if (o->grad_clip > 0) tern_clip_grads(grads, np, norm, (float)o->grad_clip);
+            tern_adamw_step(&r->opt, params, grads, tens, ntens, lr, r->step + 1, &hp);
+        }
+        r->step++;
+        double now = tern_now(), elapsed = r->elapsed_before + (now - t0);
+        double tps = (double)(B * T * A) / (now - ts);
+        fprintf(r->metrics,
+                "{\"step\":%llu,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f%s}\n",
+                (unsigned long long)r->step, loss, lr, norm, tps, elapsed, finite ? "" : ",\"skipped\":true");
+        fflush(r->metrics);
+        if (!finite) {
+            bad++;
+            tern_log(TERN_LOG_WARN, "step %llu: non-finite %s; update skipped (%d in a row)", (unsigned long long)r->step,
+                     isfinite(loss) ? "gradient norm" : "loss", bad);
+            if (bad >= o->max_bad_steps) {
+                st = tern_err(TERN_ENUMERIC, "%d non-finite steps in a row (last at step %llu); stopping, the last good checkpoint is kept",
+                              bad, (unsigned long long)r->step);
+                break;
+            }
+        }
+        double rate = (now - t0) / (double)(r->step - first);
+        if (hooks && hooks->progress && (tty || now - last_print >= 1.0 || r->step == last || r->step == first + 1)) {
+            progress(r, (float)loss, tps, rate * (double)(last - r->step), tty);
+            last_print = now;
+        }
+        int stop_now = hooks && hooks->stop && *hooks->stop;
+        int end = r->step == last;
+        if (r->val && ((o->eval_every && r->step % (uint64_t)o->eval_every == 0) || end)) {
+            double vl;
+            size_t ntok;
+            st = tern_eval_loss(r->m, r->val, B, T, (size_t)o->eval_batches, &vl, &ntok);
+            if (st != TERN_OK) break;
+            fprintf(r->metrics, "{\"step\":%llu,\"val_loss\":%.9g,\"val_ppl\":%.6g,\"val_tokens\":%zu}\n",
+                    (unsigned long long)r->step, vl, exp(vl), ntok);
+            fflush(r->metrics);
+            if (hooks && hooks->progress)
+                fprintf(stderr, "%sstep %llu: val loss %.4f (perplexity %.2f)\n", tty ? "\n" : "", (unsigned long long)r->step,
+                        vl, exp(vl));
+        }
+        if (end || stop_now || (o->ckpt_every && r->step % (uint64_t)o->ckpt_every == 0)) {
+            st = checkpoint(r, r->elapsed_before + (tern_now() - t0));
+            if (st != TERN_OK) break;
+        }
+        if (stop_now) {
+            if (hooks->progress)
+                fprintf(stderr, "%sstopped on request after step %llu; checkpoint written, resume with --resume\n",
+                        tty ? "\n" : "", (unsigned long long)r->step);
+            break;
+        }
+    }
+    if (tty) fputc('\n', stderr);
+    return st;
+}
+
+static tern_status resume_state(run *r, tern_train_opts *o, char **ckdir) {
+    TERN_TRY(tern_ckpt_latest(o->out, ckdir));
+    char *text;
+    TERN_TRY(tern_ckpt_read_state(*ckdir, &text));
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    cJSON *s = j ? cJSON_GetObjectItemCaseSensitive(j, "step") : NULL;
+    cJSON *el = j ? cJSON_GetObjectItemCaseSensitive(j, "elapsed_s") : NULL;
+    cJSON *th = j ? cJSON_GetObjectItemCaseSensitive(j, "tokenizer_hash") : NULL;
+    tern_status st = TERN_OK;
+    uint8_t h[TERN_HASH_BYTES];
+    if (!cJSON_IsNumber(s) || s->valuedouble < 0 || !cJSON_IsString(th) || tern_unhex(h, TERN_HASH_BYTES, th->valuestring))
+        st = tern_err(TERN_EFORMAT, "%s/state.json: missing or bad \"step\" or \"tokenizer_hash\"", *ckdir);
+    else if (memcmp(h, r->tok_hash, TERN_HASH_BYTES))
+        st = tern_err(TERN_EINVAL, "%s: the data was made with another tokenizer than the run's (tokenizer hash %s)", o->data,
+                      th->valuestring);
+    if (st == TERN_OK) {
+        r->step = (uint64_t)s->valuedouble;
+        r->elapsed_before = cJSON_IsNumber(el) ? el->valuedouble : 0;
+    }
+    cJSON_Delete(j);
+    return st;
+}
+
+tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks *hooks) {
+    tern_train_opts o = *given;
+    o.n_owned = 0; /* strings stay owned by `given` */
+    run r;
+    memset(&r, 0, sizeof r);
+    r.o = &o;
+    tern_status st = TERN_OK;
+    char *ckdir = NULL, *cfgpath = NULL, *mpath = NULL;
+    if (!o.out) return tern_err(TERN_EINVAL, "no run folder: give -o RUNDIR");
+    r.rundir = (char *)o.out;
+    cfgpath = tern_path_join(o.out, "config.json");
+    mpath = tern_path_join(o.out, "metrics.jsonl");
+    if (!cfgpath || !mpath) {
+        st = tern_err(TERN_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (o.resume) {
+        /* The run's resolved configuration is the base; flags given now override it. */
+        st = tern_train_opts_load_json(&o, cfgpath);
+        if (st == TERN_ENOTFOUND) st = tern_err(TERN_ENOTFOUND, "%s: no run to resume here (no config.json)", o.out);
+        if (st != TERN_OK) goto done;
+        o.resume = 1;
+    } else {
+        char *latest = tern_path_join(o.out, "ckpt/latest");
+        int exists = latest && tern_path_exists(latest);
+        free(latest);
+        if (exists) {
+            st = tern_err(TERN_EINVAL, "%s already holds a run; continue it with --resume, or choose another folder", o.out);
+            goto done;
+        }
+    }
+    if ((st = tern_train_opts_check(&o)) != TERN_OK) goto done;
+    tern_set_threads((int)o.threads);
+    if ((st = open_data(&r)) != TERN_OK) goto done;
+    if (o.resume) {
+        if ((st = resume_state(&r, &o, &ckdir)) != TERN_OK) goto done;
+        tern_gpt2_config c = {(int)o.n_layer, (int)o.n_head, (int)o.n_embd, (int)o.n_ctx, (int)o.vocab_size};
+        if ((st = tern_gpt2_init(&r.m, &c)) != TERN_OK || (st = tern_ckpt_load_model(ckdir, r.m)) != TERN_OK) goto done;
+    } else {
+        if ((st = build_model(&r, &o)) != TERN_OK) goto done;
+    }
+    size_t B = (size_t)o.batch, T = (size_t)o.seq;
+    if ((st = tern_gpt2_reserve(r.m, B, T)) != TERN_OK) goto done;
+    if ((st = tern_loader_init(&r.loader, r.train, B, T, !o.no_shuffle, (uint64_t)o.seed)) != TERN_OK) goto done;
+    if ((st = tern_adamw_init(&r.opt, 0, tern_gpt2_num_params(r.m))) != TERN_OK) goto done;
+    if (o.resume && (st = tern_ckpt_load_optimizer(ckdir, r.m, &r.opt)) != TERN_OK) goto done;
+    r.in = malloc(B * T * sizeof(int32_t));
+    r.tg = malloc(B * T * sizeof(int32_t));
+    if (!r.in || !r.tg) {
+        st = tern_err(TERN_ENOMEM, "out of memory for a batch of %zux%zu", B, T);
+        goto done;
+    }
+    if ((st = tern_mkdir_p(o.out)) != TERN_OK) goto done;
+    if (!o.resume) {
+        char *cfg = tern_train_opts_to_json(&o);
+        st = cfg ? write_text(o.out, "config.json", cfg) : tern_err(TERN_ENOMEM, "out of memory");
+        free(cfg);
+        if (st == TERN_OK) st = keep_tokenizer(&o, r.tok_hash, o.out);
+        if (st == TERN_OK) st = tern_write_file_atomic(mpath, "", 0);
+    } else {
+        st = trim_metrics(mpath, r.step);
+    }
+    if (st != TERN_OK) goto done;
+    r.metrics = fopen(mpath, "a");
+    if (!r.metrics) {
+        st = tern_err(TERN_EIO, "%s: cannot open for appending", mpath);
+        goto done;
+    }
+    if (hooks && hooks->progress) {
+        size_t np = tern_gpt2_num_params(r.m);
+        fprintf(stderr, "%s %s: %lld layers, %lld heads, width %lld, context %lld, vocabulary %lld: %.2fM parameters\n",
+                o.resume ? "resuming" : "training", o.out, o.n_layer, o.n_head, o.n_embd, o.seq, o.vocab_size, (double)np / 1e6);
+        fprintf(stderr, "data %s: %llu train tokens%s; %zu rows x %zu tokens x %lld micro-batches per step, %llu steps\n",
+                o.data, (unsigned long long)tern_dataset_num_tokens(r.train), r.val ? "" : " (no val split)", B, T,
+                o.grad_accum, (unsigned long long)o.steps);
+        if (o.resume) fprintf(stderr, "from %s (step %llu)\n", ckdir, (unsigned long long)r.step);
+    }
+    st = run_steps(&r, hooks);
+done:
+    if (r.metrics) fclose(r.metrics);
+    free(r.in);
+    free(r.tg);
+    tern_adamw_free(&r.opt);
+    tern_loader_free(r.loader);
+    tern_dataset_free(r.train);
+    tern_dataset_free(r.val);
+    tern_gpt2_free(r.m);
+    free(ckdir);
+    free(cfgpath);
+    free(mpath);
+    return st;
+}

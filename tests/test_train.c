@@ -1,0 +1,245 @@
+/* End-to-end tests of training as a user meets it, through the tern program: prepare a small
+ * corpus, train, stop and resume (bit-exact), SIGINT and SIGKILL during checkpointing, export and
+ * --init round trips, evaluation and sampling. */
+#include "check.h"
+#include "tern.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SMALL_FLAGS "--n-layer 2 --n-head 2 --n-embd 32 --seq 32 --batch 4 --lr 3e-3 --warmup 2 --eval-batches 2 --threads 2"
+
+static char corpus_dir[512], tok_dir[512], data_dir[512], small[1024];
+static char out[1 << 16];
+
+/* A small corpus (the first 60 kB of tinyshakespeare), a 320-token BPE trained on it, and a
+ * prepared data folder with a val split. Made once per test program. */
+static int setup(void) {
+    if (data_dir[0]) return 1;
+    const char *root = test_tmpdir("train_setup");
+    snprintf(corpus_dir, sizeof corpus_dir, "%s/corpus.txt", root);
+    snprintf(tok_dir, sizeof tok_dir, "%s/tok", root);
+    snprintf(data_dir, sizeof data_dir, "%s/data", root);
+    const char *t = test_tern_bin();
+    int rc = run_cmd(out, sizeof out, "head -c 60000 data/tinyshakespeare/input.txt > %s && %s tokenizer train --vocab-size 320 -o %s %s && "
+                     "%s prepare --tokenizer %s --val-fraction 0.1 -o %s %s",
+                     corpus_dir, t, tok_dir, corpus_dir, t, tok_dir, data_dir, corpus_dir);
+    if (rc != 0) {
+        printf("setup failed: %s\n", out);
+        data_dir[0] = 0;
+        return 0;
+    }
+    snprintf(small, sizeof small, "--tokenizer %s " SMALL_FLAGS, tok_dir);
+    return 1;
+}
+
+
+/* The "loss" values of metrics.jsonl, as printed (9 significant digits, exact for float32). */
+static int losses(const char *rundir, char vals[][32], int max) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", rundir);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, f) && n < max) {
+        char *p = strstr(line, "\"loss\":");
+        if (!p || strstr(line, "val_loss")) continue;
+        sscanf(p + 7, "%31[^,}]", vals[n++]);
+    }
+    fclose(f);
+    return n;
+}
+
+static int files_equal(const char *a, const char *b) {
+    char *x, *y;
+    size_t nx, ny;
+    if (tern_read_file(a, &x, &nx) != TERN_OK) return 0;
+    if (tern_read_file(b, &y, &ny) != TERN_OK) {
+        free(x);
+        return 0;
+    }
+    int eq = nx == ny && !memcmp(x, y, nx);
+    free(x);
+    free(y);
+    return eq;
+}
+
+static void test_resume_is_bit_exact(void) {
+    if (!setup()) {
+        CHECK(0, "setup");
+        return;
+    }
+    const char *d = test_tmpdir("train_resume");
+    const char *t = test_tern_bin();
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/full %s --steps 10 --ckpt-every 5", t, data_dir, d, small);
+    CHECK(rc == 0, "full run: %s", out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/split %s --steps 10 --stop-at 5", t, data_dir, d, small);
+    CHECK(rc == 0, "first half: %s", out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/split --resume", t, data_dir, d);
+    CHECK(rc == 0, "resume: %s", out);
+    char a[16][32], b[16][32], pa[600], pb[600];
+    snprintf(pa, sizeof pa, "%s/full", d);
+    snprintf(pb, sizeof pb, "%s/split", d);
+    int na = losses(pa, a, 16), nb = losses(pb, b, 16);
+    CHECK(na == 10 && nb == 10, "%d and %d loss lines", na, nb);
+    for (int i = 0; i < na && i < nb; i++) CHECK(!strcmp(a[i], b[i]), "step %d: %s vs %s", i + 1, a[i], b[i]);
+    snprintf(pa, sizeof pa, "%s/full/ckpt/step-000010/model.safetensors", d);
+    snprintf(pb, sizeof pb, "%s/split/ckpt/step-000010/model.safetensors", d);
+    CHECK(files_equal(pa, pb), "model.safetensors of step 10 differ");
+    snprintf(pa, sizeof pa, "%s/full/ckpt/step-000010/optimizer.safetensors", d);
+    snprintf(pb, sizeof pb, "%s/split/ckpt/step-000010/optimizer.safetensors", d);
+    CHECK(files_equal(pa, pb), "optimizer.safetensors of step 10 differ");
+    /* the loss goes down on this small corpus */
+    CHECK(atof(a[9]) < atof(a[0]) - 0.5, "loss %s -> %s", a[0], a[9]);
+}
+
+static void test_refusals(void) {
+    if (!setup()) {
+        CHECK(0, "setup");
+        return;
+    }
+    const char *d = test_tmpdir("train_refuse");
+    const char *t = test_tern_bin();
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r %s --steps 2", t, data_dir, d, small);
+    CHECK(rc == 0, "%s", out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r %s --steps 2", t, data_dir, d, small);
+    char want[1024];
+    snprintf(want, sizeof want, "tern train: %s/r already holds a run; continue it with --resume, or choose another folder\n", d);
+    CHECK(rc == 1 && !strcmp(out, want), "rc %d: %s", rc, out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/none --resume", t, data_dir, d);
+    snprintf(want, sizeof want, "tern train: %s/none: no run to resume here (no config.json)\n", d);
+    CHECK(rc == 1 && !strcmp(out, want), "rc %d: %s", rc, out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/x --n-embd 30 --n-head 4", t, data_dir, d);
+    CHECK(rc == 1 && !strcmp(out, "tern train: n_embd (30) must be divisible by n_head (4)\n"), "rc %d: %s", rc, out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/x --bogus 1", t, data_dir, d);
+    CHECK(rc == 2 && !strcmp(out, "tern train: unknown option 'bogus' (see tern train --help)\n"), "rc %d: %s", rc, out);
+}
+
+/* SIGINT during training: the step finishes, a checkpoint is written, exit 0, and --resume
+ * goes on to the end. */
+static void test_sigint_checkpoints(void) {
+    if (!setup()) {
+        CHECK(0, "setup");
+        return;
+    }
+    const char *d = test_tmpdir("train_sigint");
+    const char *t = test_tern_bin();
+    int rc = run_cmd(out, sizeof out,
+                     "%s train --data %s -o %s/r %s --steps 100000 & pid=$!; "
+                     "for i in $(seq 400); do grep -q '\"step\":3,' %s/r/metrics.jsonl 2>/dev/null && break; sleep 0.05; done; "
+                     "kill -INT $pid; wait $pid",
+                     t, data_dir, d, small, d);
+    CHECK(rc == 0, "exit %d: %s", rc, out);
+    char p[600];
+    snprintf(p, sizeof p, "%s/r", d);
+    char *ck;
+    CHECK(tern_ckpt_latest(p, &ck) == TERN_OK, "%s", tern_errmsg());
+    free(ck);
+    CHECK(strstr(out, "stopped on request after step") != NULL, "%s", out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r --resume --steps 12", t, data_dir, d);
+    CHECK(rc == 0, "resume: %s", out);
+}
+
+/* SIGKILL at random moments while checkpointing every step: every time, `latest` names a whole
+ * checkpoint that loads, and --resume continues from it. */
+static void test_sigkill_while_checkpointing(void) {
+    if (!setup()) {
+        CHECK(0, "setup");
+        return;
+    }
+    const char *d = test_tmpdir("train_kill");
+    const char *t = test_tern_bin();
+    char rd[600];
+    snprintf(rd, sizeof rd, "%s/r", d);
+    int trials = 8, ok = 0;
+    for (int k = 0; k < trials; k++) {
+        /* a delay drawn from the counter RNG: 0.15 to 0.9 seconds into the run */
+        double delay = 0.15 + 0.75 * tern_rng_uniform(2024, 1, (uint64_t)k);
+        run_cmd(out, sizeof out, "%s train --data %s -o %s %s --steps 100000 --ckpt-every 1 --keep 2 %s & pid=$!; sleep %.3f; kill -KILL $pid; wait $pid",
+                t, data_dir, rd, small, k && tern_path_exists(rd) ? "--resume" : "", delay);
+        char *ck = NULL;
+        tern_status st = tern_ckpt_latest(rd, &ck);
+        if (st == TERN_ENOTFOUND && k == 0) { /* killed before the first checkpoint: start again */
+            run_cmd(out, sizeof out, "rm -rf %s", rd);
+            ok++;
+            continue;
+        }
+        CHECK(st == TERN_OK, "trial %d: %s", k, tern_errmsg());
+        if (st != TERN_OK) continue;
+        tern_gpt2 *m;
+        st = tern_io_open_model(rd, 0, &m, NULL);
+        CHECK(st == TERN_OK, "trial %d: latest does not load: %s", k, tern_errmsg());
+        tern_gpt2_free(m);
+        free(ck);
+        ok += st == TERN_OK;
+    }
+    CHECK(ok == trials, "%d of %d trials resumable", ok, trials);
+    /* after the last kill, a resume runs to a further step */
+    char *ck;
+    tern_ckpt_latest(rd, &ck);
+    const char *s = ck ? strrchr(ck, '-') : NULL;
+    long last = s ? atol(s + 1) : 0;
+    free(ck);
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s --resume --steps %ld", t, data_dir, rd, last + 2);
+    CHECK(rc == 0, "final resume: %s", out);
+}
+
+static void test_export_init_roundtrip_and_sample(void) {
+    if (!setup()) {
+        CHECK(0, "setup");
+        return;
+    }
+    const char *d = test_tmpdir("train_export");
+    const char *t = test_tern_bin();
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r %s --steps 4 && %s export %s/r -o %s/hf", t, data_dir, d, small, t,
+                     d, d);
+    CHECK(rc == 0, "%s", out);
+    char r[600], hf[600];
+    snprintf(r, sizeof r, "%s/r", d);
+    snprintf(hf, sizeof hf, "%s/hf", d);
+    tern_gpt2 *a, *b;
+    CHECK(tern_io_open_model(r, 0, &a, NULL) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_io_open_model(hf, 0, &b, NULL) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_gpt2_num_params(a) == tern_gpt2_num_params(b) &&
+              !memcmp(tern_gpt2_params(a), tern_gpt2_params(b), tern_gpt2_num_params(a) * sizeof(float)),
+          "exported parameters differ from the run's");
+    tern_gpt2_free(a);
+    tern_gpt2_free(b);
+    static const char *files[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt", "generation_config.json"};
+    for (int i = 0; i < 5; i++) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s", hf, files[i]);
+        CHECK(tern_path_exists(p), "export lacks %s", files[i]);
+    }
+    /* --init from the export: its first checkpoint's starting point is the export itself */
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r2 --init %s --seq 32 --batch 4 --steps 1 --lr 1e-9 --warmup 0 --threads 2", t,
+                 data_dir, d, hf);
+    CHECK(rc == 0, "%s", out);
+    rc = run_cmd(out, sizeof out, "%s eval %s --data %s --batch 4 --seq 32 && %s eval %s --data %s --batch 4 --seq 32", t, hf, data_dir, t,
+                 r, data_dir);
+    CHECK(rc == 0, "%s", out);
+    /* "<model> on <data> (val): loss X, perplexity Y over N tokens": the part from "loss" on */
+    char *l1p = strstr(out, ": loss "), *l2p = l1p ? strstr(l1p + 1, ": loss ") : NULL;
+    char *e1 = l1p ? strchr(l1p, '\n') : NULL;
+    CHECK(l1p && l2p && e1 && !strncmp(l1p, l2p, (size_t)(e1 - l1p)), "eval of export and run differ: %s", out);
+    /* sampling: the same seed gives the same text */
+    char s1[4096], s2[4096];
+    rc = run_cmd(s1, sizeof s1, "%s sample %s --prompt 'ROMEO:' -n 40 --seed 7", t, r);
+    CHECK(rc == 0, "%s", s1);
+    run_cmd(s2, sizeof s2, "%s sample %s --prompt 'ROMEO:' -n 40 --seed 7", t, r);
+    CHECK(!strcmp(s1, s2), "same seed, different text:\n%s\n%s", s1, s2);
+    CHECK(!strncmp(s1, "ROMEO:", 6), "sample does not start with the prompt: %s", s1);
+    run_cmd(s2, sizeof s2, "%s sample %s --prompt 'ROMEO:' -n 40 --seed 8", t, r);
+    CHECK(strcmp(s1, s2) != 0, "seeds 7 and 8 gave the same text");
+}
+
+int main(void) {
+    RUN(test_resume_is_bit_exact);
+    RUN(test_refusals);
+    RUN(test_sigint_checkpoints);
+    RUN(test_sigkill_while_checkpointing);
+    RUN(test_export_init_roundtrip_and_sample);
+    return check_exit();
+}
