@@ -43,6 +43,9 @@
     X(precision, S, "fp32", "arithmetic: fp32")                                                               \
     X(threads, I, 0, "threads (0 = all cores)")                                                               \
     X(max_bad_steps, I, 10, "stop after this many non-finite steps in a row")                                 \
+    X(policy, S, NULL, "the owner's policy (JSON): the run is refused before any data is read if it forbids it") \
+    X(site, S, NULL, "this site's declaration (JSON: name, operator, country, hardware)")                      \
+    X(data_class, S, NULL, "the data's class for the policy (e.g. restricted)")                                \
     X(resume, B, 0, "continue the run in --out from its latest checkpoint")
 
 typedef struct tern_train_opts {

@@ -6,6 +6,7 @@
 #include "tern/train.h"
 
 #include "tern/data.h"
+#include "tern/hw.h"
 #include "tern/io.h"
 #include "tern/model.h"
 #include "tern/optim.h"
@@ -362,6 +363,8 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         }
     }
     if ((st = tern_train_opts_check(&o)) != TERN_OK) goto done;
+    /* The owner's policy decides before any data file is opened. */
+    if ((o.policy || o.site) && (st = tern_policy_check(o.policy, o.site, o.data_class, 0)) != TERN_OK) goto done;
     tern_set_threads((int)o.threads);
     if ((st = open_data(&r)) != TERN_OK) goto done;
     if (o.resume) {
