@@ -4,6 +4,7 @@
 #define TERN_H
 #include "tern/core.h"
 #include "tern/tok.h"
+#include "tern/data.h"
 #include "tern/secure.h"
 #include "tern/ledger.h"
 #include "tern/model.h"

@@ -1,0 +1,657 @@
+/* Tests of the data module: shards (round trip, every bad header and body, with exact messages),
+ * the manifest, tern prepare (tokens equal the tokenizer's, the stable split, the tail split,
+ * bounded memory), and the loader on shards built so that token i equals i (mod vocab): exact
+ * windows and shard transitions, shuffles that are permutations stable for a seed, rank slices
+ * that are disjoint and cover the window. */
+#include "check.h"
+#include "tern.h"
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int write_file(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t k = fwrite(p, 1, n, f);
+    return fclose(f) == 0 && k == n ? 0 : -1;
+}
+
+static void put32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A shard in memory, made by hand (not by the writer): header fields as given. */
+static uint8_t *hand_shard(size_t *n, uint32_t bpt, uint64_t vocab, uint64_t count, const uint32_t *toks, size_t ntoks) {
+    *n = 64 + ntoks * bpt;
+    uint8_t *p = calloc(1, *n);
+    memcpy(p, "TERNTOKS", 8);
+    put32(p + 8, 1);
+    put32(p + 12, bpt);
+    put64(p + 16, vocab);
+    put64(p + 24, count);
+    for (size_t i = 0; i < ntoks; i++) {
+        if (bpt == 2) {
+            p[64 + 2 * i] = (uint8_t)toks[i];
+            p[64 + 2 * i + 1] = (uint8_t)(toks[i] >> 8);
+        } else {
+            put32(p + 64 + 4 * i, toks[i]);
+        }
+    }
+    tern_hash(p + 32, p + 64, ntoks * bpt);
+    return p;
+}
+
+static void test_shard_round_trip(void) {
+    const char *d = test_tmpdir("data_shard");
+    char path[600];
+    snprintf(path, sizeof path, "%s/s.bin", d);
+    for (int pass = 0; pass < 2; pass++) {
+        size_t vocab = pass ? 70000 : 50257;
+        tern_shard_writer *w;
+        CHECK(tern_shard_writer_open(&w, path, vocab) == TERN_OK, "%s", tern_errmsg());
+        int32_t ids[1000];
+        for (int k = 0; k < 3; k++) {
+            for (int i = 0; i < 1000; i++) ids[i] = (int32_t)((k * 1000 + i) * 37 % (int)vocab);
+            CHECK(tern_shard_writer_add(w, ids, 1000) == TERN_OK, "add");
+        }
+        int32_t bad = (int32_t)vocab;
+        CHECK(tern_shard_writer_add(w, &bad, 1) == TERN_EINVAL, "an id outside the vocabulary is written");
+        uint64_t n;
+        uint8_t sum[32];
+        CHECK(tern_shard_writer_close(w, &n, sum) == TERN_OK && n == 3000, "close: %s", tern_errmsg());
+        tern_map m;
+        CHECK(tern_map_file(&m, path) == TERN_OK, "map");
+        CHECK(m.size == 64 + 3000 * (pass ? 4u : 2u), "size %zu", m.size);
+        tern_shard_view v;
+        CHECK(tern_shard_parse(&v, m.data, m.size, path, 1) == TERN_OK, "%s", tern_errmsg());
+        CHECK(v.n_tokens == 3000 && v.vocab_size == vocab && v.bytes_per_token == (pass ? 4u : 2u) && !memcmp(v.checksum, sum, 32),
+              "header");
+        int ok = 1;
+        for (uint64_t i = 0; i < 3000; i++) ok &= tern_shard_token(&v, i) == (uint32_t)(i * 37 % vocab);
+        CHECK(ok, "tokens differ");
+        /* the checksum is BLAKE2b-256 of the token bytes */
+        uint8_t h[32];
+        tern_hash(h, m.data + 64, m.size - 64);
+        CHECK(!memcmp(h, sum, 32), "checksum is not BLAKE2b of the tokens");
+        tern_unmap(&m);
+    }
+    /* an aborted writer leaves nothing behind */
+    snprintf(path, sizeof path, "%s/gone.bin", d);
+    tern_shard_writer *w;
+    tern_shard_writer_open(&w, path, 300);
+    tern_shard_writer_abort(w);
+    CHECK(!tern_path_exists(path), "aborted shard exists");
+    char cmd[700], out[256];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -c tmp", d);
+    run_cmd(out, sizeof out, "%s", cmd);
+    CHECK(!strcmp(out, "0\n"), "temporary files left: %s", out);
+}
+
+static void test_shard_bad(void) {
+    uint32_t toks[5] = {1, 2, 3, 4, 5};
+    size_t n;
+    uint8_t *p = hand_shard(&n, 2, 50257, 5, toks, 5);
+    tern_shard_view v;
+    CHECK(tern_shard_parse(&v, p, n, "s.bin", 1) == TERN_OK, "good shard: %s", tern_errmsg());
+    struct {
+        const char *what, *msg;
+    } cases[] = {
+        {"short", "s.bin: 63 bytes, shorter than a shard header (64 bytes)"},
+        {"magic", "s.bin: not a tern token shard (the first 8 bytes are not \"TERNTOKS\")"},
+        {"sealed", "s.bin: a sealed file, where a plain token shard was expected"},
+        {"version", "s.bin: shard format version 2; this tern reads version 1"},
+        {"bpt", "s.bin: 4 bytes per token in the header, but a vocabulary of 50257 needs 2"},
+        {"vocab0", "s.bin: vocabulary size 0 in the header is out of range"},
+        {"count+", "s.bin: the header says 6 tokens (76 bytes with the header), but the file has 74 bytes"},
+        {"truncated", "s.bin: the header says 5 tokens (74 bytes with the header), but the file has 73 bytes"},
+        {"huge", "s.bin: the header says 18446744073709551615 tokens, more than a file of 74 bytes holds"},
+        {"checksum", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t *q = malloc(n);
+        memcpy(q, p, n);
+        size_t m = n;
+        const char *w = cases[i].what;
+        if (!strcmp(w, "short")) m = 63;
+        if (!strcmp(w, "magic")) q[0] = 'X';
+        if (!strcmp(w, "sealed")) memcpy(q, "TERNSEAL", 8);
+        if (!strcmp(w, "version")) put32(q + 8, 2);
+        if (!strcmp(w, "bpt")) put32(q + 12, 4);
+        if (!strcmp(w, "vocab0")) put64(q + 16, 0);
+        if (!strcmp(w, "count+")) put64(q + 24, 6);
+        if (!strcmp(w, "truncated")) m = n - 1;
+        if (!strcmp(w, "huge")) put64(q + 24, UINT64_MAX);
+        if (!strcmp(w, "checksum")) q[64] ^= 1;
+        tern_status st = tern_shard_parse(&v, q, m, "s.bin", 1);
+        if (cases[i].msg) CHECK(st == TERN_EFORMAT && !strcmp(tern_errmsg(), cases[i].msg), "%s: '%s'", w, tern_errmsg());
+        else
+            CHECK(st == TERN_EFORMAT && strstr(tern_errmsg(), "s.bin: the tokens do not match the header's checksum (header ") &&
+                      strstr(tern_errmsg(), "...): the file is damaged"),
+                  "%s: '%s'", w, tern_errmsg());
+        free(q);
+    }
+    /* a token outside the vocabulary, under a correct checksum */
+    uint32_t badt[5] = {1, 2, 300, 4, 5};
+    uint8_t *b = hand_shard(&n, 2, 257, 5, badt, 5);
+    CHECK(tern_shard_parse(&v, b, n, "s.bin", 1) == TERN_EFORMAT && !strcmp(tern_errmsg(), "s.bin: token 2 is 300, outside the vocabulary of 257"),
+          "'%s'", tern_errmsg());
+    free(b);
+    free(p);
+}
+
+/* ---- manifest ---- */
+
+static const char good_manifest[] =
+    "{\"format\": \"tern-data\", \"version\": 1, \"tokenizer_blake2b\": "
+    "\"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\", \"vocab_size\": 50257, \"eot\": 50256, "
+    "\"bytes_per_token\": 2, \"val_fraction\": 0.25, \"seed\": \"18446744073709551615\", \"documents\": {\"train\": 3, \"val\": 1}, "
+    "\"shards\": [{\"file\": \"train_000000.bin\", \"split\": \"train\", \"tokens\": 9007199254740992, \"blake2b\": "
+    "\"ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\"}, {\"file\": \"v.bin\", \"split\": \"val\", "
+    "\"tokens\": 0, \"blake2b\": \"ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\"}]}";
+
+static char *replaced(const char *s, const char *from, const char *to) {
+    const char *at = strstr(s, from);
+    size_t n = strlen(s) + strlen(to) + 1;
+    char *r = malloc(n);
+    if (!at) {
+        strcpy(r, s);
+        return r;
+    }
+    memcpy(r, s, (size_t)(at - s));
+    strcpy(r + (at - s), to);
+    strcat(r, at + strlen(from));
+    return r;
+}
+
+static void test_manifest(void) {
+    tern_manifest m;
+    CHECK(tern_manifest_parse(&m, good_manifest, strlen(good_manifest), "m.json") == TERN_OK, "%s", tern_errmsg());
+    CHECK(m.vocab_size == 50257 && m.eot == 50256 && m.bytes_per_token == 2 && m.seed == UINT64_MAX && m.val_fraction == 0.25 &&
+              m.docs[0] == 3 && m.docs[1] == 1 && m.n_shards == 2 && m.shards[0].n_tokens == 9007199254740992ull &&
+              m.shards[1].split == TERN_SPLIT_VAL && !strcmp(m.shards[1].file, "v.bin") && m.tokenizer_hash[1] == 0x11,
+          "fields");
+    /* written and read back */
+    const char *d = test_tmpdir("data_manifest");
+    CHECK(tern_manifest_write(&m, d) == TERN_OK, "%s", tern_errmsg());
+    tern_manifest m2;
+    CHECK(tern_manifest_read(&m2, d) == TERN_OK, "%s", tern_errmsg());
+    CHECK(m2.n_shards == 2 && m2.seed == m.seed && m2.val_fraction == 0.25 && !memcmp(m2.shards[0].checksum, m.shards[0].checksum, 32) &&
+              m2.shards[0].n_tokens == m.shards[0].n_tokens,
+          "round trip");
+    tern_manifest_free(&m2);
+    tern_manifest_free(&m);
+    struct {
+        const char *from, *to, *msg;
+    } bad[] = {
+        {"\"tern-data\"", "\"other\"", "m.json: not a tern data manifest (\"format\" is not \"tern-data\")"},
+        {"\"version\": 1", "\"version\": 2", "m.json: manifest version 2; this tern reads version 1"},
+        {"\"eot\": 50256", "\"eot\": 50257", "m.json: the manifest: \"eot\" must be a whole number from 0 to 50256"},
+        {"\"bytes_per_token\": 2", "\"bytes_per_token\": 4", "m.json: 4 bytes per token does not fit a vocabulary of 50257"},
+        {"\"tokenizer_blake2b\": \"00", "\"tokenizer_blake2b\": \"zz", "m.json: the manifest: \"tokenizer_blake2b\" must be 64 hex digits"},
+        {"\"train_000000.bin\"", "\"../etc/passwd\"", "m.json: shard 0: \"file\" must be a plain file name inside the data folder"},
+        {"\"v.bin\"", "\"train_000000.bin\"", "m.json: shard 1 names train_000000.bin, which shard 0 names too"},
+        {"\"split\": \"val\"", "\"split\": \"test\"", "m.json: shard 1: \"split\" must be \"train\" or \"val\""},
+        {"\"tokens\": 0,", "\"tokens\": -1,", "m.json: shard 1: \"tokens\" must be a whole number from 0 to 9007199254740992"},
+        {"\"tokens\": 0,", "", "m.json: shard 1 has no \"tokens\""},
+        {"\"seed\": \"18446744073709551615\"", "\"seed\": 5", "m.json: \"seed\" must be a decimal number in a string"},
+        {"{\"format\"", "[\"format\"", "m.json: not valid JSON"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *t = replaced(good_manifest, bad[i].from, bad[i].to);
+        tern_status st = tern_manifest_parse(&m, t, strlen(t), "m.json");
+        CHECK(st == TERN_EFORMAT && !strcmp(tern_errmsg(), bad[i].msg), "case %zu: '%s'", i, tern_errmsg());
+        free(t);
+    }
+}
+
+/* ---- the loader, on shards where the token at global position i is i mod V ---- */
+
+#define NSH 4
+static const uint64_t shard_len[NSH] = {1000, 37, 555, 2049};
+
+static uint64_t shard_base(size_t s) {
+    uint64_t b = 0;
+    for (size_t i = 0; i < s; i++) b += shard_len[i];
+    return b;
+}
+
+/* Writes the shards and a manifest (with a made-up tokenizer hash) into d. */
+static void make_counting_data(const char *d, size_t vocab, const uint8_t hash[32]) {
+    tern_manifest m;
+    memset(&m, 0, sizeof m);
+    memcpy(m.tokenizer_hash, hash, 32);
+    m.vocab_size = vocab;
+    m.eot = (int64_t)vocab - 1;
+    m.bytes_per_token = tern_shard_bytes_per_token(vocab);
+    m.n_shards = NSH + 1;
+    m.shards = calloc(NSH + 1, sizeof *m.shards);
+    uint64_t g = 0;
+    for (size_t s = 0; s < NSH + 1; s++) {
+        int val = s == NSH;
+        uint64_t len = val ? 300 : shard_len[s];
+        char name[64], *path;
+        snprintf(name, sizeof name, "%s_%06zu.bin", val ? "val" : "train", val ? 0 : s);
+        path = tern_path_join(d, name);
+        tern_shard_writer *w;
+        tern_shard_writer_open(&w, path, vocab);
+        for (uint64_t i = 0; i < len; i++, g++) {
+            int32_t id = (int32_t)((val ? 100000 + i : g) % vocab);
+            tern_shard_writer_add(w, &id, 1);
+        }
+        tern_shard_writer_close(w, &m.shards[s].n_tokens, m.shards[s].checksum);
+        m.shards[s].file = strdup(name);
+        m.shards[s].split = val ? TERN_SPLIT_VAL : TERN_SPLIT_TRAIN;
+        free(path);
+    }
+    tern_manifest_write(&m, d);
+    tern_manifest_free(&m);
+}
+
+/* The windows of an epoch, enumerated here independently: (shard, start) pairs. */
+static size_t expected_windows(size_t BT, size_t *ws, uint64_t *wst) {
+    size_t k = 0;
+    for (size_t s = 0; s < NSH; s++)
+        for (uint64_t st = 0; st + BT + 1 <= shard_len[s]; st += BT) {
+            ws[k] = s;
+            wst[k] = st;
+            k++;
+        }
+    return k;
+}
+
+static int window_is(const int32_t *in, const int32_t *tg, size_t rows, size_t T, size_t row0, size_t s, uint64_t start, size_t V) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t t = 0; t < T; t++) {
+            uint64_t g = shard_base(s) + start + (row0 + r) * T + t;
+            if (in[r * T + t] != (int32_t)(g % V) || tg[r * T + t] != (int32_t)((g + 1) % V)) return 0;
+        }
+    return 1;
+}
+
+static void test_loader_order(void) {
+    uint8_t hash[32] = {7};
+    for (int pass = 0; pass < 2; pass++) {
+        size_t V = pass ? 70001 : 997; /* 4-byte tokens in the second pass */
+        const char *d = test_tmpdir(pass ? "data_loader4" : "data_loader2");
+        make_counting_data(d, V, hash);
+        tern_dataset *ds;
+        CHECK(tern_dataset_open(&ds, d, "train", hash) == TERN_OK, "%s", tern_errmsg());
+        if (!ds) return;
+        CHECK(tern_dataset_num_shards(ds) == NSH && tern_dataset_num_tokens(ds) == shard_base(NSH) && tern_dataset_vocab_size(ds) == V,
+              "dataset sizes");
+        size_t B = 3, T = 16, BT = B * T;
+        tern_loader *l;
+        CHECK(tern_loader_init(&l, ds, B, T, 0, 0) == TERN_OK, "%s", tern_errmsg());
+        size_t ws[200];
+        uint64_t wst[200];
+        size_t K = expected_windows(BT, ws, wst);
+        CHECK(K == 20 + 0 + 11 + 42 && tern_loader_windows_per_epoch(l) == K, "K = %llu, want %zu",
+              (unsigned long long)tern_loader_windows_per_epoch(l), K);
+        int32_t in[48], tg[48];
+        int ok = 1;
+        for (uint64_t c = 0; c < 3 * K; c++) {
+            CHECK(tern_loader_get(l, c, 0, B, in, tg) == TERN_OK, "get");
+            ok &= window_is(in, tg, B, T, 0, ws[c % K], wst[c % K], V);
+        }
+        CHECK(ok, "windows differ from the enumeration");
+        /* the first step reads tokens 0..BT of shard 0; the next BT later; the transitions */
+        tern_loader_get(l, 0, 0, B, in, tg);
+        CHECK(in[0] == 0 && tg[47] == 48, "first window");
+        size_t s;
+        uint64_t st;
+        tern_loader_locate(l, 19, &s, &st);
+        CHECK(s == 0 && st == 19 * 48, "last window of shard 0: %zu %llu", s, (unsigned long long)st);
+        tern_loader_locate(l, 20, &s, &st);
+        CHECK(s == 2 && st == 0, "shard 1 is too short, shard 2 follows: %zu %llu", s, (unsigned long long)st);
+        tern_loader_locate(l, K, &s, &st);
+        CHECK(s == 0 && st == 0, "the next epoch starts at shard 0");
+        /* ranks: W ranks of B rows read disjoint slices that cover the window of B*W rows */
+        tern_loader *lw;
+        size_t W = 4, Bl = 2;
+        CHECK(tern_loader_init(&lw, ds, Bl * W, T, 1, 42) == TERN_OK, "%s", tern_errmsg());
+        int32_t full_in[8 * 16], full_tg[8 * 16], part_in[8 * 16], part_tg[8 * 16];
+        for (uint64_t c = 0; c < 5; c++) {
+            tern_loader_get(lw, c, 0, Bl * W, full_in, full_tg);
+            for (size_t r = 0; r < W; r++)
+                tern_loader_get(lw, c, r * Bl, Bl, part_in + r * Bl * T, part_tg + r * Bl * T);
+            CHECK(!memcmp(full_in, part_in, sizeof full_in) && !memcmp(full_tg, part_tg, sizeof full_tg), "rank slices differ at %llu",
+                  (unsigned long long)c);
+            /* disjoint: rank r's first input is token r*B*T after rank 0's */
+            for (size_t r = 1; r < W; r++) CHECK((uint64_t)((part_in[r * Bl * T] - part_in[0] + (int32_t)V) % (int32_t)V) == r * Bl * T % V, "rank %zu offset", r);
+        }
+        CHECK(tern_loader_get(lw, 0, 7, 2, part_in, part_tg) == TERN_EINVAL &&
+                  !strcmp(tern_errmsg(), "rows 7..9 are outside the window's 8 rows"),
+              "rows past the window: %s", tern_errmsg());
+        tern_loader_free(lw);
+        tern_loader_free(l);
+        tern_dataset_free(ds);
+    }
+}
+
+static void test_loader_shuffle(void) {
+    uint8_t hash[32] = {7};
+    const char *d = test_tmpdir("data_shuffle");
+    size_t V = 997;
+    make_counting_data(d, V, hash);
+    tern_dataset *ds;
+    CHECK(tern_dataset_open(&ds, d, "train", NULL) == TERN_OK, "%s", tern_errmsg());
+    size_t B = 2, T = 8, BT = 16;
+    size_t ws[400];
+    uint64_t wst[400];
+    size_t K = expected_windows(BT, ws, wst);
+    tern_loader *a, *b, *c;
+    tern_loader_init(&a, ds, B, T, 1, 1234);
+    tern_loader_init(&b, ds, B, T, 1, 1234);
+    tern_loader_init(&c, ds, B, T, 1, 99);
+    CHECK(tern_loader_windows_per_epoch(a) == K, "K");
+    uint64_t *order[3];
+    for (int e = 0; e < 3; e++) {
+        order[e] = calloc(K, sizeof(uint64_t));
+        char *seen = calloc(K, 1);
+        int perm = 1;
+        for (uint64_t j = 0; j < K; j++) {
+            size_t s;
+            uint64_t st;
+            tern_loader_locate(a, e * K + j, &s, &st);
+            size_t idx = K;
+            for (size_t k = 0; k < K; k++)
+                if (ws[k] == s && wst[k] == st) idx = k;
+            if (idx == K || seen[idx]) perm = 0;
+            else seen[idx] = 1;
+            order[e][j] = idx;
+            int32_t in[16], tg[16];
+            tern_loader_get(a, e * K + j, 0, B, in, tg);
+            perm &= window_is(in, tg, B, T, 0, s, st, V);
+        }
+        CHECK(perm, "epoch %d is not a permutation of the windows", e);
+        free(seen);
+    }
+    CHECK(memcmp(order[0], order[1], K * 8) && memcmp(order[1], order[2], K * 8), "epochs repeat their order");
+    int same = 1, differs = 0;
+    for (uint64_t j = 0; j < 2 * K; j++) {
+        size_t s1, s2, s3;
+        uint64_t t1, t2, t3;
+        /* visit b backwards: the order must not depend on the order of calls */
+        tern_loader_locate(a, j, &s1, &t1);
+        tern_loader_locate(b, 2 * K - 1 - j, &s2, &t2);
+        tern_loader_locate(b, j, &s2, &t2);
+        tern_loader_locate(c, j, &s3, &t3);
+        same &= s1 == s2 && t1 == t2;
+        differs |= s1 != s3 || t1 != t3;
+    }
+    CHECK(same, "the same seed gives another order");
+    CHECK(differs, "another seed gives the same order");
+    for (int e = 0; e < 3; e++) free(order[e]);
+    tern_loader_free(a);
+    tern_loader_free(b);
+    tern_loader_free(c);
+    /* no shard holds a whole window */
+    tern_loader *l;
+    char want[1024];
+    snprintf(want, sizeof want,
+             "%s: no train shard holds a whole window: a window needs 2051 tokens (B=2 x T=1025, plus 1) and the largest shard has 2049",
+             d);
+    CHECK(tern_loader_init(&l, ds, 2, 1025, 0, 0) == TERN_EINVAL && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
+    CHECK(tern_loader_init(&l, ds, 1, 2048, 0, 0) == TERN_OK && tern_loader_windows_per_epoch(l) == 1, "exactly one window fits");
+    tern_loader_free(l);
+    tern_dataset_free(ds);
+    /* the val split is its own */
+    CHECK(tern_dataset_open(&ds, d, "val", NULL) == TERN_OK && tern_dataset_num_tokens(ds) == 300, "val split");
+    int32_t in[10], tg[10];
+    tern_loader_init(&l, ds, 1, 10, 0, 0);
+    tern_loader_get(l, 0, 0, 1, in, tg);
+    CHECK(in[0] == 100000 % 997 && tg[9] == 100010 % 997, "val tokens");
+    tern_loader_free(l);
+    tern_dataset_free(ds);
+}
+
+static void test_dataset_bad(void) {
+    uint8_t hash[32] = {7}, other[32] = {8};
+    const char *d = test_tmpdir("data_bad");
+    make_counting_data(d, 997, hash);
+    tern_dataset *ds;
+    char want[2048], path[700], cmd[1600];
+    /* another tokenizer */
+    CHECK(tern_dataset_open(&ds, d, "train", other) == TERN_EINVAL, "other tokenizer accepted");
+    snprintf(want, sizeof want,
+             "%s/manifest.json: the data was made with tokenizer 07000000000000000000000000000000000000000000000000000000000000"
+             "00, but this run's tokenizer is 0800000000000000000000000000000000000000000000000000000000000000; prepare the data "
+             "again with this tokenizer",
+             d);
+    CHECK(!strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
+    CHECK(tern_dataset_open(&ds, d, "test", NULL) == TERN_EINVAL && !strcmp(tern_errmsg(), "unknown split 'test' (train or val)"), "split");
+    /* a shard whose checksum does not match its header */
+    snprintf(path, sizeof path, "%s/train_000002.bin", d);
+    FILE *f = fopen(path, "r+b");
+    fseek(f, 100, SEEK_SET);
+    fputc(0x55, f);
+    fclose(f);
+    CHECK(tern_dataset_open(&ds, d, "train", hash) == TERN_EFORMAT, "damaged shard opens");
+    snprintf(want, sizeof want, "%s: the tokens do not match the header's checksum", path);
+    CHECK(!strncmp(tern_errmsg(), want, strlen(want)) && strstr(tern_errmsg(), "...): the file is damaged"), "'%s'", tern_errmsg());
+    /* a shard whose size does not match its header */
+    make_counting_data(d, 997, hash);
+    CHECK(truncate(path, 64 + 2 * 555 - 2) == 0, "truncate");
+    snprintf(want, sizeof want, "%s: the header says 555 tokens (1174 bytes with the header), but the file has 1172 bytes", path);
+    CHECK(tern_dataset_open(&ds, d, "train", hash) == TERN_EFORMAT && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
+    /* a shard replaced by another valid one */
+    make_counting_data(d, 997, hash);
+    snprintf(cmd, sizeof cmd, "cp %s/train_000001.bin %s", d, path);
+    CHECK(system(cmd) == 0, "cp");
+    snprintf(want, sizeof want, "%s: 37 tokens, but %s/manifest.json says 555", path, d);
+    CHECK(tern_dataset_open(&ds, d, "train", hash) == TERN_EFORMAT && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
+    /* a manifest that names a missing shard */
+    make_counting_data(d, 997, hash);
+    unlink(path);
+    snprintf(want, sizeof want, "%s: the shard is missing (%s/manifest.json lists it)", path, d);
+    CHECK(tern_dataset_open(&ds, d, "train", hash) == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
+    /* no manifest */
+    snprintf(path, sizeof path, "%s/manifest.json", d);
+    unlink(path);
+    snprintf(want, sizeof want, "%s: no data manifest here (make one with tern prepare)", path);
+    CHECK(tern_dataset_open(&ds, d, "train", hash) == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
+}
+
+/* ---- tern prepare ---- */
+
+static tern_tok *gpt2;
+
+/* All tokens of a split, in order. */
+static tern_ids split_tokens(const char *d, const char *split) {
+    tern_ids ids = {0};
+    tern_dataset *ds;
+    if (tern_dataset_open(&ds, d, split, tern_tok_hash(gpt2)) != TERN_OK) return ids;
+    for (size_t s = 0; s < tern_dataset_num_shards(ds); s++) {
+        const tern_shard_view *v = tern_dataset_shard(ds, s);
+        for (uint64_t i = 0; i < v->n_tokens; i++) {
+            int32_t t = (int32_t)tern_shard_token(v, i);
+            tern_ids_push(&ids, &t, 1);
+        }
+    }
+    tern_dataset_free(ds);
+    return ids;
+}
+
+static int ids_equal(const tern_ids *a, const int32_t *b, size_t n) { return a->n == n && (!n || !memcmp(a->p, b, n * 4)); }
+
+static void test_prepare_one_document(void) {
+    const char *d = test_tmpdir("data_prep1");
+    const char *text = "tests/fixtures/tok/train_small.txt";
+    char out[4096];
+    int rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0.25 --shard-tokens 1000 -o %s/out %s",
+                     test_tern_bin(), d, text);
+    CHECK(rc == 0, "rc %d: %s", rc, out);
+    char *buf;
+    size_t n;
+    tern_read_file(text, &buf, &n);
+    tern_ids want = {0};
+    int32_t eot = 50256;
+    tern_ids_push(&want, &eot, 1);
+    tern_tok_encode(gpt2, buf, n, &want);
+    uint64_t nval = (uint64_t)((double)want.n * 0.25), ntrain = want.n - nval;
+    char dd[700];
+    snprintf(dd, sizeof dd, "%s/out", d);
+    tern_ids tr = split_tokens(dd, "train"), va = split_tokens(dd, "val");
+    CHECK(ids_equal(&tr, want.p, ntrain), "train tokens: %zu, want the first %llu", tr.n, (unsigned long long)ntrain);
+    CHECK(ids_equal(&va, want.p + ntrain, nval), "val tokens: %zu, want the last %llu", va.n, (unsigned long long)nval);
+    char want_line[2048];
+    snprintf(want_line, sizeof want_line, "train: %llu tokens in %llu shards (1 documents); val: %llu tokens in %llu shards (0 documents)",
+             (unsigned long long)ntrain, (unsigned long long)((ntrain + 999) / 1000), (unsigned long long)nval,
+             (unsigned long long)((want.n + 999) / 1000 - ntrain / 1000));
+    CHECK(strstr(out, want_line), "summary '%s', want '%s'", out, want_line);
+    tern_manifest m;
+    CHECK(tern_manifest_read(&m, dd) == TERN_OK, "%s", tern_errmsg());
+    int sizes_ok = 1;
+    for (size_t i = 0; i < m.n_shards; i++) sizes_ok &= m.shards[i].n_tokens <= 1000 && m.shards[i].n_tokens > 0;
+    CHECK(sizes_ok, "a shard has more than --shard-tokens tokens, or none");
+    CHECK(!memcmp(m.tokenizer_hash, tern_tok_hash(gpt2), 32), "tokenizer hash");
+    tern_manifest_free(&m);
+    /* --val-fraction 0: train only, all tokens; the val shards of the first run are removed */
+    rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0 -o %s/out %s && ls %s/out", test_tern_bin(), d,
+                 text, d);
+    CHECK(rc == 0 && strstr(out, "manifest.json\ntrain_000000.bin\n") && !strstr(out, "val_") && !strstr(out, "train_000001"),
+          "rc %d: %s", rc, out);
+    tern_ids_free(&tr);
+    tr = split_tokens(dd, "train");
+    CHECK(ids_equal(&tr, want.p, want.n), "all tokens in train");
+    tern_dataset *ds;
+    snprintf(want_line, sizeof want_line,
+             "%s/manifest.json lists no val shards (prepare with --val-fraction above 0 for a validation split)", dd);
+    CHECK(tern_dataset_open(&ds, dd, "val", NULL) == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want_line), "'%s'", tern_errmsg());
+    free(buf);
+    tern_ids_free(&want);
+    tern_ids_free(&tr);
+    tern_ids_free(&va);
+}
+
+static void test_prepare_documents(void) {
+    const char *d = test_tmpdir("data_prepn");
+    char out[8192], files[8192] = "", path[700];
+    size_t nd = 24;
+    char *docs[24];
+    for (size_t i = 0; i < nd; i++) {
+        docs[i] = malloc(256);
+        snprintf(docs[i], 256, i == 5 ? "" : "Document %zu: the quick brown fox, %zu times.\n", i, i * i);
+        snprintf(path, sizeof path, "%s/doc%02zu.txt", d, i);
+        write_file(path, docs[i], strlen(docs[i]));
+        strcat(files, " ");
+        strcat(files, path);
+    }
+    int rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0.3 --seed 7 --shard-tokens 50 -o %s/a%s",
+                     test_tern_bin(), d, files);
+    CHECK(rc == 0, "rc %d: %s", rc, out);
+    /* the expected split, from the rule in FORMATS.md */
+    tern_ids want[2] = {{0}, {0}};
+    uint64_t ndocs[2] = {0, 0};
+    for (size_t i = 0; i < nd; i++) {
+        uint8_t buf[300], h[32];
+        size_t n = strlen(docs[i]);
+        for (int k = 0; k < 8; k++) buf[k] = (uint8_t)(7ull >> (8 * k));
+        memcpy(buf + 8, docs[i], n);
+        tern_hash(h, buf, 8 + n);
+        uint64_t u = 0;
+        for (int k = 0; k < 8; k++) u |= (uint64_t)h[k] << (8 * k);
+        int val = (double)(u >> 11) * 0x1p-53 < 0.3;
+        int32_t eot = 50256;
+        tern_ids_push(&want[val], &eot, 1);
+        tern_tok_encode(gpt2, docs[i], n, &want[val]);
+        ndocs[val]++;
+    }
+    CHECK(ndocs[0] > 0 && ndocs[1] > 0, "the fixture should put documents in both splits");
+    snprintf(path, sizeof path, "%s/a", d);
+    tern_ids tr = split_tokens(path, "train"), va = split_tokens(path, "val");
+    CHECK(ids_equal(&tr, want[0].p, want[0].n), "train tokens (%zu vs %zu)", tr.n, want[0].n);
+    CHECK(ids_equal(&va, want[1].p, want[1].n), "val tokens (%zu vs %zu)", va.n, want[1].n);
+    tern_manifest m;
+    tern_manifest_read(&m, path);
+    CHECK(m.docs[0] == ndocs[0] && m.docs[1] == ndocs[1], "document counts");
+    tern_manifest_free(&m);
+    /* stable: the same seed again gives the same bytes; another seed another split */
+    rc = run_cmd(out, sizeof out,
+                 "(%s prepare --tokenizer data/gpt2 --val-fraction 0.3 --seed 7 --shard-tokens 50 -o %s/b%s > /dev/null && cmp %s/a/manifest.json %s/b/manifest.json)",
+                 test_tern_bin(), d, files, d, d);
+    CHECK(rc == 0, "not stable: %s", out);
+    rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0.3 --seed 8 -o %s/c%s", test_tern_bin(), d, files);
+    snprintf(path, sizeof path, "%s/c", d);
+    tern_manifest_read(&m, path);
+    CHECK(rc == 0 && (m.docs[0] != ndocs[0] || va.n != split_tokens(path, "val").n), "the seed changes nothing");
+    tern_manifest_free(&m);
+    /* a missing input */
+    rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 -o %s/m %s %s/nothere.txt", test_tern_bin(), d, files, d);
+    char want_msg[1024];
+    snprintf(want_msg, sizeof want_msg, "tern prepare: %s/nothere.txt: cannot open: No such file or directory\n", d);
+    CHECK(rc == 1 && !strcmp(out, want_msg), "missing: rc %d '%s'", rc, out);
+    snprintf(path, sizeof path, "%s/m/manifest.json", d);
+    CHECK(!tern_path_exists(path), "a failed prepare left a manifest");
+    rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 1 -o %s/m %s", test_tern_bin(), d, files);
+    CHECK(rc == 2 && !strcmp(out, "tern prepare: --val-fraction must be at least 0 and below 1, got 1\n"), "rc %d '%s'", rc, out);
+    for (size_t i = 0; i < nd; i++) free(docs[i]);
+    for (int s = 0; s < 2; s++) tern_ids_free(&want[s]);
+    tern_ids_free(&tr);
+    tern_ids_free(&va);
+}
+
+/* Runs the program with the given arguments (no shell) and returns its exit status and peak
+ * resident memory in KiB. AddressSanitizer's quarantine is kept small so that the figure is the
+ * program's under SAN=1 too. */
+static int run_peak(long *kib, char *const argv[]) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("ASAN_OPTIONS", "quarantine_size_mb=4:allocator_may_return_null=1", 1);
+        freopen("/dev/null", "w", stdout);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) != pid) return -1;
+    *kib = ru.ru_maxrss;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A 60 MB document prepares in bounded memory (the encoder reads 8 MiB blocks): no more than a
+ * 6 MB one takes, give or take the blocks. */
+static void test_prepare_bounded_memory(void) {
+    const char *d = test_tmpdir("data_prepmem");
+    static const char para[] = "It was the best of times, it was the worst of times, 1859. Ünïcödé, 日本語, 😀.\n";
+    long peak[2];
+    size_t mb[2] = {6, 60};
+    for (int k = 0; k < 2; k++) {
+        char path[700], outdir[700];
+        snprintf(path, sizeof path, "%s/big%zu.txt", d, mb[k]);
+        snprintf(outdir, sizeof outdir, "%s/out%zu", d, mb[k]);
+        FILE *f = fopen(path, "wb");
+        for (size_t i = 0; i < (mb[k] << 20) / (sizeof para - 1); i++) fwrite(para, 1, sizeof para - 1, f);
+        fclose(f);
+        char *argv[] = {(char *)test_tern_bin(), "prepare", "--tokenizer", "data/gpt2", "--val-fraction", "0.01", "-o", outdir, path, NULL};
+        int rc = run_peak(&peak[k], argv);
+        CHECK(rc == 0, "prepare of %zu MB: rc %d", mb[k], rc);
+        unlink(path);
+    }
+    printf("  prepare: peak resident %ld MiB for 6 MB, %ld MiB for 60 MB\n", peak[0] >> 10, peak[1] >> 10);
+    CHECK(peak[1] < peak[0] + 40 * 1024, "memory grows with the corpus: %ld MiB for 6 MB, %ld MiB for 60 MB", peak[0] >> 10,
+          peak[1] >> 10);
+    CHECK(peak[1] < 250 * 1024, "prepare of 60 MB peaked at %ld MiB", peak[1] >> 10);
+}
+
+int main(void) {
+    if (tern_tok_load(&gpt2, "data/gpt2") != TERN_OK) {
+        printf("cannot load data/gpt2: %s\n", tern_errmsg());
+        return 1;
+    }
+    RUN(test_shard_round_trip);
+    RUN(test_shard_bad);
+    RUN(test_manifest);
+    RUN(test_loader_order);
+    RUN(test_loader_shuffle);
+    RUN(test_dataset_bad);
+    RUN(test_prepare_one_document);
+    RUN(test_prepare_documents);
+    RUN(test_prepare_bounded_memory);
+    tern_tok_free(gpt2);
+    return check_exit();
+}
