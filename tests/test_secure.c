@@ -312,6 +312,19 @@ static void test_tamper_header_and_body(void) {
     tern_sealed_close(s);
     free(t);
     free(img);
+    /* whole-file opening shares chunks among threads: it still reports the first bad chunk */
+    img = sealed_image(k, id, 30 * SMALL_CHUNK, &img_n);
+    img[hl + 25 * (SMALL_CHUNK + 16) + 9] ^= 1;
+    snprintf(msg, sizeof msg,
+             "%s: chunk 26 of 30 fails authentication (the file was altered, or its chunks reordered, duplicated or dropped)",
+             path);
+    expect_open_fails(path, img, img_n, k, id, TERN_EAUTH, msg);
+    img[hl + 4 * (SMALL_CHUNK + 16) + 60] ^= 1;
+    snprintf(msg, sizeof msg,
+             "%s: chunk 5 of 30 fails authentication (the file was altered, or its chunks reordered, duplicated or dropped)",
+             path);
+    expect_open_fails(path, img, img_n, k, id, TERN_EAUTH, msg);
+    free(img);
     free(path);
     tern_key_free(k);
 }

@@ -58,7 +58,14 @@ void *secure_alloc(size_t n, const char *what) {
         tern_err(TERN_ENOMEM, "out of memory: %s needs %zu bytes (%.1f MiB)", what, n, (double)n / (1024.0 * 1024.0));
         return NULL;
     }
-    (void)madvise(p, n, MADV_DONTDUMP); /* best effort: keep plaintext out of core dumps */
+    /* Best effort, each: keep plaintext out of core dumps; back large buffers with huge pages
+     * and fault them in with one call rather than one fault per page (bench_seal measures the
+     * difference on whole-file opening). */
+    (void)madvise(p, n, MADV_DONTDUMP);
+    if (n >= (2u << 20)) (void)madvise(p, n, MADV_HUGEPAGE);
+#ifdef MADV_POPULATE_WRITE
+    (void)madvise(p, n, MADV_POPULATE_WRITE);
+#endif
     return p;
 }
 

@@ -122,7 +122,8 @@ struct tern_sealer {
     uint32_t C;             /* chunk size */
     uint8_t *buf;           /* plaintext not yet sealed, fill <= C bytes (secure_alloc) */
     size_t fill;
-    uint8_t *ct;            /* one sealed chunk, C + 16 bytes (file sink only) */
+    uint8_t *ct;            /* sealed chunks waiting to be written (file sink only) */
+    size_t ct_cap, ct_fill; /* a whole number of sealed chunks, about 1 MiB: one write(2) each */
     uint64_t idx;           /* index of the next chunk */
     int failed;
 };
@@ -154,7 +155,11 @@ static tern_status seal_chunk(tern_sealer *s, const uint8_t *src, size_t len, in
     seal_chunk_nonce_ad(nonce, ad, s->mac, s->idx, final);
     uint8_t *dst;
     if (s->af.f) {
-        dst = s->ct;
+        if (s->ct_cap - s->ct_fill < len + TERN_SEAL_TAG_BYTES) {
+            TERN_TRY(tern_afile_write(&s->af, s->ct, s->ct_fill));
+            s->ct_fill = 0;
+        }
+        dst = s->ct + s->ct_fill;
     } else {
         TERN_TRY(sink_reserve(s, len + TERN_SEAL_TAG_BYTES));
         dst = s->mem + s->mem_n; /* seal in place in the memory sink */
@@ -162,8 +167,60 @@ static tern_status seal_chunk(tern_sealer *s, const uint8_t *src, size_t len, in
     crypto_aead_xchacha20poly1305_ietf_encrypt_detached(dst, dst + len, NULL, src, len, ad, sizeof ad, NULL, nonce,
                                                         s->ks.chunk);
     s->idx++;
-    if (s->af.f) return tern_afile_write(&s->af, dst, len + TERN_SEAL_TAG_BYTES);
-    s->mem_n += len + TERN_SEAL_TAG_BYTES;
+    if (s->af.f) {
+        s->ct_fill += len + TERN_SEAL_TAG_BYTES;
+        if (final) {
+            tern_status st = tern_afile_write(&s->af, s->ct, s->ct_fill);
+            s->ct_fill = 0;
+            return st;
+        }
+    } else {
+        s->mem_n += len + TERN_SEAL_TAG_BYTES;
+    }
+    return TERN_OK;
+}
+
+/* Seals m full, non-final chunks straight from the caller's buffer, several at a time: into the
+ * write buffer (file sink) or the image (memory sink), the chunks of each batch shared among
+ * OpenMP threads. Each chunk's nonce and associated data depend only on its index, so the
+ * result is the same whatever the number of threads. */
+static tern_status seal_many(tern_sealer *s, const uint8_t *src, size_t m) {
+    size_t C = s->C, stride = C + TERN_SEAL_TAG_BYTES;
+    while (m > 0) {
+        uint8_t *dst;
+        size_t q;
+        if (s->af.f) {
+            if (s->ct_cap - s->ct_fill < stride) {
+                TERN_TRY(tern_afile_write(&s->af, s->ct, s->ct_fill));
+                s->ct_fill = 0;
+            }
+            q = (s->ct_cap - s->ct_fill) / stride;
+            dst = s->ct + s->ct_fill;
+        } else {
+            size_t need;
+            if (!tern_mul_size(m, stride, &need)) return tern_err(TERN_ENOMEM, "sealing %s: size overflows", s->name);
+            TERN_TRY(sink_reserve(s, need));
+            q = m;
+            dst = s->mem + s->mem_n;
+        }
+        if (q > m) q = m;
+        const uint8_t *mac = s->mac, *key = s->ks.chunk;
+        uint64_t idx = s->idx;
+        long long qq = (long long)q;
+#pragma omp parallel for schedule(static) if (qq >= 4)
+        for (long long j = 0; j < qq; j++) {
+            uint8_t nonce[24], ad[SEAL_AD_BYTES];
+            uint8_t *d = dst + (size_t)j * stride;
+            seal_chunk_nonce_ad(nonce, ad, mac, idx + (uint64_t)j, 0);
+            crypto_aead_xchacha20poly1305_ietf_encrypt_detached(d, d + C, NULL, src + (size_t)j * C, C, ad, sizeof ad, NULL,
+                                                                nonce, key);
+        }
+        s->idx += q;
+        if (s->af.f) s->ct_fill += q * stride;
+        else s->mem_n += q * stride;
+        src += q * C;
+        m -= q;
+    }
     return TERN_OK;
 }
 
@@ -171,7 +228,7 @@ static void sealer_release(tern_sealer *s) {
     if (s->af.f) tern_afile_abort(&s->af);
     free(s->mem);
     secure_free(s->buf, s->C);
-    if (s->ct) secure_free(s->ct, (size_t)s->C + TERN_SEAL_TAG_BYTES);
+    secure_free(s->ct, s->ct_cap);
     sodium_free(s);
 }
 
@@ -210,7 +267,9 @@ static tern_status sealer_new(tern_sealer **out, const char *path, const tern_ke
         s->buf = secure_alloc(s->C, "a sealing buffer");
         if (!s->buf) st = TERN_ENOMEM;
         if (st == TERN_OK && path) {
-            s->ct = secure_alloc((size_t)s->C + TERN_SEAL_TAG_BYTES, "a sealing buffer");
+            size_t stride = (size_t)s->C + TERN_SEAL_TAG_BYTES, k = (1u << 20) / stride;
+            s->ct_cap = (k ? k : 1) * stride;
+            s->ct = secure_alloc(s->ct_cap, "a sealing buffer");
             if (!s->ct) st = TERN_ENOMEM;
         }
     }
@@ -271,9 +330,12 @@ tern_status tern_seal_write(tern_sealer *s, const void *p, size_t n) {
             st = seal_chunk(s, s->buf, s->C, 0);
             s->fill = 0;
         } else if (s->fill == 0 && n > s->C) {
-            st = seal_chunk(s, src, s->C, 0); /* straight from the caller's buffer */
-            src += s->C;
-            n -= s->C;
+            /* whole chunks straight from the caller's buffer, leaving at least one byte, so that
+             * none of them can be the last chunk */
+            size_t m = (n - 1) / s->C;
+            st = seal_many(s, src, m);
+            src += m * s->C;
+            n -= m * s->C;
         } else {
             size_t take = s->C - s->fill < n ? s->C - s->fill : n;
             memcpy(s->buf + s->fill, src, take);
