@@ -69,4 +69,34 @@ fixtures:
 clean:
 	rm -rf build
 
--include $(shell find build -name '*.d' 2>/dev/null)
+# `make fuzz`: each fuzz/fuzz_*.c is a libFuzzer target, built with clang, ASan and UBSan against
+# the library compiled the same way in build/fuzz, and run for FUZZ_SECONDS over its seed corpus
+# fuzz/corpus/<format>. Only this target needs clang; docs/RELIABILITY.md has the figures.
+FUZZ_SECONDS ?= 10
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build/fuzz
+FUZZ_CFLAGS  := -std=c17 -O1 -g -Wall -Wextra -fopenmp -fno-fast-math -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC     := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_SRC:fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+.PHONY: fuzz fuzz-build
+fuzz: $(FUZZ_BINS)
+	@bash fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+fuzz-build: $(FUZZ_BINS)
+$(FUZZ_BUILD)/.deps-ok: tools/install-deps.sh
+	@bash tools/install-deps.sh --fuzz
+	@mkdir -p $(dir $@) && touch $@
+$(FUZZ_BUILD)/obj/%.o: %.c | $(FUZZ_BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+# kern/ reads no files, and its per-function `#pragma GCC target`s are GCC's: built as usual.
+$(FUZZ_BUILD)/obj/src/kern/%.o: src/kern/%.c | $(FUZZ_BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+$(FUZZ_BUILD)/libtern.a: $(FUZZ_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_BUILD)/libtern.a
+	$(FUZZ_CC) $(CPPFLAGS) -Ifuzz $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP $< -o $@ $(FUZZ_BUILD)/libtern.a $(LDLIBS)
+
+-include $(shell find build -name '*.d' -type f -path '*/obj/*' 2>/dev/null) $(shell find build -name '*.d' -type f -path '*/tests/*' 2>/dev/null)

@@ -201,6 +201,7 @@ static void test_torch_every_set(void) {
         }
         check_fixture("v97", *n);
         check_fixture("l3", *n);
+        check_fixture("v300", *n);
     }
 }
 

@@ -28,6 +28,8 @@ SHAPES = {
     "v97": dict(n_layer=2, n_head=4, n_embd=32, n_ctx=24, vocab_size=97, B=4, T=16, seed=1),
     # three layers of three heads, odd sequence length below n_ctx
     "l3": dict(n_layer=3, n_head=3, n_embd=36, n_ctx=16, vocab_size=64, B=2, T=11, seed=2),
+    # a byte-level-sized vocabulary (data folders need at least 257 tokens): the eval fixture
+    "v300": dict(n_layer=1, n_head=2, n_embd=16, n_ctx=16, vocab_size=300, B=2, T=8, seed=3),
 }
 OPT = dict(lr_max=3e-3, lr_min=3e-4, warmup=1, steps=3, weight_decay=0.1, beta1=0.9, beta2=0.95, eps=1e-8, grad_accum=2)
 
@@ -154,6 +156,19 @@ def make(name, c):
         norms.append(float(torch.nn.utils.clip_grad_norm_(list(p.values()), clip)))
         opt.step()
         step_losses.append(total)
+    # evaluation: a token sequence read as tern's loader reads a val split (windows of B*T+1
+    # tokens stepping B*T, in order), scored by the initial model
+    n_eval = 3 * B * T + 1 + 5  # three whole windows and a remainder that no window covers
+    eval_tokens = torch.randint(0, V, (n_eval,), generator=gen)
+    with torch.no_grad():
+        p0 = {n: out[n][1].to(torch.float64) for n in p}
+        wl = []
+        for w in range(3):
+            win = eval_tokens[w * B * T:(w + 1) * B * T + 1]
+            lg = forward(p0, c, win[:-1].view(B, T))
+            wl.append(float(F.cross_entropy(lg.reshape(-1, V), win[1:].reshape(-1))))
+    out["eval_tokens"] = ("I32", eval_tokens)
+    out["eval_loss"] = ("F32", torch.tensor(sum(wl) / len(wl)))
     out["step_losses"] = ("F32", torch.tensor(step_losses))
     out["step_grad_norms"] = ("F32", torch.tensor(norms))
     for n, t in p.items():
