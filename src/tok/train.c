@@ -141,6 +141,7 @@ static tern_status count_block(void *ctx, const uint8_t *s, size_t n, uint64_t b
 typedef struct {
     int32_t a, b;
     int64_t count;
+    uint32_t touched_at; /* the merge that last noted this pair as grown */
     int32_t *occ; /* words that contained this pair when it was counted (may repeat or be stale) */
     uint32_t nocc, cap;
 } pair;
@@ -176,9 +177,10 @@ typedef struct {
     /* merges made, in order */
     int32_t *ml, *mr;
     size_t nm;
-    /* pairs touched by the current merge (for heap pushes) */
+    /* pairs that grew in the current merge (for heap pushes), each noted once */
     uint32_t *touched;
     size_t ntouched, touchcap;
+    uint32_t mark; /* the number of the current merge, from 1 */
 } trainer;
 
 static inline int hentry_before(const hentry *x, const hentry *y) {
@@ -288,6 +290,8 @@ static tern_status pair_add(trainer *t, int32_t a, int32_t b, int32_t w, int64_t
     t->pairs[p].count += delta;
     if (delta > 0) {
         TERN_TRY(occ_add(&t->pairs[p], w));
+        if (t->pairs[p].touched_at == t->mark) return TERN_OK; /* noted once per merge */
+        t->pairs[p].touched_at = t->mark;
         if (t->ntouched == t->touchcap) {
             size_t cap = t->touchcap ? t->touchcap * 2 : 1024;
             uint32_t *x = realloc(t->touched, cap * sizeof(uint32_t));
@@ -462,7 +466,6 @@ static tern_status run_merges(trainer *t, const wtab *wt, size_t n_target) {
         TERN_TRY(heap_push(t, e));
     }
 
-    uint32_t mark = 0;
     while (t->nt < n_target && t->hn) {
         hentry top = heap_pop(t);
         int64_t cur = t->pairs[top.p].count;
@@ -480,12 +483,11 @@ static tern_status run_merges(trainer *t, const wtab *wt, size_t n_target) {
         t->mr[t->nm] = t->pairs[top.p].b;
         t->nm++;
         t->ntouched = 0;
-        TERN_TRY(apply_merge(t, top.p, x, ++mark));
-        /* every pair that grew gets an entry with its new count (duplicates are harmless: the
-         * stale ones are skipped when popped) */
+        TERN_TRY(apply_merge(t, top.p, x, ++t->mark));
+        /* every pair that grew gets an entry with its new count (older entries of it go stale and
+         * are skipped when popped) */
         for (size_t k = 0; k < t->ntouched; k++) {
             uint32_t p = t->touched[k];
-            if (k && t->touched[k - 1] == p) continue;
             const pair *pp = &t->pairs[p];
             if (pp->count <= 0) continue;
             hentry e = {pp->count, (uint64_t)(uint32_t)pp->a << 32 | (uint32_t)pp->b, p};
