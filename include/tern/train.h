@@ -21,13 +21,14 @@
     X(seq, I, 128, "tokens per row (context length)")                                                         \
     X(n_ctx, I, 0, "positions the model holds (default: seq; from the model with --init)")                    \
     X(vocab_size, I, 0, "vocabulary size (default: the data's)")                                              \
-    X(steps, I, 1000, "optimizer steps in the whole run (the schedule's length)")                             \
+    X(steps, I, 300, "optimizer steps in the whole run (the schedule's length)")                             \
     X(stop_at, I, 0, "stop (with a checkpoint) after this step; 0 = run to --steps")                          \
-    X(batch, I, 8, "rows per micro-batch (per process)")                                                      \
+    X(time_limit, F, 0, "stop (with a checkpoint) once this many seconds have passed; 0 = no limit")          \
+    X(batch, I, 16, "rows per micro-batch (per process)")                                                      \
     X(grad_accum, I, 1, "micro-batches per optimizer step")                                                   \
-    X(lr, F, 1e-3, "peak learning rate")                                                                      \
+    X(lr, F, 2e-3, "peak learning rate")                                                                      \
     X(min_lr, F, -1, "final learning rate of the cosine schedule (default lr/10)")                            \
-    X(warmup, I, 0, "linear warm-up steps")                                                                   \
+    X(warmup, I, 20, "linear warm-up steps")                                                                   \
     X(schedule, S, "cosine", "constant or cosine")                                                            \
     X(weight_decay, F, 0.1, "AdamW decoupled weight decay (tensors of 2+ dimensions)")                        \
     X(beta1, F, 0.9, "AdamW beta1")                                                                           \
@@ -36,9 +37,9 @@
     X(grad_clip, F, 1.0, "global gradient-norm clip (0 = off)")                                               \
     X(seed, I, 1337, "seed of initialisation and shuffling")                                                  \
     X(no_shuffle, B, 0, "read windows in order instead of a seeded random order per epoch")                   \
-    X(eval_every, I, 0, "evaluate on the val split every N steps (0 = only at the end)")                      \
-    X(eval_batches, I, 20, "val batches per evaluation")                                                      \
-    X(ckpt_every, I, 0, "checkpoint every N steps (0 = only at the end)")                                     \
+    X(eval_every, I, 100, "evaluate on the val split every N steps (0 = only at the end)")                      \
+    X(eval_batches, I, 10, "val batches per evaluation")                                                      \
+    X(ckpt_every, I, 100, "checkpoint every N steps (0 = only at the end)")                                     \
     X(keep, I, 3, "checkpoints to keep")                                                                      \
     X(precision, S, "fp32", "arithmetic: fp32")                                                               \
     X(threads, I, 0, "threads (0 = all cores)")                                                               \

@@ -33,6 +33,9 @@ static tern_status parse_int(const char *key, const char *v, long long *out) {
     errno = 0;
     long long x = strtoll(v, &end, 10);
     if (errno || end == v || *end) return tern_err(TERN_EINVAL, "option %s needs a whole number, got '%s'", key, v);
+    /* a run's config.json keeps numbers as JSON doubles: a larger one would not read back */
+    if (x > (1LL << 53) || x < -(1LL << 53))
+        return tern_err(TERN_EINVAL, "option %s must be at most 2^53 in magnitude, got '%s'", key, v);
     *out = x;
     return TERN_OK;
 }
@@ -143,6 +146,7 @@ tern_status tern_train_opts_check(const tern_train_opts *o) {
         return tern_err(TERN_EINVAL, "n_embd (%lld) must be divisible by n_head (%lld)", o->n_embd, o->n_head);
     if (o->steps < 1) return tern_err(TERN_EINVAL, "steps must be at least 1, got %lld", o->steps);
     if (o->stop_at < 0) return tern_err(TERN_EINVAL, "stop_at must not be negative");
+    if (o->time_limit < 0) return tern_err(TERN_EINVAL, "time_limit must not be negative");
     if (o->batch < 1) return tern_err(TERN_EINVAL, "batch must be at least 1, got %lld", o->batch);
     if (o->grad_accum < 1) return tern_err(TERN_EINVAL, "grad_accum must be at least 1, got %lld", o->grad_accum);
     if (!(o->lr > 0)) return tern_err(TERN_EINVAL, "lr must be positive, got %g", o->lr);
@@ -162,7 +166,9 @@ tern_status tern_train_opts_check(const tern_train_opts *o) {
 
 /* Options that belong to one invocation, not to the run: never saved in config.json, so that a
  * resumed run does not stop again where the first invocation was told to. */
-static int per_invocation(const char *key) { return !strcmp(key, "stop_at") || !strcmp(key, "resume"); }
+static int per_invocation(const char *key) {
+    return !strcmp(key, "stop_at") || !strcmp(key, "resume") || !strcmp(key, "time_limit");
+}
 
 char *tern_train_opts_to_json(const tern_train_opts *o) {
     cJSON *j = cJSON_CreateObject();

@@ -278,7 +278,7 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
             progress(r, (float)loss, tps, rate * (double)(last - r->step), tty);
             last_print = now;
         }
-        int stop_now = hooks && hooks->stop && *hooks->stop;
+        int stop_now = (hooks && hooks->stop && *hooks->stop) || (o->time_limit > 0 && now - t0 >= o->time_limit);
         int end = r->step == last;
         if (r->val && ((o->eval_every && r->step % (uint64_t)o->eval_every == 0) || end)) {
             double vl;
@@ -297,9 +297,9 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
             if (st != TERN_OK) break;
         }
         if (stop_now) {
-            if (hooks->progress)
-                fprintf(stderr, "%sstopped on request after step %llu; checkpoint written, resume with --resume\n",
-                        tty ? "\n" : "", (unsigned long long)r->step);
+            if (hooks && hooks->progress)
+                fprintf(stderr, "%sstopped %s after step %llu; checkpoint written, resume with --resume\n", tty ? "\n" : "",
+                        hooks->stop && *hooks->stop ? "on request" : "at the time limit", (unsigned long long)r->step);
             break;
         }
     }

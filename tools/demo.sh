@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# make demo: prepare the bundled corpus with GPT-2's tokenizer, train the default model within
+# a few minutes on this machine, evaluate it on the held-out tenth, and print a sample.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T=${1:-build/tern}
+data=runs/demo/data
+run=runs/demo/run
+if [ ! -f "$data/manifest.json" ]; then
+  "$T" prepare --tokenizer data/gpt2 --val-fraction 0.1 -o "$data" data/tinyshakespeare/input.txt
+fi
+rm -rf "$run"
+# The default model and schedule (tern train --help lists them): sized for this demo's budget,
+# see README "The demo". --time-limit guards the budget on a busy machine.
+"$T" train --data "$data" -o "$run" --tokenizer data/gpt2 --time-limit 270
+"$T" eval "$run" --data "$data"
+echo "--- sample (seed 1) ---"
+"$T" sample "$run" --prompt "ROMEO:" -n 120 --seed 1
