@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""PyTorch's training step for the same GPT-2 configurations as bench/bench_train.c, on the CPU:
+forward + backward + AdamW (decay 0.1, betas 0.9/0.95) + clipping at 1.0, random tokens, fp32,
+the given number of threads. Prints tokens/s (median of the timed steps) in the same form as
+bench_train, so bench/compare.sh can set them side by side.
+usage: torch_peer.py S|M|L,H,C,T,V,B [steps] [threads]"""
+import math
+import resource
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, C, NH):
+        super().__init__()
+        self.NH = NH
+        self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
+        self.c_attn, self.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+        self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.NH, C // self.NH).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+
+class GPT(nn.Module):
+    def __init__(self, L, NH, C, T, V):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
+        self.h = nn.ModuleList(Block(C, NH) for _ in range(L))
+        self.ln_f = nn.LayerNorm(C)
+
+    def forward(self, idx, targets):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        for b in self.h:
+            x = b(x)
+        logits = self.ln_f(x) @ self.wte.weight.T
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+
+def main():
+    L, NH, C, T, V, B = 6, 6, 384, 256, 8192, 16
+    arg = sys.argv[1] if len(sys.argv) > 1 else "S"
+    if arg == "M":
+        L, NH, C, T, V, B = 12, 12, 768, 1024, 50257, 4
+    elif arg != "S":
+        L, NH, C, T, V, B = map(int, arg.split(","))
+    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    threads = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    model = GPT(L, NH, C, T, V)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    other = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+                            lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
+    times = []
+    for s in range(steps + 1):
+        idx = torch.randint(0, V, (B, T))
+        tgt = torch.randint(0, V, (B, T))
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = model(idx, tgt)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        dt = time.perf_counter() - t0
+        if s > 0:
+            times.append(dt)
+        print(f"step {s}: {dt:.3f} s, loss {loss.item():.4f}", file=sys.stderr)
+    med = statistics.median(times)
+    n = sum(p.numel() for p in model.parameters()) - T * C
+    flops_tok = 6 * n + 12 * L * C * T
+    tps = B * T / med
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"torch {torch.__version__} config L{L} H{NH} C{C} T{T} V{V} B{B}: {tps:.1f} tokens/s (median of {steps} steps, "
+          f"{med:.3f} s/step), {tps * flops_tok / 1e9:.1f} GFLOP/s, peak RSS {rss:.0f} MiB, {threads} threads")
+
+
+if __name__ == "__main__":
+    main()
