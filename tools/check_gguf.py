@@ -8,8 +8,10 @@ What it checks (each line of output is "ok ..." or "FAIL ..."; the exit status i
      merges.txt, token types, BOS/EOS), and every tensor's name, type, shape and bytes against
      the Hugging Face export (`tern export MODEL -o HFDIR`): f32 equal, f16 equal to numpy's
      float16 rounding, q8_0 equal byte for byte to gguf-py's Q8_0 (which follows ggml's reference).
-  2. llama.cpp (when llama-cpp-python is installed): its logits for a token sequence against
-     `tern logits`, for each type; and its tokenizer against tern's on a text.
+  2. llama.cpp: with --llama-src, its convert_hf_to_gguf.py run on tern's HF export must give the
+     same metadata and the same tensor bytes as tern's own GGUF export, for each type; and when
+     llama-cpp-python is installed, its logits for a token sequence against `tern logits` for each
+     type, and its tokenizer against tern's on a text.
   3. transformers: tern's Hugging Face export loads in GPT2LMHeadModel and gives tern's logits;
      and folders in the Hub's own layouts (save_pretrained of a random GPT2Config; names without
      the "transformer." prefix, attn.bias/attn.masked_bias buffers, lm_head.weight present or
@@ -17,7 +19,7 @@ What it checks (each line of output is "ok ..." or "FAIL ..."; the exit status i
 
 Usage:
   python3 tools/check_gguf.py [--tern build/tern] [--model RUNDIR|HFDIR] [--tokenizer data/gpt2]
-                              [--workdir DIR] [--no-llama]
+                              [--workdir DIR] [--no-llama] [--llama-src LLAMA_CPP_DIR]
       Without --model, a random GPT-2 (vocabulary 50257, GPT-2's tokenizer) is made with
       transformers and used as the source.
   python3 tools/check_gguf.py --make-tokenizer-fixture tests/fixtures/gguf/tok [--merges 200]
@@ -200,6 +202,37 @@ def check_gguf_file(path, hfdir, want_type):
     ok(not bad, f"{name}: {len(st)} tensors: type, ggml shape and bytes" + (": " + "; ".join(bad[:5]) if bad else ""))
 
 
+def check_against_converter(tern, src, hfdir, ggufs, llama_src, work, tokens):
+    """llama.cpp's own convert_hf_to_gguf.py on tern's Hugging Face export must give the same file
+    contents as tern's GGUF export: every key (but general.name and the converter's
+    general.size_label) and every tensor's type, shape and bytes. tern loads its f32 output."""
+    import gguf
+    from safetensors.numpy import load_file
+
+    script = os.path.join(llama_src, "convert_hf_to_gguf.py")
+    for typ, path in ggufs.items():
+        out = os.path.join(work, f"converter-{typ}.gguf")
+        r = subprocess.run([sys.executable, script, hfdir, "--outfile", out, "--outtype", typ], capture_output=True, text=True)
+        if not ok(r.returncode == 0, f"llama.cpp's convert_hf_to_gguf.py --outtype {typ} on tern's HF export"):
+            print(r.stderr[-2000:])
+            continue
+        a, b = gguf.GGUFReader(path), gguf.GGUFReader(out)
+        skip = {"general.name", "general.size_label", "GGUF.kv_count"}
+        keys_a, keys_b = set(a.fields) - skip, set(b.fields) - skip
+        diff = sorted(k for k in keys_a & keys_b if a.fields[k].contents() != b.fields[k].contents() or a.fields[k].types != b.fields[k].types)
+        ok(keys_a == keys_b and not diff, f"{typ}: tern's metadata = the converter's (missing {sorted(keys_b - keys_a)}, "
+                                          f"extra {sorted(keys_a - keys_b)}, differing {diff})")
+        ta, tb = {t.name: t for t in a.tensors}, {t.name: t for t in b.tensors}
+        same = set(ta) == set(tb) and all(
+            ta[n].tensor_type == tb[n].tensor_type and list(ta[n].shape) == list(tb[n].shape)
+            and np.array_equal(np.asarray(ta[n].data).view(np.uint8), np.asarray(tb[n].data).view(np.uint8)) for n in ta)
+        ok(same, f"{typ}: tern's {len(ta)} tensors = the converter's, byte for byte")
+        if typ == "f32":
+            got = tern_logits(tern, out, tokens, os.path.join(work, "converter_logits.safetensors"))
+            ref = tern_logits(tern, src, tokens, os.path.join(work, "source_logits.safetensors"))
+            ok(np.array_equal(got, ref), "tern loads the converter's f32 GGUF and gives the source's logits exactly")
+
+
 # ---- 2. llama.cpp ----
 
 def llama_logits(path, tokens, n_ctx):
@@ -307,6 +340,7 @@ def main():
     ap.add_argument("--tokenizer", default="data/gpt2" if os.path.isdir("data/gpt2") else "/work/shared/data/gpt2")
     ap.add_argument("--workdir")
     ap.add_argument("--no-llama", action="store_true")
+    ap.add_argument("--llama-src", help="a llama.cpp source tree: compare with its convert_hf_to_gguf.py")
     ap.add_argument("--make-tokenizer-fixture", metavar="DIR")
     ap.add_argument("--merges", type=int, default=200)
     a = ap.parse_args()
@@ -336,6 +370,8 @@ def main():
     tok = GPT2TokenizerFast(vocab_file=tokenizer_files(hfdir)[0], merges_file=tokenizer_files(hfdir)[1])
     tokens = ([cfg["eos_token_id"]] + tok.encode(text))[: cfg["n_positions"]]
     check_transformers_export(tern, hfdir, tokens, work)
+    if a.llama_src:
+        check_against_converter(tern, src, hfdir, ggufs, a.llama_src, work, tokens)
     if not a.no_llama:
         check_llama(tern, src, ggufs, tokens, cfg["n_positions"], hfdir, text, work)
     check_hub_layouts(tern, work)
