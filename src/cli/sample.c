@@ -47,7 +47,7 @@ int cli_sample(int argc, char **argv) {
     double temperature = 0.8;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: tern sample (RUNDIR|HFDIR) [--prompt TEXT] [-n N] [--temperature T] [--top-k K] [--seed S] [--step N]\n\n"
+            printf("usage: tern sample (RUNDIR|HFDIR|FILE.gguf) [--prompt TEXT] [-n N] [--temperature T] [--top-k K] [--seed S] [--step N]\n\n"
                    "Generates up to N tokens (default 200) after the prompt, stopping at <|endoftext|>.\n"
                    "Temperature 0 is greedy; top-k 0 samples from the whole vocabulary. The same seed gives the same text.\n");
             return 0;
@@ -61,7 +61,7 @@ int cli_sample(int argc, char **argv) {
         if (src) cli_usage("sample", "more than one model given ('%s' and '%s')", src, argv[i]);
         src = argv[i];
     }
-    if (!src) cli_usage("sample", "usage: tern sample (RUNDIR|HFDIR) [--prompt TEXT] [-n N]");
+    if (!src) cli_usage("sample", "usage: tern sample (RUNDIR|HFDIR|FILE.gguf) [--prompt TEXT] [-n N]");
     if (n < 0 || topk < 0 || temperature < 0 || !isfinite(temperature))
         cli_usage("sample", "-n, --top-k and --temperature must not be negative");
     tern_gpt2 *m;
