@@ -15,9 +15,10 @@
 #define SMALL_PIECE 256
 /* The cache keeps pieces of at most this many bytes. */
 #define CACHE_PIECE 64
-#define CACHE_SLOTS (1u << 15)
-#define CACHE_BYTES (1u << 20)
-#define CACHE_IDS (1u << 18)
+/* At most this many slots; a short text gets a smaller cache (about one slot per 4 bytes), so
+ * encoding a prompt does not clear a megabyte. Each slot has room for 32 bytes and 8 ids. */
+#define CACHE_SLOTS_MAX (1u << 15)
+#define CACHE_SLOTS_MIN (1u << 8)
 
 typedef struct {
     uint64_t h;
@@ -34,10 +35,11 @@ struct tok_worker {
     uint64_t *heap;     /* heap BPE: rank << 32 | position */
     int32_t *dirty;
     size_t lcap;
-    cache_slot *slots; /* allocated at the first miss */
-    uint8_t *cbytes;
-    int32_t *cids;
-    size_t cused, cb, ci;
+    cache_slot *slots; /* allocated at the first miss, nslots of them */
+    uint8_t *cbytes;   /* 32 * nslots */
+    int32_t *cids;     /* 8 * nslots */
+    size_t nslots, cused, cb, ci;
+    size_t hint; /* the size of the text being encoded, for the cache's size */
 };
 
 tern_status tok_worker_init(tok_worker **out, const tern_tok *tok) {
@@ -221,33 +223,36 @@ tern_status tok_bpe_piece(tok_worker *w, const uint8_t *p, size_t n, tern_ids *o
 }
 
 static void cache_clear(tok_worker *w) {
-    memset(w->slots, 0, CACHE_SLOTS * sizeof(cache_slot));
+    memset(w->slots, 0, w->nslots * sizeof(cache_slot));
     w->cused = w->cb = w->ci = 0;
 }
 
 /* Encodes one piece through the cache. h is tok_hash_bytes(p, n). */
 static tern_status encode_cached(tok_worker *w, const uint8_t *p, size_t n, uint64_t h, tern_ids *out) {
     if (!w->slots) {
-        w->slots = malloc(CACHE_SLOTS * sizeof(cache_slot));
-        w->cbytes = malloc(CACHE_BYTES);
-        w->cids = malloc(CACHE_IDS * sizeof(int32_t));
+        size_t ns = CACHE_SLOTS_MIN;
+        while (ns < CACHE_SLOTS_MAX && ns < w->hint / 4) ns *= 2;
+        w->nslots = ns;
+        w->slots = malloc(ns * sizeof(cache_slot));
+        w->cbytes = malloc(ns * 32);
+        w->cids = malloc(ns * 8 * sizeof(int32_t));
         if (!w->slots || !w->cbytes || !w->cids) return tern_err(TERN_ENOMEM, "out of memory for the piece cache");
         cache_clear(w);
     }
-    size_t i = (size_t)h & (CACHE_SLOTS - 1);
+    size_t mask = w->nslots - 1, i = (size_t)h & mask;
     for (;;) {
         cache_slot *s = &w->slots[i];
         if (!s->blen) break;
         if (s->h == h && s->blen == n && memcmp(w->cbytes + s->boff, p, n) == 0)
             return tern_ids_push(out, w->cids + s->ioff, s->ilen);
-        i = (i + 1) & (CACHE_SLOTS - 1);
+        i = (i + 1) & mask;
     }
     size_t start = out->n;
     TERN_TRY(tok_bpe_piece(w, p, n, out));
     size_t k = out->n - start;
-    if (w->cused + 1 > CACHE_SLOTS / 2 || w->cb + n > CACHE_BYTES || w->ci + k > CACHE_IDS) {
+    if (w->cused + 1 > w->nslots / 2 || w->cb + n > w->nslots * 32 || w->ci + k > w->nslots * 8) {
         cache_clear(w);
-        i = (size_t)h & (CACHE_SLOTS - 1);
+        i = (size_t)h & mask;
     }
     cache_slot *s = &w->slots[i];
     s->h = h;
@@ -278,6 +283,7 @@ static inline int32_t lookup_h(const tern_tok *tok, const uint8_t *p, size_t n, 
 
 tern_status tok_worker_encode(tok_worker *w, const uint8_t *s, size_t n, uint64_t base, tern_ids *out) {
     const tern_tok *tok = w->tok;
+    if (n > w->hint) w->hint = n;
     size_t i = 0;
     while (i < n) {
         size_t e = tok_piece_end(s, i, n);
