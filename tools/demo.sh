@@ -12,7 +12,7 @@ fi
 rm -rf "$run"
 # The default model and schedule (tern train --help lists them): sized for this demo's budget,
 # see README "The demo". --time-limit guards the budget on a busy machine.
-"$T" train --data "$data" -o "$run" --tokenizer data/gpt2 --time-limit 270
-"$T" eval "$run" --data "$data"
+"$T" train --data "$data" -o "$run" --tokenizer data/gpt2 --time-limit 200
+"$T" eval "$run" --data "$data" --batches 8
 echo "--- sample (seed 1) ---"
 "$T" sample "$run" --prompt "ROMEO:" -n 120 --seed 1
