@@ -3,6 +3,8 @@
 # without root it only says what is missing.
 set -eu
 pkgs=(gcc make libsodium-dev libcjson-dev libdnnl-dev strace)
+# `make fuzz` alone needs clang with libFuzzer (libclang-rt-14-dev) and llvm-symbolizer (llvm-14).
+[ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev llvm-14)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,6 +4,7 @@
 #include "tern/io.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +30,10 @@ tern_status tern_io_model_to_st(tern_gpt2 *m, const char *prefix, tern_st_writer
 
 static int json_int(cJSON *o, const char *k, int *out) {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble) return 0;
+    /* range first: converting a double outside int's range to int is undefined behaviour */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= INT_MIN && v->valuedouble <= INT_MAX) ||
+        v->valuedouble != (double)(int)v->valuedouble)
+        return 0;
     *out = (int)v->valuedouble;
     return 1;
 }

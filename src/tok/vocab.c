@@ -162,7 +162,8 @@ static tern_status load_vocab(tern_tok *tok, const char *text, size_t n, const c
     /* pass 1: ids valid and distinct, lengths (an upper bound: bytes of the UTF-8 key) */
     for (cJSON *it = root->child; it; it = it->next) {
         double d = it->valuedouble;
-        if (!cJSON_IsNumber(it) || d != (double)(int64_t)d || d < 0 || d >= (double)nv) {
+        /* range before the cast: converting a double outside int64_t's range is undefined */
+        if (!cJSON_IsNumber(it) || d < 0 || d >= (double)nv || d != (double)(int64_t)d) {
             st = tern_err(TERN_EFORMAT, "%s: token \"%s\" has id %s; ids must be whole numbers from 0 to %zu",
                           name, it->string, cJSON_IsNumber(it) ? "out of range" : "that is not a number", nv - 1);
             goto done;

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Rewrites the seed corpora under fuzz/corpus/ from tern's own writers (fuzz/make_corpus.c),
+# built against the ordinary library. Run from the repository root when a format changes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make build/libtern.a
+mkdir -p build/fuzz
+${CC:-cc} -std=c17 -O1 -g -Wall -Wextra -Werror -fopenmp -Iinclude -Isrc -D_GNU_SOURCE fuzz/make_corpus.c -o build/fuzz/make_corpus \
+  build/libtern.a -fopenmp -lsodium -lcjson -ldnnl -lm -ldl
+build/fuzz/make_corpus fuzz/corpus
