@@ -124,6 +124,23 @@ static void config(void) {
     put_str("config", "strings.json", "{\"batch\": \"16\", \"lr\": \"1e-4\", \"no_shuffle\": \"1\", \"precision\": \"fp32\"}");
 }
 
+/* ---- a run folder's config.json NUL ckpt/latest ---- */
+static void run_folder(void) {
+    tern_train_opts o;
+    tern_train_opts_defaults(&o);
+    char *j = tern_train_opts_to_json(&o);
+    size_t n = strlen(j);
+    static const char latest[] = "step-000100\n";
+    char *p = malloc(n + 1 + sizeof latest);
+    memcpy(p, j, n);
+    p[n] = 0;
+    memcpy(p + n + 1, latest, sizeof latest - 1);
+    put("run_folder", "defaults_latest", -1, p, n + sizeof latest);
+    put("run_folder", "defaults_no_latest", -1, p, n);
+    free(p);
+    free(j);
+}
+
 /* ---- Hugging Face config.json (the fields transformers writes for GPT-2 small) ---- */
 static void hf_config(void) {
     put_str("hf_config", "gpt2.json",
@@ -420,18 +437,31 @@ static void cpuinfo(void) {
             "CPU part\t: 0xd40\nCPU revision\t: 1\n\n");
 }
 
+static int n_only;
+static char **only;
+/* With format names after the folder, only those corpora are rewritten. */
+static int want(const char *fmt) {
+    if (!n_only) return 1;
+    for (int i = 0; i < n_only; i++)
+        if (!strcmp(only[i], fmt)) return 1;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     root = argc > 1 ? argv[1] : "fuzz/corpus";
-    safetensors();
-    tokenizer();
-    config();
-    hf_config();
-    gguf();
-    sealed();
-    ledger();
-    ledger_json();
-    data();
-    cpuinfo();
+    n_only = argc > 2 ? argc - 2 : 0;
+    only = argv + 2;
+    if (want("safetensors")) safetensors();
+    if (want("tokenizer")) tokenizer();
+    if (want("config")) config();
+    if (want("run_folder")) run_folder();
+    if (want("hf_config")) hf_config();
+    if (want("gguf")) gguf();
+    if (want("sealed")) sealed();
+    if (want("ledger")) ledger();
+    if (want("policy")) ledger_json(); /* policy, site and plan_config */
+    if (want("data")) data();           /* shard, manifest and dataset */
+    if (want("cpuinfo")) cpuinfo();
     printf("seed corpora written under %s\n", root);
     return 0;
 }

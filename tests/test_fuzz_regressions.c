@@ -14,11 +14,14 @@
 
 #define FIX "tests/fixtures/fuzz"
 
-/* A fuzz input replayed: returns the status of the reader, message in tern_errmsg(). */
+/* A fuzz input replayed: returns the status of the reader, message in tern_errmsg(). The
+ * name the reader was given (the fixture's path, or a folder the replay made) goes to where. */
 typedef tern_status (*replay_fn)(const char *path, const uint8_t *p, size_t n);
+static char where[512];
 
 static tern_status replay_config(const char *path, const uint8_t *p, size_t n) {
     (void)p, (void)n;
+    snprintf(where, sizeof where, "%s", path);
     tern_train_opts o;
     tern_train_opts_defaults(&o);
     tern_status st = tern_train_opts_load_json(&o, path);
@@ -28,6 +31,7 @@ static tern_status replay_config(const char *path, const uint8_t *p, size_t n) {
 
 static tern_status replay_hf_config(const char *path, const uint8_t *p, size_t n) {
     (void)p, (void)n;
+    snprintf(where, sizeof where, "%s", path);
     tern_gpt2_config cfg;
     return tern_io_read_hf_config(path, &cfg);
 }
@@ -35,6 +39,7 @@ static tern_status replay_hf_config(const char *path, const uint8_t *p, size_t n
 /* vocab.json, a NUL byte, merges.txt; fuzz_tokenizer.c names the two parts so */
 static tern_status replay_tokenizer(const char *path, const uint8_t *p, size_t n) {
     (void)path;
+    where[0] = 0;
     const uint8_t *z = memchr(p, 0, n);
     size_t k = z ? (size_t)(z - p) : n;
     tern_tok *tok = NULL;
@@ -44,11 +49,31 @@ static tern_status replay_tokenizer(const char *path, const uint8_t *p, size_t n
     return st;
 }
 
+/* config.json, a NUL byte, ckpt/latest: a run folder without checkpoints, as fuzz_run_folder.c
+ * builds it */
+static tern_status replay_run_folder(const char *path, const uint8_t *p, size_t n) {
+    (void)path;
+    snprintf(where, sizeof where, "%s", test_tmpdir("fuzz_run_folder"));
+    char f[600];
+    const uint8_t *z = memchr(p, 0, n);
+    size_t k = z ? (size_t)(z - p) : n;
+    snprintf(f, sizeof f, "%s/config.json", where);
+    if (tern_write_file_atomic(f, p, k) != TERN_OK) return TERN_EIO;
+    snprintf(f, sizeof f, "%s/ckpt", where);
+    if (tern_mkdir_p(f) != TERN_OK) return TERN_EIO;
+    snprintf(f, sizeof f, "%s/ckpt/latest", where);
+    if (k < n && tern_write_file_atomic(f, p + k + 1, n - k - 1) != TERN_OK) return TERN_EIO;
+    tern_gpt2 *m = NULL;
+    tern_status st = tern_io_open_model(where, 0, &m, NULL);
+    tern_gpt2_free(m);
+    return st;
+}
+
 struct regression {
     const char *format, *file;
     replay_fn replay;
     tern_status status;
-    const char *message; /* exact; "%s" stands for the fixture's path */
+    const char *message; /* exact; "%s" stands for the name the reader was given (where) */
 };
 
 static const struct regression cases[] = {
@@ -59,6 +84,9 @@ static const struct regression cases[] = {
      "'00000000000000000000000000000000000000000000000000000000000000000000000000000006148914691236517205'"},
     /* io/hf.c json_int: n_positions 1.1e19 was converted to int (undefined behaviour) */
     {"hf_config", "n_positions_1e19.json", replay_hf_config, TERN_EFORMAT, "%s: missing or non-integer \"n_positions\""},
+    /* io/open.c get_int: a run's n_layer 4888888880 was converted to int (undefined behaviour) */
+    {"run_folder", "n_layer_4888888880", replay_run_folder, TERN_EFORMAT,
+     "%s/config.json: not a run configuration (needs n_layer, n_head, n_embd, n_ctx, vocab_size)"},
     /* tok/vocab.c: a token id of 1.7e24 was converted to int64_t before its range was checked */
     {"tokenizer", "id_1e24", replay_tokenizer, TERN_EFORMAT,
      "fuzz/vocab.json: token \"\xc3\xad\" has id out of range; ids must be whole numbers from 0 to 256"},
@@ -84,7 +112,7 @@ static void test_replay(void) {
         if (!p) continue;
         tern_err_clear();
         tern_status st = c->replay(path, p, n);
-        snprintf(want, sizeof want, c->message, path);
+        snprintf(want, sizeof want, c->message, where);
         CHECK(st == c->status, "%s: status %d (%s), expected %d", path, (int)st, tern_errmsg(), (int)c->status);
         CHECK(!strcmp(tern_errmsg(), want), "%s:\n    message  %s\n    expected %s", path, tern_errmsg(), want);
         free(p);

@@ -5,13 +5,17 @@
 #include "tern/gguf.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 static int get_int(cJSON *j, const char *k, int *out) {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-    if (!cJSON_IsNumber(v)) return 0;
+    /* a whole number in int's range (checked first: converting one outside it is undefined) */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= INT_MIN && v->valuedouble <= INT_MAX) ||
+        v->valuedouble != (double)(int)v->valuedouble)
+        return 0;
     *out = (int)v->valuedouble;
     return 1;
 }
