@@ -292,6 +292,95 @@ static void test_eval_matches_torch(void) {
     tern_st_free(st);
 }
 
+/* Non-finite steps are skipped and logged; after --max-bad-steps in a row the run stops with a
+ * message and the last good checkpoint; --detect-anomaly names the first kernel. */
+static void test_numeric_faults(void) {
+    if (!setup()) {
+        CHECK(0, "setup");
+        return;
+    }
+    const char *d = test_tmpdir("train_numeric");
+    const char *t = test_tern_bin();
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r %s --steps 30 --lr 1e30 --grad-clip 0 --max-bad-steps 3 --ckpt-every 1 2>&1 | tail -1; exit $(%s train --data %s -o %s/r --resume >/dev/null 2>&1; echo 0)",
+                     t, data_dir, d, small, t, data_dir, d);
+    (void)rc;
+    CHECK(!strcmp(out, "tern train: 3 non-finite steps in a row (last at step 4); stopping, the last good checkpoint is kept\n"), "%s", out);
+    char p[600];
+    snprintf(p, sizeof p, "%s/r/metrics.jsonl", d);
+    char *text;
+    size_t n;
+    CHECK(tern_read_file(p, &text, &n) == TERN_OK, "%s", tern_errmsg());
+    int skipped = 0;
+    for (char *q = text; (q = strstr(q, "\"skipped\":true")); q++) skipped++;
+    free(text);
+    CHECK(skipped >= 3, "%d skipped steps logged", skipped);
+    snprintf(p, sizeof p, "%s/r", d);
+    tern_gpt2 *m;
+    CHECK(tern_io_open_model(p, 0, &m, NULL) == TERN_OK, "last good checkpoint: %s", tern_errmsg());
+    if (m) {
+        const float *w = tern_gpt2_params(m);
+        int finite = 1;
+        for (size_t i = 0; i < tern_gpt2_num_params(m); i++) finite &= isfinite(w[i]) != 0;
+        CHECK(finite, "the kept checkpoint holds non-finite weights");
+        tern_gpt2_free(m);
+    }
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/a %s --steps 30 --lr 1e30 --grad-clip 0 --detect-anomaly 2>&1 >/dev/null | tail -1", t,
+                 data_dir, d, small);
+    CHECK(strstr(out, "tern train: step 2, micro-batch 0: non-finite value in the forward pass: matmul_fwd (attn.c_attn) of block 0 produced ") == out,
+          "%s", out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --max-memory 1M", t, data_dir, d, small);
+    CHECK(rc == 1 && strstr(out, "but --max-memory is 0.00 GiB; ") && strstr(out, "tern train: the run needs "), "rc %d: %s", rc, out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --max-memory lots", t, data_dir, d, small);
+    CHECK(rc == 1 && !strcmp(out, "tern train: --max-memory: 'lots' is not a size (e.g. 8G, 512M, 4096)\n"), "rc %d: %s", rc, out);
+}
+
+/* Write faults: a full disk (a file-size limit), a read-only run folder and a data file that
+ * vanished: each a clear error and a non-zero exit, the previous checkpoint intact and resumable. */
+static void test_write_faults(void) {
+    if (!setup()) {
+        CHECK(0, "setup");
+        return;
+    }
+    const char *d = test_tmpdir("train_faults");
+    const char *t = test_tern_bin();
+    char rd[600];
+    snprintf(rd, sizeof rd, "%s/r", d);
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s %s --steps 2", t, data_dir, rd, small);
+    CHECK(rc == 0, "%s", out);
+    /* full disk: files may not grow past 64 KiB; the model file of step 3 is larger */
+    rc = run_cmd(out, sizeof out, "ulimit -f 64; %s train --data %s -o %s --resume --steps 3 2>&1 >/dev/null | tail -1; exit $(ulimit -f 64; %s train --data %s -o %s --resume --steps 3 >/dev/null 2>&1; echo $?)",
+                 t, data_dir, rd, t, data_dir, rd);
+    CHECK(rc == 1, "exit %d under a full disk", rc);
+    CHECK(strstr(out, "tern train: ") == out && strstr(out, "/model.safetensors: write failed: File too large"), "%s", out);
+    char *ck;
+    CHECK(tern_ckpt_latest(rd, &ck) == TERN_OK && strstr(ck, "step-000002"), "latest moved: %s", ck ? ck : tern_errmsg());
+    free(ck);
+    rc = run_cmd(out, sizeof out, "ls -A %s/ckpt | tr '\n' ' '", rd);
+    CHECK(!strcmp(out, "latest step-000002 "), "left behind: %s", out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s --resume --steps 3", t, data_dir, rd);
+    CHECK(rc == 0, "resume after the disk filled: %s", out);
+    /* a read-only run folder (a read-only tmpfs: root ignores permission bits) */
+    char ro[600];
+    snprintf(ro, sizeof ro, "%s/ro", d);
+    if (run_cmd(out, sizeof out, "mkdir -p %s && mount -t tmpfs -o size=4m tmpfs %s && cp -r %s %s/ && mount -o remount,ro %s", ro, ro, rd, ro, ro) == 0) {
+        rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r --resume --steps 4", t, data_dir, ro);
+        CHECK(rc == 1 && strstr(out, "Read-only file system"), "rc %d: %s", rc, out);
+        char rr[700];
+        snprintf(rr, sizeof rr, "%s/r", ro);
+        CHECK(tern_ckpt_latest(rr, &ck) == TERN_OK, "%s", tern_errmsg());
+        free(ck);
+        run_cmd(out, sizeof out, "umount %s", ro);
+    } else {
+        printf("  read-only folder: cannot mount a tmpfs here (%s), not checked\n", out);
+    }
+    /* a vanished data file: resuming says which file is missing */
+    rc = run_cmd(out, sizeof out, "cp -r %s %s/data && rm %s/data/train_000000.bin && %s train --data %s/data -o %s --resume --steps 4", data_dir, d, d, t, d,
+                 rd);
+    CHECK(rc == 1 && strstr(out, "train_000000.bin") && strstr(out, "tern train: "), "rc %d: %s", rc, out);
+    CHECK(tern_ckpt_latest(rd, &ck) == TERN_OK && strstr(ck, "step-000003"), "%s", tern_errmsg());
+    free(ck);
+}
+
 int main(void) {
     RUN(test_eval_matches_torch);
     RUN(test_resume_is_bit_exact);
@@ -299,5 +388,7 @@ int main(void) {
     RUN(test_sigint_checkpoints);
     RUN(test_sigkill_while_checkpointing);
     RUN(test_export_init_roundtrip_and_sample);
+    RUN(test_numeric_faults);
+    RUN(test_write_faults);
     return check_exit();
 }

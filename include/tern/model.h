@@ -55,6 +55,11 @@ tern_status tern_gpt2_forward(tern_gpt2 *m, const int32_t *inputs, const int32_t
  * (+=) into the gradient buffer, scaled by loss_scale (1/grad_accum for accumulation), so the
  * sum over micro-batches is the gradient of the mean loss. Overwrites the logits. */
 void tern_gpt2_backward(tern_gpt2 *m, float loss_scale);
+/* Called by tern_gpt2_backward as parameter gradients become final, so that data-parallel
+ * training can send them while the pass goes on: block = n_layer once ln_f's are done, block = l
+ * once block l's are (l = n_layer-1 down to 0), block = -1 at the end (wte, wpe). NULL: none. */
+typedef void (*tern_gpt2_grad_hook)(void *ctx, int block);
+void tern_gpt2_set_grad_hook(tern_gpt2 *m, tern_gpt2_grad_hook fn, void *ctx);
 void tern_gpt2_zero_grad(tern_gpt2 *m);
 
 const tern_gpt2_config *tern_gpt2_cfg(const tern_gpt2 *m);
@@ -68,8 +73,15 @@ const tern_tensor *tern_gpt2_find(const tern_gpt2 *m, const char *name);
 const float *tern_gpt2_logits(const tern_gpt2 *m);
 /* Per-position losses (B,T) of the last forward pass with targets. */
 const float *tern_gpt2_losses(const tern_gpt2 *m);
+/* Bytes that tern_gpt2_reserve(B, T) allocates for a model of this shape (no allocation). */
+size_t tern_gpt2_activation_bytes_for(const tern_gpt2_config *cfg, size_t B, size_t T);
 /* Bytes of the activation buffers reserved. */
 size_t tern_gpt2_activation_bytes(const tern_gpt2 *m);
+/* Anomaly detection: when on, every kernel's output is scanned for NaN and infinity; the forward
+ * pass then fails (TERN_ENUMERIC) naming the first kernel that produced one, and after a backward
+ * pass tern_gpt2_anomaly() names it (NULL when none). Costs a pass over every activation. */
+void tern_gpt2_set_anomaly_detection(tern_gpt2 *m, int on);
+const char *tern_gpt2_anomaly(const tern_gpt2 *m);
 /* Threads for kernels and matrix products (0 = all cores). */
 void tern_set_threads(int n);
 /* Selects a kernel set by name ("ref", "cpu"); default is tern_kern_get()'s. */

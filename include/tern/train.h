@@ -26,6 +26,8 @@
     X(time_limit, F, 0, "stop (with a checkpoint) once this many seconds have passed; 0 = no limit")          \
     X(batch, I, 16, "rows per micro-batch (per process)")                                                      \
     X(grad_accum, I, 1, "micro-batches per optimizer step")                                                   \
+    X(zero, I, 0, "ZeRO stage over several ranks: 0 = all-reduce, 1 = each rank keeps AdamW moments for its shard") \
+    X(overlap, I, 1, "over several ranks: reduce gradients while the backward pass goes on (0 = after it)")    \
     X(lr, F, 2e-3, "peak learning rate")                                                                      \
     X(min_lr, F, -1, "final learning rate of the cosine schedule (default lr/10)")                            \
     X(warmup, I, 20, "linear warm-up steps")                                                                   \
@@ -44,6 +46,8 @@
     X(precision, S, "fp32", "arithmetic: fp32")                                                               \
     X(threads, I, 0, "threads (0 = all cores)")                                                               \
     X(max_bad_steps, I, 10, "stop after this many non-finite steps in a row")                                 \
+    X(detect_anomaly, B, 0, "check every kernel's output; stop naming the first that produced NaN or inf")     \
+    X(max_memory, S, NULL, "refuse to start unless the run fits this much memory (e.g. 8G, 512M)")             \
     X(policy, S, NULL, "the owner's policy (JSON): the run is refused before any data is read if it forbids it") \
     X(site, S, NULL, "this site's declaration (JSON: name, operator, country, hardware)")                      \
     X(data_class, S, NULL, "the data's class for the policy (e.g. restricted)")                                \
@@ -81,10 +85,14 @@ void tern_train_opts_help(FILE *f);
 typedef struct tern_train_hooks {
     volatile sig_atomic_t *stop; /* set by a signal handler: finish the step, checkpoint, return */
     int progress;                /* 1: a progress display on stderr */
+    struct tern_comm *comm;      /* the ranks of a data-parallel run (tern/dist.h); NULL: one process */
 } tern_train_hooks;
 
 /* Runs (or, with o->resume, continues) a training run. Returns TERN_OK when the run reached its
- * last step or was stopped on request with a checkpoint written. */
+ * last step or was stopped on request with a checkpoint written. With hooks->comm of W ranks
+ * every rank calls it with the same options (--batch is per rank) and rank 0 alone prints and
+ * writes; a rank that gets an error should end the job with tern_comm_abort, since the others
+ * may be waiting for it. */
 tern_status tern_train_run(const tern_train_opts *o, const tern_train_hooks *hooks);
 
 /* Mean loss of a model over up to `batches` windows (B rows of T tokens) of a data folder's val

@@ -1,6 +1,7 @@
 /* The tern program: picks a subcommand and hands it the arguments. All work is in libtern. */
 #include "cli.h"
 
+#include <signal.h>
 #include <string.h>
 
 typedef struct {
@@ -33,6 +34,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* A file-size limit (ulimit -f) must make a write fail with EFBIG and a message naming the
+     * file, not kill the process mid-checkpoint. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -99,6 +99,10 @@ struct tern_gpt2 {
     int32_t *inputs, *targets; /* copies of the last batch, (resB, resT) */
     size_t B, T;               /* shape of the last forward */
     int have_targets;
+    int detect;                /* check every kernel's output for non-finite values */
+    char anomaly[160];         /* the first kernel that produced one, "" if none */
+    tern_gpt2_grad_hook grad_hook; /* see tern_gpt2_set_grad_hook */
+    void *grad_hook_ctx;
 };
 
 tern_status tern_gpt2_config_check(const tern_gpt2_config *c) {
@@ -229,6 +233,11 @@ void tern_gpt2_free(tern_gpt2 *m) {
     free(m);
 }
 
+void tern_gpt2_set_grad_hook(tern_gpt2 *m, tern_gpt2_grad_hook fn, void *ctx) {
+    m->grad_hook = fn;
+    m->grad_hook_ctx = ctx;
+}
+
 tern_status tern_gpt2_set_kernels(tern_gpt2 *m, const char *name) {
     const tern_kern *k = tern_kern_by_name(name);
     if (!k) return tern_err(TERN_EINVAL, "unknown kernel set '%s' (known: ref, cpu)", name);
@@ -236,20 +245,34 @@ tern_status tern_gpt2_set_kernels(tern_gpt2 *m, const char *name) {
     return TERN_OK;
 }
 
-tern_status tern_gpt2_reserve(tern_gpt2 *m, size_t B, size_t T) {
-    if (B == 0 || T == 0) return tern_err(TERN_EINVAL, "batch and sequence length must be positive");
-    if (T > (size_t)m->cfg.n_ctx)
-        return tern_err(TERN_EINVAL, "sequence length %zu is longer than the model's context (n_ctx %d)", T, m->cfg.n_ctx);
-    if (m->acts && B <= m->resB && T <= m->resT) return TERN_OK;
-    size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.n_embd, NH = (size_t)m->cfg.n_head,
-           V = (size_t)m->cfg.vocab_size;
-    size_t sizes[] = {
+/* Floats of each activation buffer for batches of B x T (the GPT2_ACTS list), and their sum,
+ * each rounded up to 16 floats (64 bytes) as laid out. */
+static size_t acts_sizes(const tern_gpt2_config *cfg, size_t B, size_t T, size_t *sizes) {
+    size_t L = (size_t)cfg->n_layer, C = (size_t)cfg->n_embd, NH = (size_t)cfg->n_head, V = (size_t)cfg->vocab_size;
+    size_t tmp[] = {
 #define X(f, n) (n),
         GPT2_ACTS(X)
 #undef X
     };
     size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~(size_t)15;
+    for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) {
+        if (sizes) sizes[i] = tmp[i];
+        total += (tmp[i] + 15) & ~(size_t)15;
+    }
+    return total;
+}
+
+size_t tern_gpt2_activation_bytes_for(const tern_gpt2_config *cfg, size_t B, size_t T) {
+    return acts_sizes(cfg, B, T, NULL) * sizeof(float);
+}
+
+tern_status tern_gpt2_reserve(tern_gpt2 *m, size_t B, size_t T) {
+    if (B == 0 || T == 0) return tern_err(TERN_EINVAL, "batch and sequence length must be positive");
+    if (T > (size_t)m->cfg.n_ctx)
+        return tern_err(TERN_EINVAL, "sequence length %zu is longer than the model's context (n_ctx %d)", T, m->cfg.n_ctx);
+    if (m->acts && B <= m->resB && T <= m->resT) return TERN_OK;
+    size_t sizes[64];
+    size_t total = acts_sizes(&m->cfg, B, T, sizes);
     tern_free(m->acts);
     free(m->inputs);
     free(m->targets);
@@ -300,6 +323,26 @@ void tern_gpt2_init_weights(tern_gpt2 *m, uint64_t seed) {
 /* Layer l's slice of an (L, ...) activation: per-layer stride uses the reserved shape. */
 #define LAYER(buf, l, per_row) ((buf) + (l) * m->resB * m->resT * (per_row))
 
+void tern_gpt2_set_anomaly_detection(tern_gpt2 *m, int on) {
+    m->detect = on;
+    m->anomaly[0] = 0;
+}
+
+const char *tern_gpt2_anomaly(const tern_gpt2 *m) { return m->anomaly[0] ? m->anomaly : NULL; }
+
+/* With detection on, records the first kernel whose output holds a non-finite value. */
+static void check_out(tern_gpt2 *m, const float *p, size_t n, const char *kernel, long layer) {
+    if (!m->detect || m->anomaly[0]) return;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) {
+            if (layer >= 0)
+                snprintf(m->anomaly, sizeof m->anomaly, "%s of block %ld produced %g at element %zu", kernel, layer, p[i], i);
+            else
+                snprintf(m->anomaly, sizeof m->anomaly, "%s produced %g at element %zu", kernel, p[i], i);
+            return;
+        }
+}
+
 tern_status tern_gpt2_forward(tern_gpt2 *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
                               float *loss) {
     if (!m->acts || B > m->resB || T > m->resT)
@@ -323,7 +366,9 @@ tern_status tern_gpt2_forward(tern_gpt2 *m, const int32_t *inputs, const int32_t
 
     gpt2_params *p = &m->p;
     gpt2_acts *a = &m->a;
+    m->anomaly[0] = 0;
     k->encoder_fwd(a->encoded, m->inputs, p->wte, p->wpe, B, T, C);
+    check_out(m, a->encoded, N * C, "encoder_fwd", -1);
     for (size_t l = 0; l < L; l++) {
         const float *x = l == 0 ? a->encoded : LAYER(a->residual3, l - 1, C);
         float *ln1 = LAYER(a->ln1, l, C), *ln1_mean = LAYER(a->ln1_mean, l, 1), *ln1_rstd = LAYER(a->ln1_rstd, l, 1);
@@ -335,27 +380,41 @@ tern_status tern_gpt2_forward(tern_gpt2 *m, const int32_t *inputs, const int32_t
         float *fcproj = LAYER(a->fcproj, l, C), *res3 = LAYER(a->residual3, l, C);
 
         k->layernorm_fwd(ln1, ln1_mean, ln1_rstd, x, p->ln1w + l * C, p->ln1b + l * C, N, C);
+        check_out(m, ln1, N * C, "layernorm_fwd (ln_1)", (long)l);
         k->matmul_fwd(qkv, ln1, p->qkvw + l * C * 3 * C, p->qkvb + l * 3 * C, N, C, 3 * C);
+        check_out(m, qkv, N * 3 * C, "matmul_fwd (attn.c_attn)", (long)l);
         k->attention_fwd(atty, att, qkv, B, T, C, NH);
+        check_out(m, atty, N * C, "attention_fwd", (long)l);
         k->matmul_fwd(attproj, atty, p->attprojw + l * C * C, p->attprojb + l * C, N, C, C);
+        check_out(m, attproj, N * C, "matmul_fwd (attn.c_proj)", (long)l);
         k->residual_fwd(res2, x, attproj, N * C);
+        check_out(m, res2, N * C, "residual_fwd (attention)", (long)l);
         k->layernorm_fwd(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + l * C, p->ln2b + l * C, N, C);
+        check_out(m, ln2, N * C, "layernorm_fwd (ln_2)", (long)l);
         k->matmul_fwd(fch, ln2, p->fcw + l * C * 4 * C, p->fcb + l * 4 * C, N, C, 4 * C);
+        check_out(m, fch, N * 4 * C, "matmul_fwd (mlp.c_fc)", (long)l);
         k->gelu_fwd(fch_gelu, fch, N * 4 * C);
+        check_out(m, fch_gelu, N * 4 * C, "gelu_fwd", (long)l);
         k->matmul_fwd(fcproj, fch_gelu, p->fcprojw + l * 4 * C * C, p->fcprojb + l * C, N, 4 * C, C);
+        check_out(m, fcproj, N * C, "matmul_fwd (mlp.c_proj)", (long)l);
         k->residual_fwd(res3, res2, fcproj, N * C);
+        check_out(m, res3, N * C, "residual_fwd (mlp)", (long)l);
     }
     k->layernorm_fwd(a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->residual3, L - 1, C), p->lnfw, p->lnfb, N, C);
     /* Tied head: logits (N,V) = lnf (N,C) @ wte^T, wte being (V,C). */
+    check_out(m, a->lnf, N * C, "layernorm_fwd (ln_f)", -1);
     k->sgemm(0, 1, N, V, C, 1.0f, a->lnf, C, p->wte, C, 0.0f, a->logits, V);
+    check_out(m, a->logits, N * V, "sgemm (tied head, logits)", -1);
     if (targets) {
         k->crossentropy_fwd_bwd(a->losses, NULL, a->logits, m->targets, 0.0f, N, V);
+        check_out(m, a->losses, N, "crossentropy_fwd", -1);
         if (loss) {
             double s = 0.0;
             for (size_t i = 0; i < N; i++) s += a->losses[i];
             *loss = (float)(s / (double)N);
         }
     }
+    if (m->anomaly[0]) return tern_err(TERN_ENUMERIC, "non-finite value in the forward pass: %s", m->anomaly);
     return TERN_OK;
 }
 
@@ -372,12 +431,15 @@ void tern_gpt2_backward(tern_gpt2 *m, float loss_scale) {
     /* d mean loss / d logits = (softmax - onehot) / N, written over the logits. */
     k->crossentropy_fwd_bwd(a->losses, a->logits, a->logits, m->targets, loss_scale / (float)N, N, V);
     float *dlogits = a->logits;
+    check_out(m, dlogits, N * V, "crossentropy_bwd", -1);
     /* logits = lnf @ wte^T: dlnf = dlogits @ wte; dwte += dlogits^T @ lnf. */
     k->sgemm(0, 0, N, C, V, 1.0f, dlogits, V, p->wte, C, 0.0f, a->dln, C);
     k->sgemm(1, 0, V, C, N, 1.0f, dlogits, V, a->lnf, C, 1.0f, g->wte, C);
     memset(a->dres, 0, N * C * sizeof(float));
     k->layernorm_bwd(a->dres, g->lnfw, g->lnfb, a->dln, LAYER(a->residual3, L - 1, C), p->lnfw, a->lnf_mean,
                      a->lnf_rstd, N, C);
+    check_out(m, a->dres, N * C, "layernorm_bwd (ln_f)", -1);
+    if (m->grad_hook) m->grad_hook(m->grad_hook_ctx, (int)L);
     /* dres now holds d loss / d residual3[L-1]; walk the blocks backwards. */
     for (size_t l = L; l-- > 0;) {
         const float *x = l == 0 ? a->encoded : LAYER(a->residual3, l - 1, C);
@@ -400,12 +462,16 @@ void tern_gpt2_backward(tern_gpt2 *m, float loss_scale) {
         k->matmul_bwd(a->datty, g->attprojw + l * C * C, g->attprojb + l * C, a->dres, atty, p->attprojw + l * C * C, N,
                       C, C);
         k->attention_bwd(a->dqkv, a->datt, a->datty, qkv, att, B, T, C, NH);
+        check_out(m, a->dqkv, N * 3 * C, "attention_bwd", (long)l);
         k->matmul_bwd(a->dln, g->qkvw + l * C * 3 * C, g->qkvb + l * 3 * C, a->dqkv, ln1, p->qkvw + l * C * 3 * C, N, C,
                       3 * C);
         k->layernorm_bwd(a->dres, g->ln1w + l * C, g->ln1b + l * C, a->dln, x, p->ln1w + l * C, ln1_mean, ln1_rstd, N,
                          C);
+        check_out(m, a->dres, N * C, "layernorm_bwd (ln_1)", (long)l);
+        if (m->grad_hook) m->grad_hook(m->grad_hook_ctx, (int)l);
     }
     k->encoder_bwd(g->wte, g->wpe, a->dres, m->inputs, B, T, C);
+    if (m->grad_hook) m->grad_hook(m->grad_hook_ctx, -1);
     m->have_targets = 0; /* logits were overwritten */
 }
 

@@ -218,6 +218,54 @@ static tern_status build_model(run *r, tern_train_opts *o) {
     return TERN_OK;
 }
 
+/* "8G", "512M", "1.5GiB", "4096" (bytes) -> bytes; 0 on a malformed size. */
+static double parse_size(const char *s) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !(v > 0)) return 0;
+    double mult = 1;
+    switch (*end) {
+    case 'k': case 'K': mult = 1024.0; end++; break;
+    case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
+    case 't': case 'T': mult = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'i') end++;
+    if (*end == 'B') end++;
+    return *end ? 0 : v * mult;
+}
+
+/* Refuses a run that would not fit --max-memory, before anything large is allocated, and says
+ * which batch would. Counts parameters, gradients, AdamW's two moments and the activations. */
+static tern_status check_memory(const tern_train_opts *o, const tern_gpt2_config *c) {
+    if (!o->max_memory) return TERN_OK;
+    double limit = parse_size(o->max_memory);
+    if (limit <= 0) return tern_err(TERN_EINVAL, "--max-memory: '%s' is not a size (e.g. 8G, 512M, 4096)", o->max_memory);
+    const double gib = 1024.0 * 1024 * 1024;
+    double state = 4.0 * (double)tern_gpt2_config_num_params(c) * sizeof(float);
+    size_t B = (size_t)o->batch, T = (size_t)o->seq;
+    double acts = (double)tern_gpt2_activation_bytes_for(c, B, T);
+    if (state + acts <= limit) return TERN_OK;
+    size_t fit = 0;
+    for (size_t b = B; b-- > 1;)
+        if (state + (double)tern_gpt2_activation_bytes_for(c, b, T) <= limit) {
+            fit = b;
+            break;
+        }
+    char hint[160];
+    if (fit)
+        snprintf(hint, sizeof hint, "--batch %zu (with --grad-accum %lld for the same tokens per step) would fit", fit,
+                 (long long)((B * (size_t)o->grad_accum + fit - 1) / fit));
+    else
+        snprintf(hint, sizeof hint, "even --batch 1 would not: parameters, gradients and AdamW moments alone need %.2f GiB",
+                 state / gib);
+    return tern_err(TERN_ENOMEM,
+                    "the run needs %.2f GiB (parameters, gradients and AdamW moments %.2f GiB; activations for %zu x %zu tokens "
+                    "%.2f GiB) but --max-memory is %.2f GiB; %s",
+                    (state + acts) / gib, state / gib, B, T, acts / gib, limit / gib, hint);
+}
+
 static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
     const tern_train_opts *o = r->o;
     size_t B = (size_t)o->batch, T = (size_t)o->seq, A = (size_t)o->grad_accum;
@@ -243,8 +291,14 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
             float lb;
             st = tern_loader_get(r->loader, r->step * A + a, 0, B, r->in, r->tg);
             if (st == TERN_OK) st = tern_gpt2_forward(r->m, r->in, r->tg, B, T, &lb);
+            if (st == TERN_ENUMERIC) tern_err_wrap(st, "step %llu, micro-batch %zu", (unsigned long long)r->step + 1, a);
             if (st == TERN_OK) {
                 tern_gpt2_backward(r->m, 1.0f / (float)A);
+                if (tern_gpt2_anomaly(r->m)) {
+                    st = tern_err(TERN_ENUMERIC, "step %llu, micro-batch %zu: non-finite value in the backward pass: %s",
+                                  (unsigned long long)r->step + 1, a, tern_gpt2_anomaly(r->m));
+                    break;
+                }
                 loss += (double)lb / (double)A;
             }
         }
@@ -375,6 +429,8 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         if ((st = build_model(&r, &o)) != TERN_OK) goto done;
     }
     size_t B = (size_t)o.batch, T = (size_t)o.seq;
+    if ((st = check_memory(&o, tern_gpt2_cfg(r.m))) != TERN_OK) goto done;
+    tern_gpt2_set_anomaly_detection(r.m, o.detect_anomaly);
     if ((st = tern_gpt2_reserve(r.m, B, T)) != TERN_OK) goto done;
     if ((st = tern_loader_init(&r.loader, r.train, B, T, !o.no_shuffle, (uint64_t)o.seed)) != TERN_OK) goto done;
     if ((st = tern_adamw_init(&r.opt, 0, tern_gpt2_num_params(r.m))) != TERN_OK) goto done;
