@@ -76,7 +76,7 @@ static int cli_train_default(tern_train_opts *o) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    tern_train_hooks hooks = {&stop_requested, 1};
+    tern_train_hooks hooks = {.stop = &stop_requested, .progress = 1};
     tern_status st = tern_train_run(o, &hooks);
     if (st != TERN_OK) cli_fail("train", st);
     printf("%s\n", out);
@@ -131,7 +131,7 @@ int cli_train(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    tern_train_hooks hooks = {&stop_requested, 1};
+    tern_train_hooks hooks = {.stop = &stop_requested, .progress = 1};
     tern_status st = tern_train_run(&o, &hooks);
     tern_train_opts_free(&o);
     if (st != TERN_OK) cli_fail("train", st);
