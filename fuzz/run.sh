@@ -5,13 +5,17 @@
 # go to build/fuzz/crashes/<format>-*. Prints one line per target (executions, seconds, corpus
 # size) and exits non-zero when any target failed.
 # Usage: fuzz/run.sh SECONDS build/fuzz/fuzz_<format>...   (make fuzz FUZZ_SECONDS=N calls it)
+# SECONDS 0 means no time limit; FUZZ_RUNS=N stops each target after N executions instead;
+# FUZZ_OUT=DIR keeps corpora, crashes and logs in DIR instead of build/fuzz.
 set -u
 secs="$1"; shift
-out=build/fuzz
+out=${FUZZ_OUT:-build/fuzz} # corpora learnt, crash inputs and logs
 mkdir -p "$out/crashes" "$out/logs"
 # ASan and UBSan report, then abort, so that libFuzzer records the input.
 export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+export OMP_NUM_THREADS=1 # one core: the machine is shared, and a target should not depend on threads
+runs=(); [ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS")
 failed=0
 for bin in "$@"; do
   name=$(basename "$bin"); fmt=${name#fuzz_}
@@ -20,7 +24,7 @@ for bin in "$@"; do
   # -timeout: one input taking 10 s is a hang; -rss_limit_mb also bounds any single malloc, so a
   # small file that makes a reader ask for gigabytes is reported (as out-of-memory).
   dict=(); [ -f "fuzz/dict/$fmt.dict" ] && dict=(-dict="fuzz/dict/$fmt.dict")
-  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
+  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" "${runs[@]}" \
     -artifact_prefix="$out/crashes/$fmt-" "$work" "$seeds" >"$log" 2>&1
   rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -49,6 +49,20 @@ static tern_status replay_tokenizer(const char *path, const uint8_t *p, size_t n
     return st;
 }
 
+/* a GGUF buffer, then GPT-2 built from it, as fuzz_gguf.c does */
+static tern_status replay_gguf(const char *path, const uint8_t *p, size_t n) {
+    snprintf(where, sizeof where, "%s", path);
+    tern_gguf *g = NULL;
+    tern_status st = tern_gguf_from_buffer(&g, p, n, path);
+    if (st == TERN_OK) {
+        tern_gpt2 *m = NULL;
+        st = tern_gguf_load_gpt2(g, &m);
+        tern_gpt2_free(m);
+    }
+    tern_gguf_free(g);
+    return st;
+}
+
 /* config.json, a NUL byte, ckpt/latest: a run folder without checkpoints, as fuzz_run_folder.c
  * builds it */
 static tern_status replay_run_folder(const char *path, const uint8_t *p, size_t n) {
@@ -87,6 +101,12 @@ static const struct regression cases[] = {
     /* io/open.c get_int: a run's n_layer 4888888880 was converted to int (undefined behaviour) */
     {"run_folder", "n_layer_4888888880", replay_run_folder, TERN_EFORMAT,
      "%s/config.json: not a run configuration (needs n_layer, n_head, n_embd, n_ctx, vocab_size)"},
+    /* io/gguf_gpt2.c: the test GPT-2 with embedding_length 8192 (and feed_forward_length to
+     * match) in its metadata made tern_gguf_load_gpt2 allocate and zero 3.2 GB of parameters
+     * (and as much for gradients) before finding that the 25 kB file held none of them; the
+     * counts: 400*8192 + 4*8192 + (12*8192^2 + 13*8192) + 2*8192, and the 4120 of the test model */
+    {"gguf", "embedding_8192.gguf", replay_gguf, TERN_EFORMAT,
+     "%s: a GPT-2 of this shape has 808738816 parameters, but the file's tensors hold 4120 values"},
     /* tok/vocab.c: a token id of 1.7e24 was converted to int64_t before its range was checked */
     {"tokenizer", "id_1e24", replay_tokenizer, TERN_EFORMAT,
      "fuzz/vocab.json: token \"\xc3\xad\" has id out of range; ids must be whole numbers from 0 to 256"},
@@ -145,8 +165,35 @@ static void test_every_input_has_a_row(void) {
     CHECK(seen == N_CASES, "%zu kept inputs, %zu rows", seen, (size_t)N_CASES);
 }
 
+/* The same fault as the GGUF input above, in a Hugging Face folder (the likeliest file to come
+ * from a stranger): a config.json whose model the weights beside it cannot fill is refused
+ * before the model is allocated. */
+static void test_hf_config_larger_than_weights(void) {
+    const char *d = test_tmpdir("fuzz_hf_shape");
+    char p[600];
+    static const char cfg[] = "{\"n_layer\": 1, \"n_head\": 2, \"n_embd\": 8192, \"n_positions\": 4, \"vocab_size\": 400}";
+    snprintf(p, sizeof p, "%s/config.json", d);
+    CHECK(tern_write_file_atomic(p, cfg, sizeof cfg - 1) == TERN_OK, "%s", tern_errmsg());
+    float w[10] = {0};
+    size_t shape[1] = {10};
+    tern_st_writer *wr;
+    CHECK(tern_st_writer_init(&wr) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_st_add(wr, "wte.weight", TERN_DT_F32, 1, shape, w) == TERN_OK, "%s", tern_errmsg());
+    snprintf(p, sizeof p, "%s/model.safetensors", d);
+    CHECK(tern_st_write(wr, p) == TERN_OK, "%s", tern_errmsg());
+    tern_st_writer_free(wr);
+    tern_gpt2 *m = NULL;
+    tern_status st = tern_io_load_hf(d, &m);
+    char want[1400];
+    snprintf(want, sizeof want, "%s: config.json describes a GPT-2 of 808738816 parameters, but %s holds 40 bytes of tensors", d, p);
+    CHECK(st == TERN_EFORMAT && m == NULL, "status %d", (int)st);
+    CHECK(!strcmp(tern_errmsg(), want), "\n    message  %s\n    expected %s", tern_errmsg(), want);
+    tern_gpt2_free(m);
+}
+
 int main(void) {
     RUN(test_replay);
+    RUN(test_hf_config_larger_than_weights);
     RUN(test_every_input_has_a_row);
     return check_exit();
 }

@@ -313,6 +313,16 @@ tern_status tern_gguf_load_gpt2(const tern_gguf *g, tern_gpt2 **out) {
                         (unsigned long long)toks->n, (unsigned long long)te->ne[1]);
     tern_status st = tern_gpt2_config_check(&cfg);
     if (st != TERN_OK) return tern_err_wrap(st, "%s", L);
+    /* Every parameter comes from a tensor of the file, so a shape the file cannot come near
+     * filling (more than twice the values it holds; a file that merely lacks a tensor gets the
+     * precise message below) is refused before the model is allocated: a few bytes of metadata
+     * must not make tern allocate and zero gigabytes. Tensors lie inside the file at under 8
+     * values a byte, so the sum cannot wrap. */
+    uint64_t need = tern_gpt2_config_num_params(&cfg), have = 0;
+    for (size_t i = 0; i < tern_gguf_tensor_count(g); i++) have += tern_gguf_tensor_at(g, i)->numel;
+    if (need / 2 > have)
+        return tern_err(TERN_EFORMAT, "%s: a GPT-2 of this shape has %llu parameters, but the file's tensors hold %llu values", L,
+                        (unsigned long long)need, (unsigned long long)have);
 
     tern_gpt2 *m;
     TERN_TRY(tern_gpt2_init(&m, &cfg));

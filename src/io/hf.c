@@ -129,8 +129,19 @@ tern_status tern_io_load_hf(const char *dir, tern_gpt2 **out) {
     tern_gpt2 *m = NULL;
     tern_safetensors *sf = NULL;
     if (st == TERN_OK) st = tern_io_read_hf_config(cpath, &cfg);
-    if (st == TERN_OK) st = tern_gpt2_init(&m, &cfg);
     if (st == TERN_OK) st = tern_st_open(&sf, mpath);
+    if (st == TERN_OK) {
+        /* The weights must come near filling the model config.json describes (valid ones hold 2
+         * bytes a parameter at least, f16/bf16; a file lacking a tensor gets the precise message
+         * of tern_io_load_st_params) before it is allocated: a small config.json must not make
+         * tern allocate and zero gigabytes. */
+        size_t need = tern_gpt2_config_num_params(&cfg), bytes = 0;
+        for (size_t i = 0; i < tern_st_count(sf); i++) bytes += tern_st_entry_at(sf, i)->end - tern_st_entry_at(sf, i)->begin;
+        if (need > bytes)
+            st = tern_err(TERN_EFORMAT, "%s: config.json describes a GPT-2 of %zu parameters, but %s holds %zu bytes of tensors", dir,
+                          need, mpath, bytes);
+    }
+    if (st == TERN_OK) st = tern_gpt2_init(&m, &cfg);
     if (st == TERN_OK) st = tern_io_load_st_params(m, sf);
     tern_st_free(sf);
     free(cpath);
