@@ -14,8 +14,17 @@ endif
 
 CPPFLAGS := -Iinclude -Isrc -D_GNU_SOURCE
 CFLAGS   := -std=c17 $(OPT) -Wall -Wextra -Werror -fopenmp -fno-fast-math $(SANFLAGS)
-LDLIBS   := -fopenmp -lsodium -lcjson -ldnnl -lm -ldl
+LDLIBS   = -fopenmp -lsodium -lcjson -ldnnl -lm -ldl $(MPI_LIBS)
 LDFLAGS  := $(SANFLAGS)
+# MPI (docs/DISTRIBUTED.md): src/dist/ speaks MPI when Open MPI's mpicc is found, looked for
+# when the recipes run (after `deps` installed it); `make MPI=0` builds without, in $(BUILD)/nompi.
+ifeq ($(MPI),0)
+BUILD    := $(BUILD)/nompi
+else
+MPI_CFLAGS = $(if $(shell command -v mpicc),-DTERN_MPI $(shell mpicc --showme:compile))
+MPI_LIBS   = $(if $(shell command -v mpicc),$(shell mpicc --showme:link))
+$(BUILD)/obj/src/dist/%.o: CPPFLAGS += $(MPI_CFLAGS)
+endif
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cli/*'))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))

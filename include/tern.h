@@ -9,6 +9,7 @@
 #include "tern/ledger.h"
 #include "tern/model.h"
 #include "tern/optim.h"
+#include "tern/dist.h"
 #include "tern/ckpt.h"
 #include "tern/io.h"
 #include "tern/gguf.h"

@@ -2,6 +2,7 @@
  * SIGINT/SIGTERM finish the current step, checkpoint and exit 0, as preemptible machines need. */
 #include "cli.h"
 #include "tern/data.h"
+#include "tern/dist.h"
 #include "tern/train.h"
 
 #include <signal.h>
@@ -126,14 +127,25 @@ int cli_train(int argc, char **argv) {
         if (st != TERN_OK) cli_fail("train", st);
     }
     if (argc == 1) return cli_train_default(&o);
+    /* Under mpirun or srun, one rank of a data-parallel run (docs/DISTRIBUTED.md). */
+    tern_comm *comm;
+    tern_status cst = tern_comm_init(&comm);
+    if (cst != TERN_OK) cli_fail("train", cst);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    tern_train_hooks hooks = {.stop = &stop_requested, .progress = 1};
+    tern_train_hooks hooks = {.stop = &stop_requested, .progress = 1, .comm = comm};
     tern_status st = tern_train_run(&o, &hooks);
     tern_train_opts_free(&o);
+    if (st != TERN_OK && tern_comm_size(comm) > 1) {
+        /* The other ranks may be waiting for this one in a collective: end them all. */
+        fflush(stdout);
+        fprintf(stderr, "tern train: rank %d: %s\n", tern_comm_rank(comm), tern_errmsg());
+        tern_comm_abort(comm, 1);
+    }
     if (st != TERN_OK) cli_fail("train", st);
+    tern_comm_free(comm);
     return 0;
 }

@@ -6,6 +6,7 @@
 #include "tern/train.h"
 
 #include "tern/data.h"
+#include "tern/dist.h"
 #include "tern/hw.h"
 #include "tern/io.h"
 #include "tern/model.h"
@@ -24,6 +25,8 @@ typedef struct run {
     tern_loader *loader, *val_loader;
     tern_gpt2 *m;
     tern_adamw opt;
+    tern_ddp *dp;    /* the data-parallel ranks (one process: one rank) */
+    int batch_given; /* --batch given now: a resumed run keeps it even when the number of ranks changes */
     int32_t *in, *tg;
     char *rundir;
     FILE *metrics;
@@ -140,6 +143,8 @@ static char *state_json(const run *r, double elapsed) {
     cJSON_AddNumberToObject(j, "step", (double)r->step);
     cJSON_AddNumberToObject(j, "cursor", (double)(r->step * (uint64_t)r->o->grad_accum));
     cJSON_AddNumberToObject(j, "seed", (double)r->o->seed);
+    cJSON_AddNumberToObject(j, "world_size", (double)tern_ddp_size(r->dp));
+    cJSON_AddNumberToObject(j, "global_batch", (double)(r->o->batch * tern_ddp_size(r->dp)));
     cJSON_AddNumberToObject(j, "elapsed_s", elapsed);
     tern_hex(hex, r->tok_hash, TERN_HASH_BYTES);
     cJSON_AddStringToObject(j, "tokenizer_hash", hex);
@@ -155,7 +160,7 @@ static char *state_json(const run *r, double elapsed) {
 static tern_status checkpoint(run *r, double elapsed) {
     char *s = state_json(r, elapsed);
     if (!s) return tern_err(TERN_ENOMEM, "out of memory");
-    tern_status st = tern_ckpt_save(r->rundir, r->step, r->m, &r->opt, s, (int)r->o->keep);
+    tern_status st = tern_ddp_ckpt_save(r->dp, r->rundir, r->step, &r->opt, s, (int)r->o->keep);
     free(s);
     return st;
 }
@@ -289,11 +294,11 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
         double loss = 0;
         for (size_t a = 0; a < A && st == TERN_OK; a++) {
             float lb;
-            st = tern_loader_get(r->loader, r->step * A + a, 0, B, r->in, r->tg);
+            st = tern_loader_get(r->loader, r->step * A + a, (size_t)tern_ddp_rank(r->dp) * B, B, r->in, r->tg);
             if (st == TERN_OK) st = tern_gpt2_forward(r->m, r->in, r->tg, B, T, &lb);
             if (st == TERN_ENUMERIC) tern_err_wrap(st, "step %llu, micro-batch %zu", (unsigned long long)r->step + 1, a);
             if (st == TERN_OK) {
-                tern_gpt2_backward(r->m, 1.0f / (float)A);
+                tern_ddp_backward(r->dp, 1.0f / (float)A, a + 1 == A);
                 if (tern_gpt2_anomaly(r->m)) {
                     st = tern_err(TERN_ENUMERIC, "step %llu, micro-batch %zu: non-finite value in the backward pass: %s",
                                   (unsigned long long)r->step + 1, a, tern_gpt2_anomaly(r->m));
@@ -303,16 +308,18 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
             }
         }
         if (st != TERN_OK) break;
-        double norm = sqrt(tern_sum_squares(grads, np));
+        double norm;
+        if ((st = tern_ddp_reduce_grads(r->dp, &loss, &norm)) != TERN_OK) break;
         int finite = isfinite(loss) && isfinite(norm);
         if (finite) {
             bad = 0;
             if (o->grad_clip > 0) tern_clip_grads(grads, np, norm, (float)o->grad_clip);
             tern_adamw_step(&r->opt, params, grads, tens, ntens, lr, r->step + 1, &hp);
+            if ((st = tern_ddp_sync_params(r->dp)) != TERN_OK) break;
         }
         r->step++;
         double now = tern_now(), elapsed = r->elapsed_before + (now - t0);
-        double tps = (double)(B * T * A) / (now - ts);
+        double tps = (double)(B * T * A * (size_t)tern_ddp_size(r->dp)) / (now - ts);
         fprintf(r->metrics,
                 "{\"step\":%llu,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f%s}\n",
                 (unsigned long long)r->step, loss, lr, norm, tps, elapsed, finite ? "" : ",\"skipped\":true");
@@ -337,7 +344,7 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
         if (r->val && ((o->eval_every && r->step % (uint64_t)o->eval_every == 0) || end)) {
             double vl;
             size_t ntok;
-            st = tern_eval_loss(r->m, r->val, B, T, (size_t)o->eval_batches, &vl, &ntok);
+            st = tern_ddp_eval_loss(r->dp, r->val, B, T, (size_t)o->eval_batches, &vl, &ntok);
             if (st != TERN_OK) break;
             fprintf(r->metrics, "{\"step\":%llu,\"val_loss\":%.9g,\"val_ppl\":%.6g,\"val_tokens\":%zu}\n",
                     (unsigned long long)r->step, vl, exp(vl), ntok);
@@ -380,6 +387,9 @@ static tern_status resume_state(run *r, tern_train_opts *o, char **ckdir) {
     if (st == TERN_OK) {
         r->step = (uint64_t)s->valuedouble;
         r->elapsed_before = cJSON_IsNumber(el) ? el->valuedouble : 0;
+        /* the global batch (and so the data order) stays when the number of ranks changes */
+        cJSON *gb = cJSON_GetObjectItemCaseSensitive(j, "global_batch");
+        st = tern_ddp_fit_batch(r->dp, &o->batch, r->batch_given, cJSON_IsNumber(gb) ? (long long)gb->valuedouble : o->batch);
     }
     cJSON_Delete(j);
     return st;
@@ -417,9 +427,14 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         }
     }
     if ((st = tern_train_opts_check(&o)) != TERN_OK) goto done;
+    if ((st = tern_ddp_init(&r.dp, hooks ? hooks->comm : NULL, (int)o.zero, (int)o.overlap)) != TERN_OK) goto done;
+    r.batch_given = tern_train_opts_is_set(given, "batch");
+    tern_train_hooks rank_hooks = hooks ? *hooks : (tern_train_hooks){0};
+    if (!tern_ddp_is_root(r.dp)) rank_hooks.progress = 0; /* rank 0 alone prints */
+    hooks = &rank_hooks;
     /* The owner's policy decides before any data file is opened. */
     if ((o.policy || o.site) && (st = tern_policy_check(o.policy, o.site, o.data_class, 0)) != TERN_OK) goto done;
-    tern_set_threads((int)o.threads);
+    tern_set_threads(tern_ddp_threads(r.dp, (int)o.threads));
     if ((st = open_data(&r)) != TERN_OK) goto done;
     if (o.resume) {
         if ((st = resume_state(&r, &o, &ckdir)) != TERN_OK) goto done;
@@ -432,9 +447,17 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
     if ((st = check_memory(&o, tern_gpt2_cfg(r.m))) != TERN_OK) goto done;
     tern_gpt2_set_anomaly_detection(r.m, o.detect_anomaly);
     if ((st = tern_gpt2_reserve(r.m, B, T)) != TERN_OK) goto done;
-    if ((st = tern_loader_init(&r.loader, r.train, B, T, !o.no_shuffle, (uint64_t)o.seed)) != TERN_OK) goto done;
-    if ((st = tern_adamw_init(&r.opt, 0, tern_gpt2_num_params(r.m))) != TERN_OK) goto done;
-    if (o.resume && (st = tern_ckpt_load_optimizer(ckdir, r.m, &r.opt)) != TERN_OK) goto done;
+    char *same = tern_train_opts_to_json(&o);
+    st = same ? tern_ddp_check_same(r.dp, "options", same, strlen(same)) : tern_err(TERN_ENOMEM, "out of memory");
+    free(same);
+    if (st != TERN_OK || (st = tern_ddp_attach(r.dp, r.m)) != TERN_OK) goto done;
+    /* A window holds the rows of all ranks; rank r reads rows r*B .. r*B+B-1 of it. */
+    if ((st = tern_loader_init(&r.loader, r.train, B * (size_t)tern_ddp_size(r.dp), T, !o.no_shuffle, (uint64_t)o.seed)) != TERN_OK)
+        goto done;
+    size_t shard0, shard1; /* the parameters whose AdamW moments this rank keeps */
+    tern_ddp_shard(r.dp, &shard0, &shard1);
+    if ((st = tern_adamw_init(&r.opt, shard0, shard1)) != TERN_OK) goto done;
+    if (o.resume && (st = tern_ddp_ckpt_load_optimizer(r.dp, ckdir, &r.opt)) != TERN_OK) goto done;
     r.in = malloc(B * T * sizeof(int32_t));
     r.tg = malloc(B * T * sizeof(int32_t));
     if (!r.in || !r.tg) {
@@ -442,7 +465,9 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         goto done;
     }
     if ((st = tern_mkdir_p(o.out)) != TERN_OK) goto done;
-    if (!o.resume) {
+    if (!tern_ddp_is_root(r.dp)) {
+        /* rank 0 alone writes the run folder */
+    } else if (!o.resume) {
         char *cfg = tern_train_opts_to_json(&o);
         st = cfg ? write_text(o.out, "config.json", cfg) : tern_err(TERN_ENOMEM, "out of memory");
         free(cfg);
@@ -452,7 +477,7 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         st = trim_metrics(mpath, r.step);
     }
     if (st != TERN_OK) goto done;
-    r.metrics = fopen(mpath, "a");
+    r.metrics = fopen(tern_ddp_is_root(r.dp) ? mpath : "/dev/null", "a");
     if (!r.metrics) {
         st = tern_err(TERN_EIO, "%s: cannot open for appending", mpath);
         goto done;
@@ -465,6 +490,9 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
                 o.data, (unsigned long long)tern_dataset_num_tokens(r.train), r.val ? "" : " (no val split)", B, T,
                 o.grad_accum, (unsigned long long)o.steps);
         if (o.resume) fprintf(stderr, "from %s (step %llu)\n", ckdir, (unsigned long long)r.step);
+        if (tern_ddp_size(r.dp) > 1)
+            fprintf(stderr, "%d ranks (%s), %zu rows each: %zu rows per micro-batch; ZeRO stage %lld\n", tern_ddp_size(r.dp),
+                    tern_comm_name(hooks->comm), B, B * (size_t)tern_ddp_size(r.dp), o.zero);
     }
     st = run_steps(&r, hooks);
 done:
@@ -475,6 +503,7 @@ done:
     tern_loader_free(r.loader);
     tern_dataset_free(r.train);
     tern_dataset_free(r.val);
+    tern_ddp_free(r.dp);
     tern_gpt2_free(r.m);
     free(ckdir);
     free(cfgpath);

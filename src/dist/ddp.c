@@ -1,0 +1,345 @@
+/* The data-parallel training step over a communicator: the bridge between the model, AdamW and
+ * checkpoints on one side and tern_comm on the other (the one file of dist/ that knows models).
+ * Buckets are the backward pass's own units (ln_f, each block, then the embeddings), reduced
+ * as each finishes, as PyTorch's DistributedDataParallel does with its buckets; ZeRO-1 follows
+ * Rajbhandari et al. 2020 (stage 1: optimizer state partitioned, gradients reduce-scattered).
+ * Not the training loop (train/) nor the MPI calls (mpi.c). */
+#include "dist_int.h"
+
+#include "tern/data.h"
+#include "tern/io.h"
+#include "tern/model.h"
+#include "tern/optim.h"
+
+#include <math.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct range {
+    size_t lo, hi;
+} range;
+
+struct tern_ddp {
+    tern_comm *comm, *own; /* own: made here when the caller gave none */
+    int rank, size;
+    tern_gpt2 *m;
+    size_t np;          /* parameters */
+    int zero, overlap;
+    size_t *bounds;     /* (size+1): the ranks' shards of the parameter buffer */
+    range *ranges;      /* the flat ranges of each unit, unit by unit */
+    size_t *unit_first; /* (nunits+1): unit u's ranges are ranges[unit_first[u] .. unit_first[u+1]) */
+    int nunits;         /* n_layer + 2: unit 0 = wte+wpe, unit l+1 = block l, unit n_layer+1 = ln_f */
+    int armed;          /* the backward pass under way is the step's last micro-batch */
+    int launched;       /* units whose reduction has started in this step */
+    tern_status hook_st; /* a failure inside the backward hook, returned by tern_ddp_reduce_grads */
+};
+
+tern_status tern_ddp_init(tern_ddp **out, tern_comm *comm, int zero, int overlap) {
+    *out = NULL;
+    if (zero != 0 && zero != 1)
+        return tern_err(TERN_EINVAL, "--zero must be 0 (all-reduce the gradients) or 1 (ZeRO stage 1: shard AdamW's moments), got %d",
+                        zero);
+    if (overlap != 0 && overlap != 1) return tern_err(TERN_EINVAL, "--overlap must be 0 or 1, got %d", overlap);
+    tern_ddp *d = calloc(1, sizeof *d);
+    if (!d) return tern_err(TERN_ENOMEM, "out of memory");
+    if (!comm) {
+        tern_status st = tern_comm_init_single(&d->own);
+        if (st != TERN_OK) {
+            free(d);
+            return st;
+        }
+        comm = d->own;
+    }
+    d->comm = comm;
+    d->zero = zero;
+    d->overlap = overlap;
+    d->rank = tern_comm_rank(comm);
+    d->size = tern_comm_size(comm);
+    *out = d;
+    return TERN_OK;
+}
+
+void tern_ddp_free(tern_ddp *d) {
+    if (!d) return;
+    if (d->m) tern_gpt2_set_grad_hook(d->m, NULL, NULL);
+    free(d->bounds);
+    free(d->ranges);
+    free(d->unit_first);
+    tern_comm_free(d->own);
+    free(d);
+}
+
+int tern_ddp_rank(const tern_ddp *d) { return d->rank; }
+int tern_ddp_size(const tern_ddp *d) { return d->size; }
+int tern_ddp_is_root(const tern_ddp *d) { return d->rank == 0; }
+
+int tern_ddp_threads(const tern_ddp *d, int n) {
+    if (n > 0 || d->size == 1) return n;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (online < 1) online = 1;
+    cpu_set_t set;
+    /* A launcher that binds ranks to cores (mpirun does for small jobs) decides for us. */
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < online) return CPU_COUNT(&set);
+    long k = online / tern_comm_local_size(d->comm);
+    return k < 1 ? 1 : (int)k;
+}
+
+tern_status tern_ddp_any(tern_ddp *d, int *flag) {
+    if (d->size == 1) return TERN_OK;
+    int64_t v = *flag ? 1 : 0;
+    TERN_TRY(tern_comm_max_i64(d->comm, &v, 1));
+    *flag = v != 0;
+    return TERN_OK;
+}
+
+tern_status tern_ddp_check_same(tern_ddp *d, const char *what, const void *p, size_t n) {
+    if (d->size == 1) return TERN_OK;
+    uint8_t mine[TERN_HASH_BYTES], root[TERN_HASH_BYTES];
+    tern_hash(mine, p, n);
+    memcpy(root, mine, sizeof root);
+    TERN_TRY(tern_comm_bcast(d->comm, root, sizeof root, 0));
+    int64_t odd = memcmp(mine, root, sizeof root) ? d->rank : -1;
+    TERN_TRY(tern_comm_max_i64(d->comm, &odd, 1));
+    if (odd >= 0)
+        return tern_err(TERN_EDIST, "rank %lld has other %s than rank 0: every rank must be started the same way", (long long)odd,
+                        what);
+    return TERN_OK;
+}
+
+tern_status tern_ddp_fit_batch(tern_ddp *d, long long *batch, int batch_given, long long global_batch) {
+    long long W = d->size;
+    if (global_batch <= 0 || *batch * W == global_batch) return TERN_OK;
+    if (batch_given) {
+        if (d->rank == 0)
+            tern_log(TERN_LOG_WARN, "the global batch changes from %lld rows to %lld (%lld ranks x --batch %lld): from here on "
+                                    "the run reads other windows than it would have",
+                     global_batch, *batch * W, W, *batch);
+        return TERN_OK;
+    }
+    if (global_batch % W)
+        return tern_err(TERN_EINVAL, "the checkpoint's global batch of %lld rows cannot be split evenly over %lld ranks; run "
+                                     "on a number of ranks that divides it, or give --batch (rows per rank) to change it",
+                        global_batch, W);
+    if (d->rank == 0)
+        tern_log(TERN_LOG_INFO, "continuing on %lld rank%s: %lld rows each, the checkpoint's global batch of %lld rows", W,
+                 W == 1 ? "" : "s", global_batch / W, global_batch);
+    *batch = global_batch / W;
+    return TERN_OK;
+}
+
+static int cmp_range(const void *a, const void *b) {
+    const range *x = a, *y = b;
+    return (x->lo > y->lo) - (x->lo < y->lo);
+}
+
+/* Which unit of the backward pass finishes a tensor's gradient (see tern_gpt2_set_grad_hook). */
+static int unit_of(const char *name, int L) {
+    int l;
+    if (sscanf(name, "h.%d.", &l) == 1 && l >= 0 && l < L) return l + 1;
+    if (!strncmp(name, "ln_f.", 5)) return L + 1;
+    return 0; /* wte, wpe: final only when the pass ends */
+}
+
+/* Groups the tensor table into units, each a sorted list of flat ranges (adjacent tensors
+ * merged), and reserves the nonblocking operations one step launches. */
+static tern_status build_units(tern_ddp *d) {
+    size_t nt;
+    const tern_tensor *t = tern_gpt2_tensors(d->m, &nt);
+    int L = tern_gpt2_cfg(d->m)->n_layer;
+    d->nunits = L + 2;
+    d->ranges = calloc(nt, sizeof *d->ranges);
+    d->unit_first = calloc((size_t)d->nunits + 1, sizeof *d->unit_first);
+    if (!d->ranges || !d->unit_first) return tern_err(TERN_ENOMEM, "out of memory");
+    size_t k = 0, covered = 0, nops = 0;
+    for (int u = 0; u < d->nunits; u++) {
+        d->unit_first[u] = k;
+        size_t first = k;
+        for (size_t i = 0; i < nt; i++)
+            if (unit_of(t[i].name, L) == u) d->ranges[k++] = (range){t[i].offset, t[i].offset + t[i].numel};
+        qsort(d->ranges + first, k - first, sizeof *d->ranges, cmp_range);
+        size_t w = first;
+        for (size_t i = first; i < k; i++) {
+            if (w > first && d->ranges[w - 1].hi == d->ranges[i].lo)
+                d->ranges[w - 1].hi = d->ranges[i].hi;
+            else
+                d->ranges[w++] = d->ranges[i];
+        }
+        k = w;
+        for (size_t i = first; i < k; i++) {
+            covered += d->ranges[i].hi - d->ranges[i].lo;
+            nops += (d->ranges[i].hi - d->ranges[i].lo + COMM_SEG - 1) / COMM_SEG;
+        }
+    }
+    d->unit_first[d->nunits] = k;
+    TERN_ASSERT(covered == d->np); /* every parameter in exactly one unit */
+    return tern_comm_reserve(d->comm, nops);
+}
+
+/* The model's backward hook: a unit's gradients are final, so their reduction starts now. */
+static void on_grads(void *ctx, int block) {
+    tern_ddp *d = ctx;
+    if (!d->armed || d->hook_st != TERN_OK) return;
+    int u = block + 1;
+    TERN_ASSERT(u >= 0 && u < d->nunits);
+    float *g = tern_gpt2_grads(d->m);
+    tern_status st = TERN_OK;
+    for (size_t i = d->unit_first[u]; st == TERN_OK && i < d->unit_first[u + 1]; i++) {
+        range r = d->ranges[i];
+        st = d->zero ? tern_comm_ireduce_scatter_f32(d->comm, g, r.lo, r.hi, d->bounds)
+                     : tern_comm_iallreduce_f32(d->comm, g + r.lo, r.hi - r.lo);
+    }
+    if (st == TERN_OK) st = tern_comm_progress(d->comm);
+    d->launched++;
+    d->hook_st = st;
+}
+
+tern_status tern_ddp_attach(tern_ddp *d, tern_gpt2 *m) {
+    TERN_ASSERT(!d->m);
+    d->m = m;
+    d->np = tern_gpt2_num_params(m);
+    d->bounds = calloc((size_t)d->size + 1, sizeof *d->bounds);
+    if (!d->bounds) return tern_err(TERN_ENOMEM, "out of memory");
+    tern_comm_shard_bounds(d->np, d->size, d->bounds);
+    if (d->size == 1) return TERN_OK;
+    int64_t n[2] = {(int64_t)d->np, -(int64_t)d->np};
+    TERN_TRY(tern_comm_max_i64(d->comm, n, 2));
+    if (n[0] != -n[1])
+        return tern_err(TERN_EDIST, "the ranks built models of different sizes (%lld to %lld parameters): every rank must see the "
+                                    "same data folder and options",
+                        (long long)-n[1], (long long)n[0]);
+    /* Every rank starts from rank 0's parameters, whatever each read or drew. */
+    TERN_TRY(tern_comm_bcast(d->comm, tern_gpt2_params(m), d->np * sizeof(float), 0));
+    if (d->overlap) {
+        TERN_TRY(build_units(d));
+        tern_gpt2_set_grad_hook(m, on_grads, d);
+    }
+    return TERN_OK;
+}
+
+void tern_ddp_shard(const tern_ddp *d, size_t *begin, size_t *end) {
+    TERN_ASSERT(d->m);
+    *begin = d->zero ? d->bounds[d->rank] : 0;
+    *end = d->zero ? d->bounds[d->rank + 1] : d->np;
+}
+
+void tern_ddp_backward(tern_ddp *d, float loss_scale, int last) {
+    d->armed = last && d->size > 1 && d->overlap;
+    tern_gpt2_backward(d->m, d->size > 1 ? loss_scale / (float)d->size : loss_scale);
+    d->armed = 0;
+}
+
+tern_status tern_ddp_reduce_grads(tern_ddp *d, double *loss, double *norm) {
+    float *g = tern_gpt2_grads(d->m);
+    if (d->size == 1) {
+        *norm = sqrt(tern_sum_squares(g, d->np));
+        return TERN_OK;
+    }
+    tern_status st = d->hook_st;
+    int launched = d->launched;
+    d->hook_st = TERN_OK;
+    d->launched = 0;
+    if (d->overlap) {
+        tern_status w = tern_comm_wait(d->comm);
+        if (st == TERN_OK) st = w;
+        if (st == TERN_OK) TERN_ASSERT(launched == d->nunits); /* tern_ddp_backward(..., last=1) ran */
+    } else if (d->zero) {
+        st = tern_comm_reduce_scatter_f32(d->comm, g, 0, d->np, d->bounds);
+    } else {
+        st = tern_comm_allreduce_f32(d->comm, g, d->np);
+    }
+    if (st != TERN_OK) return st;
+    /* The gradients were scaled by 1/W in the backward pass: the sums are the global mean's. */
+    size_t b = d->bounds[d->rank], e = d->bounds[d->rank + 1];
+    double v[2] = {tern_sum_squares(g + b, e - b), *loss};
+    TERN_TRY(tern_comm_allreduce_f64(d->comm, v, 2));
+    *loss = v[1] / (double)d->size;
+    *norm = sqrt(v[0]);
+    return TERN_OK;
+}
+
+tern_status tern_ddp_sync_params(tern_ddp *d) {
+    if (d->size == 1 || !d->zero) return TERN_OK;
+    return tern_comm_allgather_f32(d->comm, tern_gpt2_params(d->m), 0, d->np, d->bounds);
+}
+
+tern_status tern_ddp_eval_loss(tern_ddp *d, const tern_dataset *val, size_t B, size_t T, size_t batches, double *loss,
+                               size_t *tokens) {
+    size_t W = (size_t)d->size;
+    tern_loader *l;
+    TERN_TRY(tern_loader_init(&l, val, B * W, T, 0, 0));
+    uint64_t k = tern_loader_windows_per_epoch(l);
+    if (batches == 0 || batches > k) batches = (size_t)k; /* each window once */
+    int32_t *in = malloc(B * T * sizeof(int32_t)), *tg = malloc(B * T * sizeof(int32_t));
+    tern_status st = in && tg ? tern_gpt2_reserve(d->m, B, T) : tern_err(TERN_ENOMEM, "out of memory");
+    double sum = 0;
+    for (size_t b = 0; st == TERN_OK && b < batches; b++) {
+        float lb;
+        st = tern_loader_get(l, b, (size_t)d->rank * B, B, in, tg);
+        if (st == TERN_OK) st = tern_gpt2_forward(d->m, in, tg, B, T, &lb);
+        sum += lb;
+    }
+    free(in);
+    free(tg);
+    tern_loader_free(l);
+    if (st == TERN_OK && W > 1) {
+        st = tern_comm_allreduce_f64(d->comm, &sum, 1);
+        sum /= (double)W;
+    }
+    if (st != TERN_OK) return st;
+    *loss = sum / (double)batches;
+    if (tokens) *tokens = batches * B * T * W;
+    return TERN_OK;
+}
+
+tern_status tern_ddp_ckpt_save(tern_ddp *d, const char *rundir, uint64_t step, const tern_adamw *opt, const char *state_json,
+                               int keep) {
+    if (d->size == 1 || !d->zero) return d->rank == 0 ? tern_ckpt_save(rundir, step, d->m, opt, state_json, keep) : TERN_OK;
+    /* ZeRO-1: rank 0 gathers the moments into whole buffers, laid out as one process keeps them,
+     * and writes the same files. */
+    tern_adamw full;
+    memset(&full, 0, sizeof full);
+    tern_status st = d->rank == 0 ? tern_adamw_init(&full, 0, d->np) : TERN_OK;
+    if (st == TERN_OK) st = tern_comm_gather_f32(d->comm, full.m, opt->m, d->bounds, 0);
+    if (st == TERN_OK) st = tern_comm_gather_f32(d->comm, full.v, opt->v, d->bounds, 0);
+    if (st == TERN_OK && d->rank == 0) st = tern_ckpt_save(rundir, step, d->m, &full, state_json, keep);
+    tern_adamw_free(&full);
+    return st;
+}
+
+tern_status tern_ddp_ckpt_load_optimizer(tern_ddp *d, const char *ckptdir, tern_adamw *opt) {
+    size_t b, e;
+    tern_ddp_shard(d, &b, &e);
+    TERN_ASSERT(opt->begin == b && opt->end == e);
+    if (b == 0 && e == d->np) return tern_ckpt_load_optimizer(ckptdir, d->m, opt);
+    /* This rank's part of each moment tensor; the file is the same whoever wrote it. */
+    char *p = tern_path_join(ckptdir, "optimizer.safetensors");
+    if (!p) return tern_err(TERN_ENOMEM, "out of memory");
+    tern_safetensors *st;
+    tern_status s = tern_st_open(&st, p);
+    free(p);
+    if (s != TERN_OK) return s;
+    size_t nt, maxn = 0;
+    const tern_tensor *t = tern_gpt2_tensors(d->m, &nt);
+    for (size_t i = 0; i < nt; i++)
+        if (t[i].numel > maxn) maxn = t[i].numel;
+    float *buf = NULL;
+    s = tern_alloc((void **)&buf, maxn * sizeof(float), "reading a shard of the optimizer state");
+    for (size_t i = 0; s == TERN_OK && i < nt; i++) {
+        size_t lo = t[i].offset > b ? t[i].offset : b, hi = t[i].offset + t[i].numel < e ? t[i].offset + t[i].numel : e;
+        for (int k = 0; s == TERN_OK && k < 2; k++) {
+            char name[96];
+            snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", t[i].name);
+            /* Every tensor is checked, whether or not this rank keeps part of it. */
+            s = tern_st_read_f32(st, name, buf, t[i].ndim, t[i].shape);
+            if (s == TERN_OK && lo < hi) memcpy((k ? opt->v : opt->m) + (lo - b), buf + (lo - t[i].offset), (hi - lo) * sizeof(float));
+        }
+    }
+    if (s == TERN_OK && tern_st_count(st) != 2 * nt)
+        s = tern_err(TERN_EFORMAT, "%s: has %zu tensors, expected %zu (two moments per parameter tensor)", tern_st_label(st),
+                     tern_st_count(st), 2 * nt);
+    tern_free(buf);
+    tern_st_free(st);
+    return s;
+}
