@@ -497,16 +497,27 @@ static void test_train_cli(void) {
     rc = run_cmd(out, sizeof out, "%s tokenizer train --vocab-size 300 -o %s/m %s/missing.txt", test_tern_bin(), d, d);
     snprintf(want, sizeof want, "tern tokenizer train: %s/missing.txt: cannot open: No such file or directory\n", d);
     CHECK(rc == 1 && !strcmp(out, want), "missing: rc %d '%s'", rc, out);
+    rc = run_cmd(out, sizeof out, "OMP_NUM_THREADS=2 %s tokenizer train --vocab-size 300 -o %s/m %s %s/missing.txt", test_tern_bin(), d,
+                 path, d);
+    CHECK(rc == 1 && !strcmp(out, want), "missing among files read in parallel: rc %d '%s'", rc, out);
     rc = run_cmd(out, sizeof out, "%s tokenizer train --vocab-size 256 -o %s/x %s", test_tern_bin(), d, path);
     CHECK(rc == 2 && !strcmp(out, "tern tokenizer train: --vocab-size must be at least 257 (256 bytes and <|endoftext|>), got 256\n"),
           "256: rc %d '%s'", rc, out);
-    /* the same on one thread and on two */
+    /* the same on one thread and on two, with one file (blocks split over threads) and with three
+     * (files split over threads) */
     rc = run_cmd(out, sizeof out,
                  "(OMP_NUM_THREADS=1 %s tokenizer train --vocab-size 350 -o %s/one tests/fixtures/tok/train_small.txt && "
                  "OMP_NUM_THREADS=2 %s tokenizer train --vocab-size 350 -o %s/two tests/fixtures/tok/train_small.txt && "
                  "cmp %s/one/merges.txt %s/two/merges.txt && cmp %s/one/vocab.json %s/two/vocab.json)",
                  test_tern_bin(), d, test_tern_bin(), d, d, d, d, d);
     CHECK(rc == 0, "threads change training: %s", out);
+    const char *three = "tests/fixtures/tok/train_small.txt tests/fixtures/tok/gpt2_cases.tsv tests/fixtures/tok/train_small_merges.txt";
+    rc = run_cmd(out, sizeof out,
+                 "(OMP_NUM_THREADS=1 %s tokenizer train --vocab-size 600 -o %s/one3 %s && "
+                 "OMP_NUM_THREADS=2 %s tokenizer train --vocab-size 600 -o %s/two3 %s && "
+                 "cmp %s/one3/merges.txt %s/two3/merges.txt && cmp %s/one3/vocab.json %s/two3/vocab.json)",
+                 test_tern_bin(), d, three, test_tern_bin(), d, three, d, d, d, d);
+    CHECK(rc == 0, "threads change training on three files: %s", out);
 }
 
 int main(void) {

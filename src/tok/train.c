@@ -97,17 +97,19 @@ static tern_status count_pieces(wtab *t, const uint8_t *s, size_t n, uint64_t ba
 }
 
 typedef struct {
-    wtab *tabs;
-    int nt;
+    wtab *tabs; /* one per thread; with nt == 1, the calling thread's own */
+    int nt;     /* threads to split each block over */
     const char *name;
-    uint64_t bytes;
 } count_ctx;
 
 static tern_status count_block(void *ctx, const uint8_t *s, size_t n, uint64_t base) {
     count_ctx *c = ctx;
-    c->bytes += n;
+    if (c->nt == 1) {
+        tern_status st = count_pieces(&c->tabs[0], s, n, base);
+        return st == TERN_OK ? st : tern_err_wrap(st, "%s", c->name);
+    }
     size_t nseg = (size_t)c->nt * 4;
-    if (n < ((size_t)1 << 20) || c->nt == 1) nseg = 1;
+    if (n < ((size_t)1 << 20)) nseg = 1;
     size_t cut[nseg + 1], k = 0;
     cut[k++] = 0;
     for (size_t j = 1; j < nseg; j++) {
@@ -134,6 +136,14 @@ static tern_status count_block(void *ctx, const uint8_t *s, size_t n, uint64_t b
     }
     if (st != TERN_OK) return tern_err(st, "%s: %s", c->name, msg);
     return TERN_OK;
+}
+
+static tern_status count_file(const char *path, count_ctx *c) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return tern_err(errno == ENOENT ? TERN_ENOTFOUND : TERN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    tern_status st = tok_read_blocks(fd, path, count_block, c);
+    close(fd);
+    return st;
 }
 
 /* ---- the merge loop ---- */
@@ -552,15 +562,29 @@ tern_status tern_tok_train(const char *const *files, size_t n_files, size_t voca
     wtab *tabs = calloc((size_t)nt, sizeof(wtab));
     if (!tabs) return tern_err(TERN_ENOMEM, "out of memory");
     tern_status st = TERN_OK;
-    for (size_t f = 0; f < n_files && st == TERN_OK; f++) {
-        int fd = open(files[f], O_RDONLY);
-        if (fd < 0) {
-            st = tern_err(errno == ENOENT ? TERN_ENOTFOUND : TERN_EIO, "%s: cannot open: %s", files[f], strerror(errno));
-            break;
+    if ((size_t)nt <= n_files && nt > 1) {
+        /* enough files for every thread: each thread counts whole files into its own table */
+        tern_status *sts = calloc(n_files, sizeof *sts);
+        char (*msgs)[512] = calloc(n_files, sizeof *msgs);
+        if (!sts || !msgs) st = tern_err(TERN_ENOMEM, "out of memory");
+        if (st == TERN_OK) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+            for (size_t f = 0; f < n_files; f++) {
+                count_ctx c = {&tabs[omp_get_thread_num()], 1, files[f]};
+                sts[f] = count_file(files[f], &c);
+                if (sts[f] != TERN_OK) snprintf(msgs[f], sizeof msgs[f], "%s", tern_errmsg());
+            }
+            for (size_t f = 0; f < n_files && st == TERN_OK; f++)
+                if (sts[f] != TERN_OK) st = tern_err(sts[f], "%s", msgs[f]);
         }
-        count_ctx c = {tabs, nt, files[f], 0};
-        st = tok_read_blocks(fd, files[f], count_block, &c);
-        close(fd);
+        free(sts);
+        free(msgs);
+    } else {
+        /* few files: each block of a file is split over the threads */
+        for (size_t f = 0; f < n_files && st == TERN_OK; f++) {
+            count_ctx c = {tabs, nt, files[f]};
+            st = count_file(files[f], &c);
+        }
     }
     /* merge the threads' tables into the first */
     for (int i = 1; i < nt && st == TERN_OK; i++) {
