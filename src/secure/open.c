@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 struct tern_sealed {
@@ -264,10 +263,6 @@ tern_status tern_unseal_file(tern_plain *out, const char *path, const tern_key *
     out->size = 0;
     tern_sealed *s;
     TERN_TRY(tern_sealed_open(&s, path, key, identity));
-#ifdef MADV_POPULATE_READ
-    /* every page will be read: map them in one call instead of one fault each (best effort) */
-    if (s->map.data) (void)madvise((void *)s->map.data, s->map.size, MADV_POPULATE_READ);
-#endif
     tern_status st = sealed_unseal_all(s, out);
     tern_sealed_close(s);
     return st;
