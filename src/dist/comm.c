@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+size_t comm_seg = (size_t)1 << 28;
+
 int tern_comm_have_mpi(void) {
 #ifdef TERN_MPI
     return 1;

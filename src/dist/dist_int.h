@@ -6,8 +6,9 @@
 #include "tern/dist.h"
 
 /* Elements per MPI call: MPI-3 counts and displacements are ints, so longer ranges are sent in
- * segments of this many elements. */
-#define COMM_SEG ((size_t)1 << 28)
+ * segments of comm_seg elements (2^28; tests set it small to reach the segmenting code). */
+extern size_t comm_seg;
+#define COMM_SEG comm_seg
 
 typedef enum { COMM_F32, COMM_F64, COMM_I64 } comm_dtype;
 typedef enum { COMM_SUM, COMM_MAX } comm_op;

@@ -508,5 +508,6 @@ done:
     free(ckdir);
     free(cfgpath);
     free(mpath);
+    tern_train_opts_free(&o); /* strings read from config.json on resume */
     return st;
 }
