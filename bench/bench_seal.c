@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
     printf("%6s | %6s %6s | %9s %10s | %6s %6s | %2d threads:  | seal+fsync | read, us\n", "chunk", "enc", "dec", "seal",
            "open whole", "seal", "open", threads);
     printf("%6s | %6s %6s | %9s %10s | %6s %6s | %6s %6s | %10s |\n", "", "", "", "", "", "", "", "seal", "open", "1 thread");
-    size_t chunks[] = {16384, 65536, 262144, 1048576};
+    size_t chunks[] = {4096, 16384, 65536, 262144, 1048576};
     double *t = malloc(sizeof(double) * (size_t)reps * NCOL);
     for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
         size_t C = chunks[c], nc = (n + C - 1) / C;
