@@ -177,6 +177,7 @@ static void test_sigkill_while_checkpointing(void) {
         ok += st == TERN_OK;
     }
     CHECK(ok == trials, "%d of %d trials resumable", ok, trials);
+    /* the resume below checkpoints, which clears the killed runs' half-written folders */
     /* after the last kill, a resume runs to a further step */
     char *ck;
     tern_ckpt_latest(rd, &ck);
@@ -185,6 +186,8 @@ static void test_sigkill_while_checkpointing(void) {
     free(ck);
     int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s --resume --steps %ld", t, data_dir, rd, last + 2);
     CHECK(rc == 0, "final resume: %s", out);
+    run_cmd(out, sizeof out, "ls -A %s/ckpt | grep -c '^[.]tmp'", rd);
+    CHECK(atoi(out) == 0, "%d half-written checkpoint folders left", atoi(out));
 }
 
 static void test_export_init_roundtrip_and_sample(void) {

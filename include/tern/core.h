@@ -126,6 +126,10 @@ uint64_t tern_rng_below(uint64_t seed, uint64_t stream, uint64_t *counter, uint6
 /* A stream id for (use, a, b), e.g. ("init", layer, 0). */
 uint64_t tern_rng_stream(const char *use, uint64_t a, uint64_t b);
 
+/* Loops over less work than this (in floats, roughly) run on one thread: every OpenMP region ends
+ * in a barrier, which on a busy machine can wait a whole scheduler tick for a descheduled thread. */
+#define TERN_OMP_MIN_WORK ((size_t)1 << 15)
+
 /* ---- time and logging ---- */
 double tern_now(void);          /* monotonic seconds */
 double tern_wall_time(void);    /* seconds since the epoch */

@@ -69,7 +69,8 @@ static int cmp_ull(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Removes all but the newest `keep` step folders, and any half-written hidden ones. */
+/* Removes all but the newest `keep` step folders, and the half-written hidden folders that killed
+ * runs left (one process writes a run's checkpoints, so no other writer can own them). */
 static tern_status prune(const char *ckroot, int keep) {
     DIR *d = opendir(ckroot);
     if (!d) return tern_err(TERN_EIO, "%s: cannot open folder: %s", ckroot, strerror(errno));
@@ -77,11 +78,18 @@ static tern_status prune(const char *ckroot, int keep) {
     size_t n = 0;
     struct dirent *e;
     tern_status st = TERN_OK;
-    while ((e = readdir(d))) {
+    while ((e = readdir(d)) && st == TERN_OK) {
         unsigned long long s;
-        if (is_step_dir(e->d_name, &s) && n < sizeof steps / sizeof steps[0]) steps[n++] = s;
+        if (is_step_dir(e->d_name, &s) && n < sizeof steps / sizeof steps[0]) {
+            steps[n++] = s;
+        } else if (!strncmp(e->d_name, ".tmp-step-", 10)) {
+            char *p = tern_path_join(ckroot, e->d_name);
+            st = p ? remove_tree(p) : tern_err(TERN_ENOMEM, "out of memory");
+            free(p);
+        }
     }
     closedir(d);
+    if (st != TERN_OK) return st;
     qsort(steps, n, sizeof steps[0], cmp_ull);
     for (size_t i = 0; keep > 0 && i + (size_t)keep < n && st == TERN_OK; i++) {
         char name[64];

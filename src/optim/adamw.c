@@ -31,7 +31,7 @@ void tern_adamw_free(tern_adamw *opt) {
 static void adamw_range(float *p, const float *g, float *m, float *v, size_t n, float lr, float decay, float b1,
                         float b2, float eps, float bc1, float bc2_sqrt) {
     float step_size = lr / bc1;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         float pi = p[i] * decay;
@@ -93,6 +93,6 @@ void tern_clip_grads(float *grads, size_t n, double norm, float max_norm) {
     double coef = (double)max_norm / (norm + 1e-6);
     if (coef >= 1.0) return;
     float c = (float)coef;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < n; i++) grads[i] *= c;
 }

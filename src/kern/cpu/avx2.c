@@ -1,6 +1,7 @@
 /* The AVX2 set: the CPU set's oneDNN GEMMs plus the vectorised kernels of vec_impl.h at 8 lanes.
  * Chosen at run time on CPUs with AVX2 and FMA but without AVX-512. */
 #include "kern/kern.h"
+#include "tern/core.h"
 #include "kern/kern_int.h"
 
 #include <math.h>

@@ -1,6 +1,7 @@
 /* The AVX-512 set: the CPU set's oneDNN GEMMs plus the vectorised kernels of vec_impl.h at 16
  * lanes. Chosen at run time only on CPUs with AVX-512 F/DQ/BW/VL. */
 #include "kern/kern.h"
+#include "tern/core.h"
 #include "kern/kern_int.h"
 
 #include <math.h>

@@ -52,7 +52,7 @@ void tern_kern_attention_fwd_gemm(float *out, float *att, const float *qkv, size
                                   void (*softmax_row)(float *row, size_t t, size_t T)) {
     size_t hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t bh = 0; bh < B * NH; bh++) {
         size_t b = bh / NH, h = bh % NH;
         const float *q = qkv + b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
@@ -71,7 +71,7 @@ static void attention_bwd_cpu(float *dqkv, float *datt, const float *dout, const
                               size_t T, size_t C, size_t NH) {
     size_t hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t bh = 0; bh < B * NH; bh++) {
         size_t b = bh / NH, h = bh % NH;
         const float *q = qkv + b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;

@@ -50,7 +50,7 @@ static inline VT FN(gelu1_grad)(VT x, VT dy) {
 
 static void FN(gelu_fwd)(float *out, const float *inp, size_t n) {
     size_t nv = n / VW * VW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((nv) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < nv; i += VW) V_STORE(out + i, FN(gelu1)(V_LOAD(inp + i)));
     if (nv < n) {
         float a[VW] = {0}, b[VW];
@@ -62,7 +62,7 @@ static void FN(gelu_fwd)(float *out, const float *inp, size_t n) {
 
 static void FN(gelu_bwd)(float *dinp, const float *inp, const float *dout, size_t n) {
     size_t nv = n / VW * VW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((nv) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < nv; i += VW) V_STORE(dinp + i, FN(gelu1_grad)(V_LOAD(inp + i), V_LOAD(dout + i)));
     if (nv < n) {
         float a[VW] = {0}, d[VW] = {0}, b[VW];
@@ -110,7 +110,7 @@ static float FN(row_exp)(float *y, const float *x, size_t n, float shift) {
 
 static void FN(crossentropy_fwd_bwd)(float *losses, float *dlogits, const float *logits, const int32_t *targets,
                                      float dscale, size_t N, size_t V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((N * V) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < N; i++) {
         const float *x = logits + i * V;
         float mx = FN(row_max)(x, V);

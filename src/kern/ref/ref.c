@@ -3,6 +3,7 @@
  * Each output element is computed by one thread in a fixed order, so results do not depend on
  * the thread count. Equations follow GPT-2 as Hugging Face's GPT2LMHeadModel computes it. */
 #include "kern/kern.h"
+#include "tern/core.h"
 
 #include <math.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 
 static void sgemm_ref(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
                       const float *B, size_t ldb, float beta, float *C, size_t ldc) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((M * N * K) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < M; i++) {
         float *c = C + i * ldc;
         if (beta == 0.0f) {
@@ -47,7 +48,7 @@ static void matmul_fwd_with(const tern_kern *k, float *out, const float *inp, co
                             size_t N, size_t C, size_t OC) {
     k->sgemm(0, 0, N, OC, C, 1.0f, inp, C, w, OC, 0.0f, out, OC);
     if (bias) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((N * OC) >= TERN_OMP_MIN_WORK)
         for (size_t i = 0; i < N; i++)
             for (size_t o = 0; o < OC; o++) out[i * OC + o] += bias[o];
     }
@@ -60,7 +61,7 @@ static void matmul_bwd_with(const tern_kern *k, float *dinp, float *dw, float *d
     /* dw (C,OC) += inp^T (C,N) @ dout (N,OC). */
     k->sgemm(1, 0, C, OC, N, 1.0f, inp, C, dout, OC, 1.0f, dw, OC);
     if (dbias) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((N * OC) >= TERN_OMP_MIN_WORK)
         for (size_t o = 0; o < OC; o++) {
             float s = 0.0f;
             for (size_t i = 0; i < N; i++) s += dout[i * OC + o];
@@ -81,7 +82,7 @@ static void matmul_bwd_ref(float *dinp, float *dw, float *dbias, const float *do
 
 static void encoder_fwd_ref(float *out, const int32_t *inp, const float *wte, const float *wpe, size_t B, size_t T,
                             size_t C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((B * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t bt = 0; bt < B * T; bt++) {
         size_t t = bt % T;
         const float *e = wte + (size_t)inp[bt] * C, *p = wpe + t * C;
@@ -94,7 +95,7 @@ static void encoder_bwd_ref(float *dwte, float *dwpe, const float *dout, const i
                             size_t C) {
     /* Parallel over channels: each thread owns columns c, and visits rows in a fixed order, so
      * repeated tokens accumulate deterministically without atomics. */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((B * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t c = 0; c < C; c++) {
         for (size_t bt = 0; bt < B * T; bt++) {
             float d = dout[bt * C + c];
@@ -108,7 +109,7 @@ static void encoder_bwd_ref(float *dwte, float *dwpe, const float *dout, const i
 
 static void layernorm_fwd_ref(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
                               size_t N, size_t C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((N * C) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < N; i++) {
         const float *x = inp + i * C;
         float m = 0.0f;
@@ -132,7 +133,7 @@ static void layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *do
                               const float *mean, const float *rstd, size_t N, size_t C) {
     /* With xhat = (x - mean) * rstd and g = dout * w:
      * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)). */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((N * C) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < N; i++) {
         const float *x = inp + i * C, *dy = dout + i * C;
         float m = mean[i], s = rstd[i];
@@ -150,7 +151,7 @@ static void layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *do
             dx[c] += s * (dy[c] * w[c] - gm - xhat * gxm);
         }
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((N * C) >= TERN_OMP_MIN_WORK)
     for (size_t c = 0; c < C; c++) {
         float sw = 0.0f, sb = 0.0f;
         for (size_t i = 0; i < N; i++) {
@@ -168,7 +169,7 @@ static void layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *do
 static void attention_fwd_ref(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C, size_t NH) {
     size_t hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(3) schedule(static)
+#pragma omp parallel for collapse(3) schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++)
             for (size_t t = 0; t < T; t++) {
@@ -205,7 +206,7 @@ static void attention_bwd_ref(float *dqkv, float *datt, const float *dout, const
     size_t hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
     /* Each (b, h) owns its slice of dqkv (its head's columns), so heads run in parallel. */
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++) {
             for (size_t t = 0; t < T; t++)
@@ -248,7 +249,7 @@ static void attention_bwd_ref(float *dqkv, float *datt, const float *dout, const
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
 static void gelu_fwd_ref(float *out, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
@@ -256,7 +257,7 @@ static void gelu_fwd_ref(float *out, const float *inp, size_t n) {
 }
 
 static void gelu_bwd_ref(float *dinp, const float *inp, const float *dout, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_K * (x + 0.044715f * x * x * x);
@@ -268,7 +269,7 @@ static void gelu_bwd_ref(float *dinp, const float *inp, const float *dout, size_
 }
 
 static void residual_fwd_ref(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((n) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
@@ -276,7 +277,7 @@ static void residual_fwd_ref(float *out, const float *a, const float *b, size_t 
 
 static void crossentropy_fwd_bwd_ref(float *losses, float *dlogits, const float *logits, const int32_t *targets,
                                      float dscale, size_t N, size_t V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((N * V) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < N; i++) {
         const float *x = logits + i * V;
         float mx = -INFINITY;
