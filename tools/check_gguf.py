@@ -11,7 +11,8 @@ What it checks (each line of output is "ok ..." or "FAIL ..."; the exit status i
   2. llama.cpp: with --llama-src, its convert_hf_to_gguf.py run on tern's HF export must give the
      same metadata and the same tensor bytes as tern's own GGUF export, for each type; and when
      llama-cpp-python is installed, its logits for a token sequence against `tern logits` for each
-     type, and its tokenizer against tern's on a text.
+     type, and its tokenizer against tern's on a text; with --ppl-text, perplexity as
+     llama-perplexity scores it, from llama.cpp's logits and from tern's.
   3. transformers: tern's Hugging Face export loads in GPT2LMHeadModel and gives tern's logits;
      and folders in the Hub's own layouts (save_pretrained of a random GPT2Config; names without
      the "transformer." prefix, attn.bias/attn.masked_bias buffers, lm_head.weight present or
@@ -19,7 +20,7 @@ What it checks (each line of output is "ok ..." or "FAIL ..."; the exit status i
 
 Usage:
   python3 tools/check_gguf.py [--tern build/tern] [--model RUNDIR|HFDIR] [--tokenizer data/gpt2]
-                              [--workdir DIR] [--no-llama] [--llama-src LLAMA_CPP_DIR]
+                              [--workdir DIR] [--no-llama] [--llama-src LLAMA_CPP_DIR] [--ppl-text FILE]
       Without --model, a random GPT-2 (vocabulary 50257, GPT-2's tokenizer) is made with
       transformers and used as the source.
   python3 tools/check_gguf.py --make-tokenizer-fixture tests/fixtures/gguf/tok [--merges 200]
@@ -304,6 +305,43 @@ def check_llama(tern, src, ggufs, tokens, n_ctx, tokdir, text, work, hfdir):
         del llm
 
 
+def check_perplexity(tern, src, ggufs, text_path, tokdir, n_ctx, work):
+    """Perplexity as llama.cpp's llama-perplexity computes it (chunks of n_ctx tokens, each scored on
+    its second half), from tern's logits and from llama.cpp's, for each GGUF type."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        print("skip perplexity: llama-cpp-python is not installed")
+        return
+    text = open(text_path, encoding="utf-8").read()
+    toks = [int(x) for x in subprocess.run([tern, "tokenizer", "encode", "--tokenizer", tokdir], input=text,
+                                           capture_output=True, text=True, check=True).stdout.split()]
+    chunks = [toks[i * n_ctx:(i + 1) * n_ctx] for i in range(len(toks) // n_ctx)]
+    first = n_ctx // 2
+
+    def nll(logits, chunk):
+        z = logits[first:n_ctx - 1].astype(np.float64)
+        lse = np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1)) + z.max(-1)
+        return float(np.sum(lse - z[np.arange(len(z)), chunk[first + 1:n_ctx]]))
+
+    n = len(chunks) * (n_ctx - 1 - first)
+    ppl_tern = float(np.exp(sum(nll(tern_logits(tern, src, c, os.path.join(work, "ppl.safetensors")), c) for c in chunks) / n))
+    print(f"     perplexity of {os.path.basename(text_path)} ({len(chunks)} chunks of {n_ctx}, llama-perplexity's scoring): "
+          f"tern {ppl_tern:.4f}")
+    for typ, path in ggufs.items():
+        llm, _ = llama_logits(path, chunks[0], n_ctx)
+        total = 0.0
+        for c in chunks:
+            llm.reset()
+            llm.eval(c)
+            total += nll(np.array(llm.scores[:n_ctx], dtype=np.float32), c)
+        ppl = float(np.exp(total / n))
+        bound = {"f32": 1e-3, "f16": 2e-3, "q8_0": 1e-2}[typ]
+        ok(abs(ppl / ppl_tern - 1) < bound, f"llama.cpp {typ}: perplexity {ppl:.4f}, {100 * (ppl / ppl_tern - 1):+.3f}% from tern's "
+                                             f"(bound {100 * bound:g}%)")
+        del llm
+
+
 # ---- 3. transformers ----
 
 def check_transformers_export(tern, hfdir, tokens, work):
@@ -371,6 +409,7 @@ def main():
     ap.add_argument("--workdir")
     ap.add_argument("--no-llama", action="store_true")
     ap.add_argument("--llama-src", help="a llama.cpp source tree: compare with its convert_hf_to_gguf.py")
+    ap.add_argument("--ppl-text", help="a text file: compare perplexity (llama-perplexity's scoring) of tern and llama.cpp")
     ap.add_argument("--make-tokenizer-fixture", metavar="DIR")
     ap.add_argument("--merges", type=int, default=200)
     a = ap.parse_args()
@@ -407,6 +446,8 @@ def main():
         check_against_converter(tern, src, hfdir, ggufs, a.llama_src, work, tokens)
     if not a.no_llama:
         check_llama(tern, src, ggufs, tokens, cfg["n_positions"], hfdir, text, work, hfdir)
+        if a.ppl_text:
+            check_perplexity(tern, src, ggufs, a.ppl_text, hfdir, cfg["n_positions"], work)
     check_hub_layouts(tern, work)
     print(f"{len(FAILS)} failed" if FAILS else "all checks passed")
     sys.exit(1 if FAILS else 0)
