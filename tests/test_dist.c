@@ -440,11 +440,40 @@ static void test_refusals(void) {
           "rc %d: %s", rc, out);
 }
 
+/* A tern built without MPI, started by a launcher as one of several ranks, refuses rather than
+ * training separate copies into one folder. */
+static void test_without_mpi(void) {
+    if (!setup()) {
+        CHECK(0, "setup");
+        return;
+    }
+    const char *d = test_tmpdir("dist_nompi");
+    int rc = run_cmd(out, sizeof out, "OMPI_COMM_WORLD_SIZE=2 %s train --data %s -o %s/r %s --steps 2", test_tern_bin(), data_dir,
+                     d, small);
+    CHECK(rc == 1 && !strcmp(out, "tern train: this process is one of 2 ranks (OMPI_COMM_WORLD_SIZE=2), but this tern was built "
+                                  "without MPI: install MPI (tools/install-deps.sh) and rebuild, or start a single process\n"),
+          "rc %d: %s", rc, out);
+    rc = run_cmd(out, sizeof out, "SLURM_STEP_NUM_TASKS=1 %s train --data %s -o %s/r %s --steps 2", test_tern_bin(), data_dir, d,
+                 small);
+    CHECK(rc == 0, "one task of srun trains: %s", out);
+}
+
+/* tools/slurm_test.sh: a one-node Slurm cluster (munged, slurmctld, slurmd of its own) runs a
+ * 2-task job with sbatch and srun, and a job whose task is killed. */
+static void test_slurm(void) {
+    int rc = run_cmd(out, sizeof out, "ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 timeout 240 tools/slurm_test.sh %s",
+                     test_tern_bin());
+    CHECK(rc == 0, "rc %d: %s", rc, out);
+    CHECK(strstr(out, "    2 ranks (MPI (") && strstr(out, ": task 1: Killed"), "%s", out);
+    CHECK(strstr(out, "slurm_test: passed in "), "%s", out);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--worker")) return worker();
     self = argv[0];
     RUN(test_shard_bounds);
     RUN(test_single_process);
+    if (!tern_comm_have_mpi()) RUN(test_without_mpi);
     if (!tern_comm_have_mpi() || run_cmd(out, sizeof out, "command -v mpirun") != 0) {
         printf("  tern was built without MPI, or mpirun is missing: the tests over MPI ranks do not run\n");
         return check_exit();
@@ -454,5 +483,9 @@ int main(int argc, char **argv) {
     RUN(test_resume_across_sizes);
     RUN(test_killed_rank);
     RUN(test_refusals);
+    if (geteuid() == 0 && run_cmd(out, sizeof out, "command -v slurmctld && command -v slurmd && command -v munged") == 0)
+        RUN(test_slurm);
+    else
+        printf("  not root, or Slurm (slurm-wlm, munge) is not installed: tools/slurm_test.sh does not run\n");
     return check_exit();
 }
