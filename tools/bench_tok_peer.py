@@ -30,13 +30,15 @@ def encode_bench(d, reps, maxt):
     enc = tiktoken.Encoding(name="gpt2_local", pat_str=pat, mergeable_ranks=ranks, special_tokens={"<|endoftext|>": 50256})
     files, data = corpus(d)
     text = data.decode("utf-8")
-    v = []
+    v, c = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ids = enc.encode_ordinary(text)
         v.append(len(data) / 1e6 / (time.perf_counter() - t0))
+        c.append(len(data) / 1e6 / (time.process_time() - c0))
     one = statistics.median(v)
-    print(f"tiktoken {tiktoken.__version__} encode gpt2, 1 thread: {one:.1f} MB/s ({len(ids)} tokens)")
+    print(f"tiktoken {tiktoken.__version__} encode gpt2, 1 thread: {one:.1f} MB/s ({len(ids)} tokens); "
+          f"{statistics.median(c):.1f} MB per CPU-second")
     t = 2
     while t <= maxt:
         # the same text in 4*t pieces cut at newlines (tiktoken cannot split a text itself)
@@ -47,13 +49,15 @@ def encode_bench(d, reps, maxt):
                 pieces.append(text[start:cut])
                 start = cut
         pieces.append(text[start:])
-        v = []
+        v, c = [], []
         for _ in range(reps):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             enc.encode_ordinary_batch(pieces, num_threads=t)
             v.append(len(data) / 1e6 / (time.perf_counter() - t0))
+            c.append(len(data) / 1e6 / (time.process_time() - c0))
         m = statistics.median(v)
-        print(f"tiktoken encode gpt2 (encode_ordinary_batch), {t} threads: {m:.1f} MB/s ({m / one:.2f}x one thread)")
+        print(f"tiktoken encode gpt2 (encode_ordinary_batch), {t} threads: {m:.1f} MB/s ({m / one:.2f}x one thread); "
+              f"{statistics.median(c):.1f} MB per CPU-second")
         t *= 2
 
 
@@ -62,18 +66,19 @@ import glob, os, sys, time, statistics, tempfile
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers, __version__
 d, reps = sys.argv[1], int(sys.argv[2])
 files = sorted(glob.glob(os.path.join(d, "pg*.txt")))
-v = []
+v, c = [], []
 for _ in range(reps):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tr = trainers.BpeTrainer(vocab_size=32000, min_frequency=0, special_tokens=["<|endoftext|>"],
                              initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tok.train(files, tr)
     with tempfile.TemporaryDirectory() as out:
         tok.model.save(out)
     v.append(time.perf_counter() - t0)
-print(f"{__version__} {statistics.median(v):.2f} {tok.get_vocab_size()}")
+    c.append(time.process_time() - c0)
+print(f"{__version__} {statistics.median(v):.2f} {tok.get_vocab_size()} {statistics.median(c):.2f}")
 """
 
 
@@ -85,8 +90,9 @@ def train_bench(d, reps, maxt):
         if r.returncode != 0:
             print(r.stderr, file=sys.stderr)
             sys.exit(1)
-        ver, secs, vocab = r.stdout.split()
-        print(f"HF tokenizers {ver} train 32k vocabulary, {t} thread{'s' if t > 1 else ''}: {float(secs):.2f} s ({vocab} tokens)")
+        ver, secs, vocab, cpu = r.stdout.split()
+        print(f"HF tokenizers {ver} train 32k vocabulary, {t} thread{'s' if t > 1 else ''}: {float(secs):.2f} s ({vocab} tokens); "
+              f"{float(cpu):.2f} CPU-seconds")
         t *= 2
 
 
