@@ -384,6 +384,39 @@ static void test_write_faults(void) {
     free(ck);
 }
 
+/* The run's ledger: started with the hardware's export-control figures, a checkpoint and a resume
+ * recorded, signed with --sign-key and verified with the public key; a checkpoint file changed
+ * afterwards is caught. */
+static void test_run_ledger(void) {
+    if (!setup()) {
+        CHECK(0, "setup");
+        return;
+    }
+    const char *d = test_tmpdir("train_ledger");
+    const char *t = test_tern_bin();
+    int rc = run_cmd(out, sizeof out, "%s keygen --sign -o %s/sign.key >/dev/null && %s train --data %s -o %s/r %s --steps 4 --stop-at 2 --sign-key %s/sign.key && "
+                     "%s train --data %s -o %s/r --resume --sign-key %s/sign.key",
+                     t, d, t, data_dir, d, small, d, t, data_dir, d, d);
+    CHECK(rc == 0, "%s", out);
+    rc = run_cmd(out, sizeof out, "%s ledger verify %s/r --pub %s/sign.key.pub", t, d, d);
+    CHECK(rc == 0 && strstr(out, "6 entries, hash chain intact, run ended"), "rc %d: %s", rc, out);
+    char p[600], *text;
+    size_t n;
+    snprintf(p, sizeof p, "%s/r/ledger.jsonl", d);
+    CHECK(tern_read_file(p, &text, &n) == TERN_OK, "%s", tern_errmsg());
+    if (text) {
+        char *nl = strchr(text, '\n');
+        if (nl) *nl = 0;
+        CHECK(strstr(text, "\"type\":\"start\"") && strstr(text, "\"eccn_3a090\"") && strstr(text, "\"tpp\"") &&
+                  strstr(text, "\"kind\":\"cpu\""),
+              "start entry lacks the hardware's figures: %.300s", text);
+        free(text);
+    }
+    /* a checkpoint file changed after its entry was written */
+    rc = run_cmd(out, sizeof out, "printf x >> %s/r/ckpt/step-000004/state.json; %s ledger verify %s/r --pub %s/sign.key.pub", d, t, d, d);
+    CHECK(rc != 0 && strstr(out, "step-000004") && strstr(out, "state.json"), "rc %d: %s", rc, out);
+}
+
 int main(void) {
     RUN(test_eval_matches_torch);
     RUN(test_resume_is_bit_exact);
@@ -393,5 +426,6 @@ int main(void) {
     RUN(test_export_init_roundtrip_and_sample);
     RUN(test_numeric_faults);
     RUN(test_write_faults);
+    RUN(test_run_ledger);
     return check_exit();
 }

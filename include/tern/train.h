@@ -51,6 +51,7 @@
     X(policy, S, NULL, "the owner's policy (JSON): the run is refused before any data is read if it forbids it") \
     X(site, S, NULL, "this site's declaration (JSON: name, operator, country, hardware)")                      \
     X(data_class, S, NULL, "the data's class for the policy (e.g. restricted)")                                \
+    X(sign_key, S, NULL, "sign every ledger entry with this Ed25519 key (tern keygen --sign)")                 \
     X(resume, B, 0, "continue the run in --out from its latest checkpoint")
 
 typedef struct tern_train_opts {

@@ -5,6 +5,8 @@
  * repeats an unbroken one exactly. */
 #include "tern/train.h"
 
+#include "train/train_int.h"
+
 #include "tern/data.h"
 #include "tern/dist.h"
 #include "tern/hw.h"
@@ -33,6 +35,9 @@ typedef struct run {
     uint64_t step; /* optimizer steps completed */
     double elapsed_before; /* seconds spent in earlier segments of the run */
     uint8_t tok_hash[TERN_HASH_BYTES];
+    tern_ledger *ledger;   /* rank 0's record of the run (RUNDIR/ledger.jsonl) */
+    tern_sign_key *sk;     /* signs the ledger's entries when --sign-key is given */
+    double last_loss;      /* the loss of the last step, for the ledger */
 } run;
 
 tern_status tern_eval_loss(tern_gpt2 *m, const tern_dataset *val, size_t B, size_t T, size_t batches, double *loss,
@@ -162,6 +167,7 @@ static tern_status checkpoint(run *r, double elapsed) {
     if (!s) return tern_err(TERN_ENOMEM, "out of memory");
     tern_status st = tern_ddp_ckpt_save(r->dp, r->rundir, r->step, &r->opt, s, (int)r->o->keep);
     free(s);
+    if (st == TERN_OK && r->ledger) st = tern_run_record_checkpoint(r->ledger, r->step, r->last_loss);
     return st;
 }
 
@@ -318,6 +324,7 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
             if ((st = tern_ddp_sync_params(r->dp)) != TERN_OK) break;
         }
         r->step++;
+        r->last_loss = loss;
         double now = tern_now(), elapsed = r->elapsed_before + (now - t0);
         double tps = (double)(B * T * A * (size_t)tern_ddp_size(r->dp)) / (now - ts);
         fprintf(r->metrics,
@@ -482,6 +489,9 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         st = tern_err(TERN_EIO, "%s: cannot open for appending", mpath);
         goto done;
     }
+    if (tern_ddp_is_root(r.dp) &&
+        (st = tern_run_record_open(&r.ledger, &r.sk, &o, r.tok_hash, o.resume ? ckdir : NULL, r.step)) != TERN_OK)
+        goto done;
     if (hooks && hooks->progress) {
         size_t np = tern_gpt2_num_params(r.m);
         fprintf(stderr, "%s %s: %lld layers, %lld heads, width %lld, context %lld, vocabulary %lld: %.2fM parameters\n",
@@ -496,6 +506,20 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
     }
     st = run_steps(&r, hooks);
 done:
+    if (r.ledger) {
+        /* the end entry; a failure to write it must not hide the run's own error */
+        tern_status run_st = st;
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", tern_errmsg());
+        tern_status le = tern_ledger_end(r.ledger, run_st != TERN_OK ? "failed" : r.step >= (uint64_t)o.steps ? "completed" : "stopped",
+                                         NULL);
+        if (run_st != TERN_OK)
+            tern_err(run_st, "%s", msg);
+        else
+            st = le;
+        tern_ledger_close(r.ledger);
+    }
+    tern_sign_key_free(r.sk);
     if (r.metrics) fclose(r.metrics);
     free(r.in);
     free(r.tg);

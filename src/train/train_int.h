@@ -1,0 +1,15 @@
+/* Private to train/: the run's record in its ledger (record.c). */
+#ifndef TERN_TRAIN_INT_H
+#define TERN_TRAIN_INT_H
+#include "tern/ledger.h"
+#include "tern/train.h"
+
+/* Starts RUNDIR/ledger.jsonl for a new run, or opens it and records a resume from ckdir at
+ * step. The start entry holds the hashes of config.json, the data manifest and the tokenizer,
+ * this host's hardware summary with its export-control figures, and the site declaration when
+ * --site is given. sign_key (a file, may be NULL) signs every entry. */
+tern_status tern_run_record_open(tern_ledger **out, tern_sign_key **sk, const tern_train_opts *o,
+                                 const uint8_t tokenizer_hash[TERN_HASH_BYTES], const char *ckdir, uint64_t step);
+/* Records the checkpoint of step (its three files' hashes) and the loss reached. */
+tern_status tern_run_record_checkpoint(tern_ledger *l, uint64_t step, double loss);
+#endif
