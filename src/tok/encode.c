@@ -451,20 +451,22 @@ tern_status tok_read_blocks(int fd, const char *name, tok_block_fn fn, void *ctx
             /* the character at a cut and the one before it must be whole: keep 4 bytes back */
             cut = len > 4 ? tok_last_cut(buf, 0, len - 4, len) : 0;
             if (cut == 0) {
-                if (len >= TERN_TOK_MAX_PIECE) {
+                /* no cut in len - 4 bytes: one pre-token at least that long */
+                if (len - 4 > TERN_TOK_MAX_PIECE) {
                     st = tern_err(TERN_EINVAL,
-                                  "%s: from byte %llu, %zu bytes with no break between pre-tokens (one run of letters, "
-                                  "digits, symbols or spaces); tern's limit for one pre-token is %zu bytes",
-                                  name, (unsigned long long)base, len, TERN_TOK_MAX_PIECE);
+                                  "%s: from byte %llu, more than %zu bytes with no break between pre-tokens (one run of "
+                                  "letters, digits, symbols or spaces), more than tern encodes as one pre-token",
+                                  name, (unsigned long long)base, TERN_TOK_MAX_PIECE);
                     break;
                 }
-                uint8_t *nb = realloc(buf, cap * 2);
+                size_t ncap = cap * 2 < TERN_TOK_MAX_PIECE + 8 ? cap * 2 : TERN_TOK_MAX_PIECE + 8;
+                uint8_t *nb = realloc(buf, ncap);
                 if (!nb) {
                     st = tern_err(TERN_ENOMEM, "%s: out of memory", name);
                     break;
                 }
                 buf = nb;
-                cap *= 2;
+                cap = ncap;
                 continue;
             }
         }
