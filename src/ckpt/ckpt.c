@@ -120,10 +120,10 @@ tern_status tern_ckpt_save(const char *rundir, uint64_t step, tern_gpt2 *m, cons
         if (!fm || !fo || !fs) st = tern_err(TERN_ENOMEM, "out of memory");
     }
     if (st == TERN_OK) {
-        tern_st_writer *w;
+        tern_st_writer *w = NULL;
         st = tern_io_model_to_st(m, "transformer.", &w);
         if (st == TERN_OK) st = tern_st_write(w, fm);
-        tern_st_writer_free(st == TERN_OK ? w : NULL);
+        tern_st_writer_free(w); /* NULL when model_to_st failed */
     }
     if (st == TERN_OK) st = write_optimizer(fo, m, opt, step);
     if (st == TERN_OK) st = tern_write_file_atomic(fs, state_json, strlen(state_json));
