@@ -631,6 +631,41 @@ static void test_export_q8_fallback_and_mismatch(void) {
     tern_gpt2_free(m);
 }
 
+/* tern logits: the same numbers as a forward pass in this process, for a run and its GGUF. */
+static void test_logits_command(void) {
+    const char *d = test_tmpdir("gguf_logits");
+    tern_gpt2 *m = random_model(1, 2, 32, 16, V_FIX, 12);
+    make_run(d, m);
+    char out[2048], path[600], gg[600], want[700];
+    snprintf(gg, sizeof gg, "%s/m.gguf", d);
+    CHECK(tern_gguf_export_gpt2(m, TOKDIR, TERN_GGML_F32, NULL, gg) == TERN_OK, "%s", tern_errmsg());
+    int32_t in[5] = {456, 3, 300, 0, 17};
+    float *ref = logits_of(m, in, 5);
+    const char *models[2] = {d, gg};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/logits%d.safetensors", d, k);
+        CHECK(run_cmd(out, sizeof out, "%s logits '%s' --tokens '456 3,300 0 17' -o '%s'", test_tern_bin(), models[k], path) == 0, "%s", out);
+        tern_safetensors *st;
+        float got[5 * V_FIX];
+        size_t shape[2] = {5, V_FIX};
+        CHECK(tern_st_open(&st, path) == TERN_OK && tern_st_read_f32(st, "logits", got, 2, shape) == TERN_OK, "%s", tern_errmsg());
+        CHECK(!memcmp(got, ref, sizeof got), "%s: logits differ from the forward pass", models[k]);
+        tern_st_free(st);
+    }
+    CHECK(run_cmd(out, sizeof out, "%s logits '%s' --tokens '1 x' -o '%s'", test_tern_bin(), gg, path) == 2 &&
+              !strcmp(out, "tern logits: --tokens: '1 x' is not a list of token ids\n"),
+          "%s", out);
+    CHECK(run_cmd(out, sizeof out, "%s logits '%s' --tokens '1 457' -o '%s'", test_tern_bin(), gg, path) == 1 &&
+              !strcmp(out, "tern logits: input token 457 at position 1 is outside the vocabulary (size 457)\n"),
+          "%s", out);
+    snprintf(want, sizeof want, "tern logits: 17 tokens, more than the model's 16 positions\n");
+    CHECK(run_cmd(out, sizeof out, "%s logits '%s' --tokens '1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1' -o '%s'", test_tern_bin(), gg, path) == 2 &&
+              !strcmp(out, want),
+          "%s", out);
+    free(ref);
+    tern_gpt2_free(m);
+}
+
 /* ---- the loader's refusals, on files built here with the writer ---- */
 
 enum { OK_PLAIN, OK_TIED, ARCH, NO_KEY, KEY_TYPE, EPS, FF, F16_TENSOR, SHAPE, NO_TENSOR, EXTRA, UNTIED, NTOKENS, N_VARIANTS };
@@ -740,6 +775,7 @@ int main(void) {
     RUN(test_truncations_and_changes);
     RUN(test_export_run);
     RUN(test_export_q8_fallback_and_mismatch);
+    RUN(test_logits_command);
     RUN(test_load_refusals);
     return check_exit();
 }
