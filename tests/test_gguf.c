@@ -600,6 +600,9 @@ static void test_export_run(void) {
     CHECK(run_cmd(out, sizeof out, "%s export '%s' -o x.gguf --type q4_0", test_tern_bin(), d) == 2 &&
               !strcmp(out, "tern export: unknown --type 'q4_0' (f32, f16 or q8_0)\n"),
           "%s", out);
+    CHECK(run_cmd(out, sizeof out, "%s export '%s' -o hfdir --type q8_0", test_tern_bin(), d) == 2 &&
+              !strcmp(out, "tern export: --type applies to GGUF files only (--format gguf, or -o FILE.gguf)\n"),
+          "%s", out);
     tern_gpt2_free(m);
 }
 

@@ -9,7 +9,7 @@
 #include "tern/tok.h"
 
 int cli_export(int argc, char **argv) {
-    const char *src = NULL, *out = NULL, *format = NULL, *type = "f32";
+    const char *src = NULL, *out = NULL, *format = NULL, *type = NULL;
     long long step = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -35,6 +35,8 @@ int cli_export(int argc, char **argv) {
     size_t olen = strlen(out);
     if (!format) format = olen > 5 && !strcmp(out + olen - 5, ".gguf") ? "gguf" : "hf";
     if (strcmp(format, "hf") && strcmp(format, "gguf")) cli_usage("export", "unknown --format '%s' (hf or gguf)", format);
+    if (type && strcmp(format, "gguf")) cli_usage("export", "--type applies to GGUF files only (--format gguf, or -o FILE.gguf)");
+    if (!type) type = "f32";
     uint32_t gtype = !strcmp(type, "f32") ? TERN_GGML_F32 : !strcmp(type, "f16") ? TERN_GGML_F16 : !strcmp(type, "q8_0") ? TERN_GGML_Q8_0 : 99;
     if (gtype == 99) cli_usage("export", "unknown --type '%s' (f32, f16 or q8_0)", type);
     tern_gpt2 *m;
