@@ -55,6 +55,12 @@ int cli_prepare(int argc, char **argv) {
     tern_manifest m;
     tern_status st = tern_data_prepare(&o, &m);
     if (st != TERN_OK) cli_fail(cmd, st);
+    /* The data folder keeps the tokenizer that made it (DATADIR/tokenizer/), so that a run
+     * trained on it can be exported and sampled without being told where the tokenizer is. */
+    char *tokcopy = tern_path_join(o.out_dir, "tokenizer");
+    st = tokcopy ? tern_io_copy_tokenizer(o.tokenizer_dir, tokcopy) : tern_err(TERN_ENOMEM, "out of memory");
+    free(tokcopy);
+    if (st != TERN_OK) cli_fail(cmd, st);
     uint64_t tokens[2] = {0, 0};
     size_t shards[2] = {0, 0};
     for (size_t i = 0; i < m.n_shards; i++) {

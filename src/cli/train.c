@@ -72,6 +72,7 @@ static int cli_train_default(tern_train_opts *o) {
     }
     o->data = data;
     o->out = out;
+    o->tokenizer = tok;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
