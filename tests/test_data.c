@@ -513,7 +513,7 @@ static void test_prepare_one_document(void) {
     /* --val-fraction 0: train only, all tokens; the val shards of the first run are removed */
     rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0 -o %s/out %s && ls %s/out", test_tern_bin(), d,
                  text, d);
-    CHECK(rc == 0 && strstr(out, "manifest.json\ntrain_000000.bin\n") && !strstr(out, "val_") && !strstr(out, "train_000001"),
+    CHECK(rc == 0 && strstr(out, "manifest.json\ntokenizer\ntrain_000000.bin\n") && !strstr(out, "val_") && !strstr(out, "train_000001"),
           "rc %d: %s", rc, out);
     tern_ids_free(&tr);
     tr = split_tokens(dd, "train");
