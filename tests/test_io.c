@@ -114,6 +114,7 @@ static void test_hf_hub_layouts(void) {
     const tern_tensor *t = tern_gpt2_tensors(m, &n);
     const float *p = tern_gpt2_params(m);
     static float mask[36], other[88];
+    static uint8_t bmask[36];
     size_t mshape[4] = {1, 1, 6, 6};
     const tern_tensor *wte = tern_gpt2_find(m, "wte.weight");
     for (int variant = 0; variant < 4; variant++) {
@@ -121,7 +122,11 @@ static void test_hf_hub_layouts(void) {
         tern_st_writer_init(&w);
         for (size_t i = 0; i < n; i++)
             if (!(variant == 3 && !strcmp(t[i].name, "ln_f.bias"))) tern_st_add(w, t[i].name, TERN_DT_F32, t[i].ndim, t[i].shape, p + t[i].offset);
-        tern_st_add(w, "h.0.attn.bias", TERN_DT_F32, 4, mshape, mask);
+        /* older files store the causal mask as BOOL */
+        if (variant == 0)
+            tern_st_add(w, "h.0.attn.bias", TERN_DT_BOOL, 4, mshape, bmask);
+        else
+            tern_st_add(w, "h.0.attn.bias", TERN_DT_F32, 4, mshape, mask);
         tern_st_add(w, "h.0.attn.masked_bias", TERN_DT_F32, 0, NULL, mask);
         memcpy(other, p + wte->offset, sizeof other);
         if (variant == 1) other[5] += 1.0f;

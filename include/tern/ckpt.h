@@ -6,7 +6,10 @@
 #define TERN_CKPT_H
 #include "tern/core.h"
 
-typedef enum { TERN_DT_F32, TERN_DT_F16, TERN_DT_BF16, TERN_DT_I32, TERN_DT_I64, TERN_DT_U8, TERN_DT_F64 } tern_dtype;
+typedef enum {
+    TERN_DT_F32, TERN_DT_F16, TERN_DT_BF16, TERN_DT_I32, TERN_DT_I64, TERN_DT_U8, TERN_DT_F64,
+    TERN_DT_BOOL, TERN_DT_I8, TERN_DT_I16, TERN_DT_U16, TERN_DT_U32, TERN_DT_U64
+} tern_dtype;
 size_t tern_dtype_size(tern_dtype dt);
 const char *tern_dtype_name(tern_dtype dt);
 

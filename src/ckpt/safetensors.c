@@ -26,7 +26,12 @@ static const struct {
     tern_dtype dt;
     size_t size;
 } dtypes[] = {{"F32", TERN_DT_F32, 4}, {"F16", TERN_DT_F16, 2}, {"BF16", TERN_DT_BF16, 2}, {"I32", TERN_DT_I32, 4},
-              {"I64", TERN_DT_I64, 8}, {"U8", TERN_DT_U8, 1},   {"F64", TERN_DT_F64, 8}};
+              {"I64", TERN_DT_I64, 8}, {"U8", TERN_DT_U8, 1},   {"F64", TERN_DT_F64, 8},  {"BOOL", TERN_DT_BOOL, 1},
+              {"I8", TERN_DT_I8, 1},   {"I16", TERN_DT_I16, 2}, {"U16", TERN_DT_U16, 2}, {"U32", TERN_DT_U32, 4},
+              {"U64", TERN_DT_U64, 8}};
+/* Every dtype of the safetensors specification but F8 can be read (BOOL appears in older
+ * Hugging Face GPT-2 files, as the attn.bias mask); tensors tern loads as parameters must be
+ * floating-point (tern_st_read_f32 says so otherwise). */
 
 size_t tern_dtype_size(tern_dtype dt) {
     for (size_t i = 0; i < sizeof dtypes / sizeof dtypes[0]; i++)
