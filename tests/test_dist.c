@@ -307,11 +307,14 @@ static void test_two_ranks_match_one(void) {
     const char *t = test_tern_bin();
     int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/one %s --batch 8 --steps 6", t, data_dir, d, small);
     CHECK(rc == 0, "one process: %s", out);
-    const char *modes[] = {"--zero 0", "--zero 1", "--zero 1 --overlap 0"};
-    for (int k = 0; k < 3; k++) {
-        rc = run_cmd(out, sizeof out, MPIRUN " -np 2 %s train --data %s -o %s/two%d %s --batch 4 --steps 6 %s", t, data_dir, d, k,
-                     small, modes[k]);
-        CHECK(rc == 0, "2 ranks %s: %s", modes[k], out);
+    /* Buckets of 4 KiB: ln_f with block 1, block 0, the embeddings; the blocks packed (rank by
+     * rank under ZeRO-1) into the staging buffer. By default the whole model is one bucket. */
+    const char *env[] = {"", "", "", "TERN_BUCKET_BYTES=4096 ", "TERN_BUCKET_BYTES=4096 "};
+    const char *modes[] = {"--zero 0", "--zero 1", "--zero 1 --overlap 0", "--zero 0", "--zero 1"};
+    for (int k = 0; k < 5; k++) {
+        rc = run_cmd(out, sizeof out, "%s" MPIRUN " -np 2 %s train --data %s -o %s/two%d %s --batch 4 --steps 6 %s", env[k], t,
+                     data_dir, d, k, small, modes[k]);
+        CHECK(rc == 0, "2 ranks %s%s: %s", env[k], modes[k], out);
         CHECK(strstr(out, "2 ranks (MPI (") && strstr(out, "4 rows each: 8 rows per micro-batch"), "%s", out);
         char a[600], b[600];
         snprintf(a, sizeof a, "%s/one", d);
@@ -434,6 +437,10 @@ static void test_refusals(void) {
                  t, data_dir, d, small, t, data_dir, d, small);
     CHECK(rc == 1 && strstr(out, "rank 1 has other options than rank 0: every rank must be started the same way\n"), "rc %d: %s",
           rc, out);
+    rc = run_cmd(out, sizeof out, "TERN_BUCKET_BYTES=1k " MPIRUN " -np 2 %s train --data %s -o %s/bk %s --steps 2", t, data_dir, d,
+                 small);
+    CHECK(rc == 1 && strstr(out, "tern train: rank 0: TERN_BUCKET_BYTES: expected a number of bytes (at least 4), got '1k'\n"),
+          "rc %d: %s", rc, out);
     rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/z %s --zero 2", t, data_dir, d, small);
     CHECK(rc == 1 && !strcmp(out, "tern train: --zero must be 0 (all-reduce the gradients) or 1 (ZeRO stage 1: shard AdamW's "
                                   "moments), got 2\n"),

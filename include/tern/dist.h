@@ -75,9 +75,9 @@ struct tern_dataset;
 
 /* comm is borrowed (NULL: one process). zero: 0 (every rank keeps all of AdamW's moments;
  * gradients all-reduced) or 1 (ZeRO-1: moments for this rank's shard only; gradients
- * reduce-scattered, parameters all-gathered after the update). overlap: reduce each unit of the
- * backward pass (ln_f, each block, the embeddings) as soon as it is done, rather than all
- * gradients after the pass. */
+ * reduce-scattered, parameters all-gathered after the update). overlap: reduce the gradients in
+ * buckets (consecutive units of the backward pass: ln_f, each block, the embeddings; at least
+ * 1 MiB each, one message each) as soon as each is complete, rather than all after the pass. */
 tern_status tern_ddp_init(tern_ddp **out, tern_comm *comm, int zero, int overlap);
 void tern_ddp_free(tern_ddp *d);
 int tern_ddp_rank(const tern_ddp *d);

@@ -1,7 +1,8 @@
 /* The data-parallel training step over a communicator: the bridge between the model, AdamW and
  * checkpoints on one side and tern_comm on the other (the one file of dist/ that knows models).
- * Buckets are the backward pass's own units (ln_f, each block, then the embeddings), reduced
- * as each finishes, as PyTorch's DistributedDataParallel does with its buckets; ZeRO-1 follows
+ * Gradients go in buckets of the backward pass's own units (ln_f, each block, then the
+ * embeddings), one message each, started as soon as a bucket is complete, as PyTorch's
+ * DistributedDataParallel does with its buckets; ZeRO-1 follows
  * Rajbhandari et al. 2020 (stage 1: optimizer state partitioned, gradients reduce-scattered).
  * Not the training loop (train/) nor the MPI calls (mpi.c). */
 #include "dist_int.h"
@@ -21,18 +22,33 @@ typedef struct range {
     size_t lo, hi;
 } range;
 
+/* Gradients are reduced in buckets: consecutive units of the backward pass (ln_f, each block,
+ * then wte+wpe), grouped until a bucket holds BUCKET_MIN floats, so that each is one message.
+ * A bucket of several ranges of the flat buffer is packed into a staging buffer first. */
+#define BUCKET_MIN ((size_t)1 << 18) /* 1 MiB of gradients; TERN_BUCKET_BYTES in the environment sets another */
+typedef struct bucket {
+    size_t r0, r1; /* its ranges are ranges[r0 .. r1), sorted */
+    size_t n;      /* floats in it */
+    float *stage;  /* where it is packed; NULL: one contiguous range, reduced in place */
+    size_t *rb;    /* (size+1) with --zero 1 and a stage: rank r's part is stage[rb[r] .. rb[r+1]) */
+} bucket;
+
 struct tern_ddp {
     tern_comm *comm, *own; /* own: made here when the caller gave none */
     int rank, size;
     tern_gpt2 *m;
-    size_t np;          /* parameters */
+    size_t np; /* parameters */
     int zero, overlap;
-    size_t *bounds;     /* (size+1): the ranks' shards of the parameter buffer */
-    range *ranges;      /* the flat ranges of each unit, unit by unit */
-    size_t *unit_first; /* (nunits+1): unit u's ranges are ranges[unit_first[u] .. unit_first[u+1]) */
-    int nunits;         /* n_layer + 2: unit 0 = wte+wpe, unit l+1 = block l, unit n_layer+1 = ln_f */
-    int armed;          /* the backward pass under way is the step's last micro-batch */
-    int launched;       /* units whose reduction has started in this step */
+    size_t *bounds;   /* (size+1): the ranks' shards of the parameter buffer */
+    range *ranges;    /* the flat ranges of every bucket, bucket by bucket */
+    bucket *buckets;  /* in the order the backward pass completes them */
+    int nbuckets;
+    int *closes;      /* (nunits): the bucket that unit u completes, or -1 */
+    int nunits;       /* n_layer + 2: unit 0 = wte+wpe, unit l+1 = block l, unit n_layer+1 = ln_f */
+    float *stage;     /* the staging buffers of all buckets */
+    size_t *rbs;      /* the buckets' rb arrays */
+    int armed;        /* the backward pass under way is the step's last micro-batch */
+    int launched;     /* buckets whose reduction has started in this step */
     tern_status hook_st; /* a failure inside the backward hook, returned by tern_ddp_reduce_grads */
 };
 
@@ -66,7 +82,10 @@ void tern_ddp_free(tern_ddp *d) {
     if (d->m) tern_gpt2_set_grad_hook(d->m, NULL, NULL);
     free(d->bounds);
     free(d->ranges);
-    free(d->unit_first);
+    free(d->buckets);
+    free(d->closes);
+    free(d->rbs);
+    tern_free(d->stage);
     tern_comm_free(d->own);
     free(d);
 }
@@ -142,56 +161,144 @@ static int unit_of(const char *name, int L) {
     return 0; /* wte, wpe: final only when the pass ends */
 }
 
-/* Groups the tensor table into units, each a sorted list of flat ranges (adjacent tensors
- * merged), and reserves the nonblocking operations one step launches. */
-static tern_status build_units(tern_ddp *d) {
+/* This rank's (or rank r's) part of range x: [a, z), empty when a >= z. */
+static void part(const tern_ddp *d, int r, range x, size_t *a, size_t *z) {
+    *a = x.lo > d->bounds[r] ? x.lo : d->bounds[r];
+    *z = x.hi < d->bounds[r + 1] ? x.hi : d->bounds[r + 1];
+}
+
+/* Groups the tensor table into units and the units into buckets, lays out the staging buffer,
+ * and reserves the nonblocking operations one step launches. */
+static tern_status build_buckets(tern_ddp *d) {
     size_t nt;
     const tern_tensor *t = tern_gpt2_tensors(d->m, &nt);
     int L = tern_gpt2_cfg(d->m)->n_layer;
+    size_t bmin = BUCKET_MIN;
+    const char *env = getenv("TERN_BUCKET_BYTES");
+    if (env) {
+        char *end;
+        unsigned long long v = strtoull(env, &end, 10);
+        if (end == env || *end || v < sizeof(float) || env[0] == '-')
+            return tern_err(TERN_EINVAL, "TERN_BUCKET_BYTES: expected a number of bytes (at least 4), got '%s'", env);
+        bmin = (size_t)(v / sizeof(float));
+    }
     d->nunits = L + 2;
     d->ranges = calloc(nt, sizeof *d->ranges);
-    d->unit_first = calloc((size_t)d->nunits + 1, sizeof *d->unit_first);
-    if (!d->ranges || !d->unit_first) return tern_err(TERN_ENOMEM, "out of memory");
-    size_t k = 0, covered = 0, nops = 0;
-    for (int u = 0; u < d->nunits; u++) {
-        d->unit_first[u] = k;
-        size_t first = k;
+    d->buckets = calloc((size_t)d->nunits, sizeof *d->buckets);
+    d->closes = calloc((size_t)d->nunits, sizeof *d->closes);
+    if (!d->ranges || !d->buckets || !d->closes) return tern_err(TERN_ENOMEM, "out of memory");
+    size_t k = 0, covered = 0, nops = 0, nstage = 0;
+    bucket *b = NULL;
+    for (int u = d->nunits - 1; u >= 0; u--) { /* the order the backward pass finishes them */
+        if (!b) {
+            b = &d->buckets[d->nbuckets++];
+            b->r0 = k;
+        }
         for (size_t i = 0; i < nt; i++)
-            if (unit_of(t[i].name, L) == u) d->ranges[k++] = (range){t[i].offset, t[i].offset + t[i].numel};
-        qsort(d->ranges + first, k - first, sizeof *d->ranges, cmp_range);
-        size_t w = first;
-        for (size_t i = first; i < k; i++) {
-            if (w > first && d->ranges[w - 1].hi == d->ranges[i].lo)
+            if (unit_of(t[i].name, L) == u) {
+                d->ranges[k++] = (range){t[i].offset, t[i].offset + t[i].numel};
+                b->n += t[i].numel;
+            }
+        d->closes[u] = -1;
+        if (b->n < bmin && u > 0) continue;
+        /* close the bucket: its ranges sorted, adjacent ones merged */
+        qsort(d->ranges + b->r0, k - b->r0, sizeof *d->ranges, cmp_range);
+        size_t w = b->r0;
+        for (size_t i = b->r0; i < k; i++) {
+            if (w > b->r0 && d->ranges[w - 1].hi == d->ranges[i].lo)
                 d->ranges[w - 1].hi = d->ranges[i].hi;
             else
                 d->ranges[w++] = d->ranges[i];
         }
-        k = w;
-        for (size_t i = first; i < k; i++) {
-            covered += d->ranges[i].hi - d->ranges[i].lo;
-            nops += (d->ranges[i].hi - d->ranges[i].lo + COMM_SEG - 1) / COMM_SEG;
-        }
+        k = b->r1 = w;
+        covered += b->n;
+        nops += (b->n + COMM_SEG - 1) / COMM_SEG;
+        if (b->r1 - b->r0 > 1) nstage += b->n;
+        d->closes[u] = (int)(b - d->buckets);
+        b = NULL;
     }
-    d->unit_first[d->nunits] = k;
-    TERN_ASSERT(covered == d->np); /* every parameter in exactly one unit */
+    TERN_ASSERT(covered == d->np); /* every parameter in exactly one bucket */
+    if (nstage) TERN_TRY(tern_alloc((void **)&d->stage, nstage * sizeof(float), "the gradient buckets"));
+    size_t nrb = (size_t)d->nbuckets * ((size_t)d->size + 1);
+    d->rbs = calloc(nrb, sizeof *d->rbs);
+    if (!d->rbs) return tern_err(TERN_ENOMEM, "out of memory");
+    size_t off = 0;
+    for (int i = 0; i < d->nbuckets; i++) {
+        b = &d->buckets[i];
+        if (b->r1 - b->r0 == 1) continue;
+        b->stage = d->stage + off;
+        off += b->n;
+        if (!d->zero) continue;
+        /* ZeRO-1: packed rank by rank, so that a reduce-scatter leaves each rank its own part */
+        b->rb = d->rbs + (size_t)i * ((size_t)d->size + 1);
+        for (int r = 0; r < d->size; r++) {
+            b->rb[r + 1] = b->rb[r];
+            for (size_t j = b->r0; j < b->r1; j++) {
+                size_t a, z;
+                part(d, r, d->ranges[j], &a, &z);
+                if (a < z) b->rb[r + 1] += z - a;
+            }
+        }
+        TERN_ASSERT(b->rb[d->size] == b->n);
+    }
     return tern_comm_reserve(d->comm, nops);
 }
 
-/* The model's backward hook: a unit's gradients are final, so their reduction starts now. */
+/* Starts bucket b's reduction: packed (rank by rank under ZeRO-1) or in place. */
+static tern_status launch(tern_ddp *d, const bucket *b) {
+    float *g = tern_gpt2_grads(d->m);
+    if (!b->stage) {
+        range x = d->ranges[b->r0];
+        return d->zero ? tern_comm_ireduce_scatter_f32(d->comm, g, x.lo, x.hi, d->bounds)
+                       : tern_comm_iallreduce_f32(d->comm, g + x.lo, x.hi - x.lo);
+    }
+    size_t k = 0;
+    if (!d->zero) {
+        for (size_t j = b->r0; j < b->r1; j++) {
+            range x = d->ranges[j];
+            memcpy(b->stage + k, g + x.lo, (x.hi - x.lo) * sizeof(float));
+            k += x.hi - x.lo;
+        }
+        return tern_comm_iallreduce_f32(d->comm, b->stage, b->n);
+    }
+    for (int r = 0; r < d->size; r++)
+        for (size_t j = b->r0; j < b->r1; j++) {
+            size_t a, z;
+            part(d, r, d->ranges[j], &a, &z);
+            if (a >= z) continue;
+            memcpy(b->stage + k, g + a, (z - a) * sizeof(float));
+            k += z - a;
+        }
+    return tern_comm_ireduce_scatter_f32(d->comm, b->stage, 0, b->n, b->rb);
+}
+
+/* After the reductions: a packed bucket's sums (all of them, or this rank's part) go back. */
+static void unpack(tern_ddp *d, const bucket *b) {
+    if (!b->stage) return;
+    float *g = tern_gpt2_grads(d->m);
+    size_t k = d->zero ? b->rb[d->rank] : 0;
+    for (size_t j = b->r0; j < b->r1; j++) {
+        size_t a = d->ranges[j].lo, z = d->ranges[j].hi;
+        if (d->zero) part(d, d->rank, d->ranges[j], &a, &z);
+        if (a >= z) continue;
+        memcpy(g + a, b->stage + k, (z - a) * sizeof(float));
+        k += z - a;
+    }
+}
+
+/* The model's backward hook: a unit's gradients are final; when it completes a bucket, that
+ * bucket's reduction starts now, and earlier ones are given a chance to progress. */
 static void on_grads(void *ctx, int block) {
     tern_ddp *d = ctx;
     if (!d->armed || d->hook_st != TERN_OK) return;
     int u = block + 1;
     TERN_ASSERT(u >= 0 && u < d->nunits);
-    float *g = tern_gpt2_grads(d->m);
     tern_status st = TERN_OK;
-    for (size_t i = d->unit_first[u]; st == TERN_OK && i < d->unit_first[u + 1]; i++) {
-        range r = d->ranges[i];
-        st = d->zero ? tern_comm_ireduce_scatter_f32(d->comm, g, r.lo, r.hi, d->bounds)
-                     : tern_comm_iallreduce_f32(d->comm, g + r.lo, r.hi - r.lo);
+    if (d->closes[u] >= 0) {
+        st = launch(d, &d->buckets[d->closes[u]]);
+        d->launched++;
     }
     if (st == TERN_OK) st = tern_comm_progress(d->comm);
-    d->launched++;
     d->hook_st = st;
 }
 
@@ -212,7 +319,7 @@ tern_status tern_ddp_attach(tern_ddp *d, tern_gpt2 *m) {
     /* Every rank starts from rank 0's parameters, whatever each read or drew. */
     TERN_TRY(tern_comm_bcast(d->comm, tern_gpt2_params(m), d->np * sizeof(float), 0));
     if (d->overlap) {
-        TERN_TRY(build_units(d));
+        TERN_TRY(build_buckets(d));
         tern_gpt2_set_grad_hook(m, on_grads, d);
     }
     return TERN_OK;
@@ -243,7 +350,8 @@ tern_status tern_ddp_reduce_grads(tern_ddp *d, double *loss, double *norm) {
     if (d->overlap) {
         tern_status w = tern_comm_wait(d->comm);
         if (st == TERN_OK) st = w;
-        if (st == TERN_OK) TERN_ASSERT(launched == d->nunits); /* tern_ddp_backward(..., last=1) ran */
+        if (st == TERN_OK) TERN_ASSERT(launched == d->nbuckets); /* tern_ddp_backward(..., last=1) ran */
+        for (int i = 0; st == TERN_OK && i < d->nbuckets; i++) unpack(d, &d->buckets[i]);
     } else if (d->zero) {
         st = tern_comm_reduce_scatter_f32(d->comm, g, 0, d->np, d->bounds);
     } else {
