@@ -6,6 +6,7 @@
 #include "tern/ckpt.h"
 #include "tern/model.h"
 #include "tern/optim.h"
+#include "tern/secure.h"
 
 /* Writes the model's parameters as safetensors under Hugging Face names with the given prefix
  * ("transformer." for a GPT2LMHeadModel folder), float32, metadata format=pt. The tied head
@@ -38,6 +39,10 @@ tern_status tern_io_open_model(const char *path, long long step, tern_gpt2 **out
  * vocab.bpe) into dstdir under Hugging Face's names. Contents are unchanged, so the tokenizer's
  * hash (tern_tok_hash) is too. */
 tern_status tern_io_copy_tokenizer(const char *srcdir, const char *dstdir);
+/* The same for sealed runs: a sealed source file is decrypted in memory with src_key; the copies
+ * are sealed with dst_key (identities "tokenizer vocab.json", "tokenizer merges.txt"), or
+ * written plainly when dst_key is NULL (export's folder). Either key may be NULL. */
+tern_status tern_io_copy_tokenizer_key(const char *srcdir, const char *dstdir, const tern_key *src_key, const tern_key *dst_key);
 
 /* ---- checkpoints: RUNDIR/ckpt/step-NNNNNN/{model,optimizer}.safetensors + state.json ---- */
 /* Writes a checkpoint folder atomically (written aside, fsynced, renamed), points
@@ -45,6 +50,12 @@ tern_status tern_io_copy_tokenizer(const char *srcdir, const char *dstdir);
  * the run state (step, cursor, configuration). */
 tern_status tern_ckpt_save(const char *rundir, uint64_t step, tern_gpt2 *m, const tern_adamw *opt, const char *state_json,
                            int keep);
+/* Seals every checkpoint file this process writes, and requires every one it reads to be
+ * sealed, with key, under the identity "run <run_id> ckpt step <N> <file name>", so that a
+ * checkpoint of another run (or step, or file) is refused. key NULL (the default) returns to
+ * plain files. key is borrowed and must outlive its use; run_id is copied. `latest` stays plain
+ * (it names a folder and holds nothing of the data). */
+tern_status tern_ckpt_set_seal(const tern_key *key, const char *run_id);
 /* The folder `latest` points to (malloc'd), or TERN_ENOTFOUND when the run has no checkpoint. */
 tern_status tern_ckpt_latest(const char *rundir, char **ckptdir);
 /* The folder of a given step (malloc'd), checked to exist. */

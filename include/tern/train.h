@@ -52,6 +52,10 @@
     X(site, S, NULL, "this site's declaration (JSON: name, operator, country, hardware)")                      \
     X(data_class, S, NULL, "the data's class for the policy (e.g. restricted)")                                \
     X(sign_key, S, NULL, "sign every ledger entry with this Ed25519 key (tern keygen --sign)")                 \
+    X(key, S, NULL, "read sealed data and write sealed checkpoints with this key (tern keygen; or TERN_KEY_FILE)") \
+    X(passphrase_file, S, NULL, "the same with a key derived from the passphrase in this file")                \
+    X(seal_metrics, B, 0, "seal metrics.jsonl too (with --key; it stays plain otherwise)")                     \
+    X(run_id, S, NULL, "the run's identifier (default: made when the run starts); binds sealed checkpoints to it") \
     X(resume, B, 0, "continue the run in --out from its latest checkpoint")
 
 typedef struct tern_train_opts {

@@ -5,13 +5,91 @@
  * `latest` is switched (itself an atomic file). Unlike llm.c's in-place writes, a kill at any
  * moment leaves the previous checkpoint intact. */
 #include "tern/io.h"
+#include "tern/secure.h"
 
 #include <dirent.h>
+#include <sodium.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The key and run id checkpoints are sealed with (tern_ckpt_set_seal); none by default. */
+static const tern_key *seal_key;
+static char seal_run[128];
+
+tern_status tern_ckpt_set_seal(const tern_key *key, const char *run_id) {
+    if (key && (!run_id || !run_id[0] || strlen(run_id) >= sizeof seal_run))
+        return tern_err(TERN_EINVAL, "a sealed run needs a run id of 1 to %zu bytes", sizeof seal_run - 1);
+    seal_key = key;
+    snprintf(seal_run, sizeof seal_run, "%s", key ? run_id : "");
+    return TERN_OK;
+}
+
+/* "run <run id> ckpt step <N> <file name>": binds a sealed checkpoint file to its run, its step
+ * and its role. The step comes from the folder's name (step-NNNNNN). */
+static tern_status ckpt_identity(char *out, size_t n, const char *ckptdir, const char *file) {
+    const char *base = strrchr(ckptdir, '/');
+    base = base ? base + 1 : ckptdir;
+    unsigned long long step = 0;
+    const char *p = strstr(base, "step-");
+    if (p) step = strtoull(p + 5, NULL, 10);
+    else return tern_err(TERN_EINVAL, "%s: not a checkpoint folder (its name is not step-N)", ckptdir);
+    snprintf(out, n, "run %s ckpt step %llu %s", seal_run, step, file);
+    return TERN_OK;
+}
+
+/* Writes the bytes of one checkpoint file: sealed when a key is set, else plainly (atomic). */
+static tern_status put_file(const char *dir, const char *path, const char *file, const void *p, size_t n) {
+    char ident[256];
+    if (seal_key) TERN_TRY(ckpt_identity(ident, sizeof ident, dir, file));
+    return tern_seal_file(path, seal_key, ident, p, n);
+}
+
+/* Reads one checkpoint file whole: a sealed one is decrypted in memory (and refused without the
+ * key, or when it was sealed for another run, step or role); with a key, a plain one is refused. */
+static tern_status get_file(const char *ckptdir, const char *file, tern_plain *out) {
+    memset(out, 0, sizeof *out);
+    char *p = tern_path_join(ckptdir, file);
+    if (!p) return tern_err(TERN_ENOMEM, "out of memory");
+    char ident[256];
+    tern_status st = seal_key ? ckpt_identity(ident, sizeof ident, ckptdir, file) : TERN_OK;
+    if (st == TERN_OK) st = tern_secure_read_file(out, p, seal_key, seal_key ? ident : NULL);
+    free(p);
+    return st;
+}
+
+/* A checkpoint's safetensors file, sealed or plain; *pl holds the bytes a sealed file parses
+ * from and must outlive *out. */
+static tern_status open_st(tern_safetensors **out, tern_plain *pl, const char *ckptdir, const char *file) {
+    *out = NULL;
+    memset(pl, 0, sizeof *pl);
+    char *p = tern_path_join(ckptdir, file);
+    if (!p) return tern_err(TERN_ENOMEM, "out of memory");
+    int sealed = 0;
+    tern_status st = tern_sealed_probe(p, &sealed);
+    if (st == TERN_OK) st = tern_secure_check(p, sealed, seal_key);
+    if (st == TERN_OK && !sealed) st = tern_st_open(out, p);
+    if (st == TERN_OK && sealed) {
+        st = get_file(ckptdir, file, pl);
+        if (st == TERN_OK) st = tern_st_from_buffer(out, pl->data, pl->size, p);
+        if (st != TERN_OK) tern_plain_free(pl);
+    }
+    free(p);
+    return st;
+}
+
+static tern_status write_st(tern_st_writer *w, const char *dir, const char *path, const char *file) {
+    if (!seal_key) return tern_st_write(w, path);
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    TERN_TRY(tern_st_serialize(w, &buf, &n));
+    tern_status st = put_file(dir, path, file, buf, n);
+    sodium_memzero(buf, n);
+    free(buf);
+    return st;
+}
 
 static tern_status remove_tree(const char *path) {
     struct stat sb;
@@ -36,7 +114,7 @@ static tern_status remove_tree(const char *path) {
     return TERN_OK;
 }
 
-static tern_status write_optimizer(const char *path, const tern_gpt2 *m, const tern_adamw *opt, uint64_t step) {
+static tern_status write_optimizer(const char *dir, const char *path, const tern_gpt2 *m, const tern_adamw *opt, uint64_t step) {
     tern_st_writer *w;
     TERN_TRY(tern_st_writer_init(&w));
     size_t n;
@@ -52,7 +130,7 @@ static tern_status write_optimizer(const char *path, const tern_gpt2 *m, const t
         snprintf(name, sizeof name, "exp_avg_sq.%s", t[i].name);
         if (st == TERN_OK) st = tern_st_add(w, name, TERN_DT_F32, t[i].ndim, t[i].shape, opt->v + t[i].offset);
     }
-    if (st == TERN_OK) st = tern_st_write(w, path);
+    if (st == TERN_OK) st = write_st(w, dir, path, "optimizer.safetensors");
     tern_st_writer_free(w);
     return st;
 }
@@ -122,11 +200,11 @@ tern_status tern_ckpt_save(const char *rundir, uint64_t step, tern_gpt2 *m, cons
     if (st == TERN_OK) {
         tern_st_writer *w = NULL;
         st = tern_io_model_to_st(m, "transformer.", &w);
-        if (st == TERN_OK) st = tern_st_write(w, fm);
+        if (st == TERN_OK) st = write_st(w, final, fm, "model.safetensors");
         tern_st_writer_free(w); /* NULL when model_to_st failed */
     }
-    if (st == TERN_OK) st = write_optimizer(fo, m, opt, step);
-    if (st == TERN_OK) st = tern_write_file_atomic(fs, state_json, strlen(state_json));
+    if (st == TERN_OK) st = write_optimizer(final, fo, m, opt, step);
+    if (st == TERN_OK) st = put_file(final, fs, "state.json", state_json, strlen(state_json));
     if (st == TERN_OK) st = tern_fsync_dir(tmp);
     /* A complete folder of this step may exist from a run that died before switching `latest`;
      * the new one replaces it. */
@@ -211,24 +289,20 @@ tern_status tern_ckpt_at_step(const char *rundir, uint64_t step, char **ckptdir)
 }
 
 tern_status tern_ckpt_load_model(const char *ckptdir, tern_gpt2 *m) {
-    char *p = tern_path_join(ckptdir, "model.safetensors");
-    if (!p) return tern_err(TERN_ENOMEM, "out of memory");
     tern_safetensors *st;
-    tern_status s = tern_st_open(&st, p);
-    free(p);
-    if (s != TERN_OK) return s;
-    s = tern_io_load_st_params(m, st);
+    tern_plain pl;
+    TERN_TRY(open_st(&st, &pl, ckptdir, "model.safetensors"));
+    tern_status s = tern_io_load_st_params(m, st);
     tern_st_free(st);
+    tern_plain_free(&pl);
     return s;
 }
 
 tern_status tern_ckpt_load_optimizer(const char *ckptdir, const tern_gpt2 *m, tern_adamw *opt) {
-    char *p = tern_path_join(ckptdir, "optimizer.safetensors");
-    if (!p) return tern_err(TERN_ENOMEM, "out of memory");
     tern_safetensors *st;
-    tern_status s = tern_st_open(&st, p);
-    free(p);
-    if (s != TERN_OK) return s;
+    tern_plain pl;
+    TERN_TRY(open_st(&st, &pl, ckptdir, "optimizer.safetensors"));
+    tern_status s = TERN_OK;
     size_t n;
     const tern_tensor *t = tern_gpt2_tensors(m, &n);
     for (size_t i = 0; s == TERN_OK && i < n; i++) {
@@ -242,14 +316,19 @@ tern_status tern_ckpt_load_optimizer(const char *ckptdir, const tern_gpt2 *m, te
         s = tern_err(TERN_EFORMAT, "%s: has %zu tensors, expected %zu (two moments per parameter tensor)", tern_st_label(st),
                      tern_st_count(st), 2 * n);
     tern_st_free(st);
+    tern_plain_free(&pl);
     return s;
 }
 
 tern_status tern_ckpt_read_state(const char *ckptdir, char **json) {
-    char *p = tern_path_join(ckptdir, "state.json");
-    if (!p) return tern_err(TERN_ENOMEM, "out of memory");
-    size_t n;
-    tern_status s = tern_read_file(p, json, &n);
-    free(p);
-    return s;
+    *json = NULL;
+    tern_plain pl;
+    TERN_TRY(get_file(ckptdir, "state.json", &pl));
+    *json = malloc(pl.size + 1);
+    if (*json) {
+        if (pl.size) memcpy(*json, pl.data, pl.size);
+        (*json)[pl.size] = 0;
+    }
+    tern_plain_free(&pl);
+    return *json ? TERN_OK : tern_err(TERN_ENOMEM, "out of memory");
 }

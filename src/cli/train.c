@@ -62,7 +62,7 @@ static int cli_train_default(tern_train_opts *o) {
     if (!tern_path_exists(manifest)) {
         fprintf(stderr, "preparing %s with GPT-2's tokenizer into %s\n", corpus, data);
         const char *files[] = {corpus};
-        tern_prepare_opts po = {tok, files, 1, 0.1, TERN_PREPARE_SHARD_TOKENS, 1337, data};
+        tern_prepare_opts po = {tok, files, 1, 0.1, TERN_PREPARE_SHARD_TOKENS, 1337, data, NULL};
         tern_status st = tern_data_prepare(&po, NULL);
         if (st != TERN_OK) cli_fail("train", st);
     }

@@ -4,6 +4,7 @@
  * DataLoader but with no hidden position to save. Not the writer (prepare.c). The order is
  * specified in docs/FORMATS.md "Data order (the loader)". */
 #include "tern/data.h"
+#include "tern/secure.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +15,19 @@ struct tern_dataset {
     tern_manifest man;
     size_t n_shards;
     tern_map *maps;
+    tern_plain *plains; /* sealed folders: each shard decrypted in memory */
+    const tern_key *key;
     tern_shard_view *views;
     uint64_t total;
 };
 
 void tern_dataset_free(tern_dataset *ds) {
     if (!ds) return;
-    for (size_t i = 0; i < ds->n_shards; i++) tern_unmap(&ds->maps[i]);
+    for (size_t i = 0; i < ds->n_shards; i++) {
+        if (ds->plains && ds->plains[i].data) tern_plain_free(&ds->plains[i]); /* maps[i] borrowed it */
+        else tern_unmap(&ds->maps[i]);
+    }
+    free(ds->plains);
     free(ds->maps);
     free(ds->views);
     tern_manifest_free(&ds->man);
@@ -32,8 +39,22 @@ void tern_dataset_free(tern_dataset *ds) {
 static tern_status open_shard(tern_dataset *ds, size_t k, const tern_manifest_shard *e, const char *mname, int verify) {
     char *path = tern_path_join(ds->dir, e->file);
     if (!path) return tern_err(TERN_ENOMEM, "out of memory");
-    tern_status st = tern_map_file(&ds->maps[k], path);
-    if (st == TERN_ENOTFOUND) st = tern_err(st, "%s: the shard is missing (%s lists it)", path, mname);
+    tern_status st = TERN_OK;
+    int sealed = 0;
+    if (!tern_path_exists(path)) st = tern_err(TERN_ENOTFOUND, "%s: the shard is missing (%s lists it)", path, mname);
+    if (st == TERN_OK) st = tern_sealed_probe(path, &sealed);
+    if (st == TERN_OK) st = tern_secure_check(path, sealed, ds->key);
+    if (st == TERN_OK && sealed) {
+        char ident[300];
+        snprintf(ident, sizeof ident, "shard %s", e->file);
+        st = tern_unseal_file(&ds->plains[k], path, ds->key, ident);
+        /* the dataset serves views of the plaintext in place of a map */
+        ds->maps[k].data = ds->plains[k].data;
+        ds->maps[k].size = ds->plains[k].size;
+    } else if (st == TERN_OK) {
+        st = tern_map_file(&ds->maps[k], path);
+        if (st == TERN_ENOTFOUND) st = tern_err(st, "%s: the shard is missing (%s lists it)", path, mname);
+    }
     if (st == TERN_OK) st = tern_shard_parse(&ds->views[k], ds->maps[k].data, ds->maps[k].size, path, 0);
     const tern_shard_view *v = &ds->views[k];
     if (st == TERN_OK && v->vocab_size != ds->man.vocab_size)
@@ -51,6 +72,11 @@ static tern_status open_shard(tern_dataset *ds, size_t k, const tern_manifest_sh
 }
 
 tern_status tern_dataset_open(tern_dataset **out, const char *datadir, const char *split, const uint8_t *tokenizer_hash) {
+    return tern_dataset_open_key(out, datadir, split, tokenizer_hash, NULL);
+}
+
+tern_status tern_dataset_open_key(tern_dataset **out, const char *datadir, const char *split, const uint8_t *tokenizer_hash,
+                                  const tern_key *key) {
     *out = NULL;
     tern_split sp;
     if (!strcmp(split, "train")) sp = TERN_SPLIT_TRAIN;
@@ -60,8 +86,9 @@ tern_status tern_dataset_open(tern_dataset **out, const char *datadir, const cha
     if (!ds) return tern_err(TERN_ENOMEM, "out of memory");
     ds->dir = strdup(datadir);
     ds->split = sp;
+    ds->key = key;
     char *mname = tern_path_join(datadir, "manifest.json");
-    tern_status st = ds->dir && mname ? tern_manifest_read(&ds->man, datadir) : tern_err(TERN_ENOMEM, "out of memory");
+    tern_status st = ds->dir && mname ? tern_manifest_read_key(&ds->man, datadir, key) : tern_err(TERN_ENOMEM, "out of memory");
     if (st == TERN_OK && tokenizer_hash && memcmp(tokenizer_hash, ds->man.tokenizer_hash, TERN_HASH_BYTES) != 0) {
         char a[2 * TERN_HASH_BYTES + 1], b[2 * TERN_HASH_BYTES + 1];
         tern_hex(a, ds->man.tokenizer_hash, TERN_HASH_BYTES);
@@ -79,7 +106,8 @@ tern_status tern_dataset_open(tern_dataset **out, const char *datadir, const cha
     if (st == TERN_OK) {
         ds->maps = calloc(n, sizeof *ds->maps);
         ds->views = calloc(n, sizeof *ds->views);
-        if (!ds->maps || !ds->views) st = tern_err(TERN_ENOMEM, "out of memory");
+        ds->plains = calloc(n, sizeof *ds->plains);
+        if (!ds->maps || !ds->views || !ds->plains) st = tern_err(TERN_ENOMEM, "out of memory");
     }
     /* check headers in order (so the first bad shard is named), then hash them all on all threads */
     size_t *which = st == TERN_OK ? malloc(n * sizeof *which) : NULL;

@@ -3,6 +3,7 @@
  * checks every field; writing is atomic. Not the shards themselves (shard.c). The format is in
  * docs/FORMATS.md "Data manifest". */
 #include "tern/data.h"
+#include "tern/secure.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -143,33 +144,37 @@ done:
     return st;
 }
 
-tern_status tern_manifest_read(tern_manifest *m, const char *datadir) {
+/* "data manifest" is the identity of a sealed manifest (docs/FORMATS.md "Sealed files"). */
+tern_status tern_manifest_read_key(tern_manifest *m, const char *datadir, const tern_key *key) {
     memset(m, 0, sizeof *m);
     char *path = tern_path_join(datadir, "manifest.json");
     if (!path) return tern_err(TERN_ENOMEM, "out of memory");
-    char *text;
-    size_t n;
-    tern_status st = tern_read_file(path, &text, &n);
+    tern_plain pl = {0};
+    tern_status st = tern_path_exists(path) ? tern_secure_read_file(&pl, path, key, "data manifest") : TERN_ENOTFOUND;
     if (st == TERN_ENOTFOUND)
         st = tern_err(st, "%s: no data manifest here (make one with tern prepare)", path);
-    if (st == TERN_OK) {
-        st = tern_manifest_parse(m, text, n, path);
-        free(text);
-    }
+    if (st == TERN_OK) st = tern_manifest_parse(m, (const char *)pl.data, pl.size, path);
+    tern_plain_free(&pl);
     free(path);
     return st;
 }
 
-tern_status tern_manifest_write(const tern_manifest *m, const char *datadir) {
+tern_status tern_manifest_read(tern_manifest *m, const char *datadir) { return tern_manifest_read_key(m, datadir, NULL); }
+
+tern_status tern_manifest_write_key(const tern_manifest *m, const char *datadir, const tern_key *key) {
     for (size_t i = 0; i < m->n_shards; i++)
         if (!good_file_name(m->shards[i].file))
             return tern_err(TERN_EINVAL, "%s: shard file name \"%s\" is not a plain file name", datadir, m->shards[i].file);
     char *path = tern_path_join(datadir, "manifest.json");
     if (!path) return tern_err(TERN_ENOMEM, "out of memory");
-    tern_afile af;
-    tern_status st = tern_afile_open(&af, path);
-    free(path);
-    if (st != TERN_OK) return st;
+    /* the text is made in memory, then written atomically: sealed with a key, else plainly */
+    char *text = NULL;
+    size_t tn = 0;
+    FILE *f = open_memstream(&text, &tn);
+    if (!f) {
+        free(path);
+        return tern_err(TERN_ENOMEM, "out of memory");
+    }
     char hex[2 * TERN_HASH_BYTES + 1], frac[40];
     tern_hex(hex, m->tokenizer_hash, TERN_HASH_BYTES);
     /* the shortest decimal that reads back as the same double */
@@ -177,22 +182,25 @@ tern_status tern_manifest_write(const tern_manifest *m, const char *datadir) {
         snprintf(frac, sizeof frac, "%.*g", prec, m->val_fraction);
         if (strtod(frac, NULL) == m->val_fraction) break;
     }
-    st = tern_afile_printf(&af,
-                           "{\n  \"format\": \"tern-data\",\n  \"version\": 1,\n  \"tokenizer_blake2b\": \"%s\",\n"
-                           "  \"vocab_size\": %llu,\n  \"eot\": %lld,\n  \"bytes_per_token\": %u,\n  \"val_fraction\": %s,\n"
-                           "  \"seed\": \"%llu\",\n  \"documents\": {\"train\": %llu, \"val\": %llu},\n  \"shards\": [",
-                           hex, (unsigned long long)m->vocab_size, (long long)m->eot, m->bytes_per_token, frac,
-                           (unsigned long long)m->seed, (unsigned long long)m->docs[0], (unsigned long long)m->docs[1]);
-    for (size_t i = 0; i < m->n_shards && st == TERN_OK; i++) {
+    fprintf(f,
+            "{\n  \"format\": \"tern-data\",\n  \"version\": 1,\n  \"tokenizer_blake2b\": \"%s\",\n"
+            "  \"vocab_size\": %llu,\n  \"eot\": %lld,\n  \"bytes_per_token\": %u,\n  \"val_fraction\": %s,\n"
+            "  \"seed\": \"%llu\",\n  \"documents\": {\"train\": %llu, \"val\": %llu},\n  \"shards\": [",
+            hex, (unsigned long long)m->vocab_size, (long long)m->eot, m->bytes_per_token, frac, (unsigned long long)m->seed,
+            (unsigned long long)m->docs[0], (unsigned long long)m->docs[1]);
+    for (size_t i = 0; i < m->n_shards; i++) {
         const tern_manifest_shard *s = &m->shards[i];
         tern_hex(hex, s->checksum, TERN_HASH_BYTES);
-        st = tern_afile_printf(&af, "%s\n    {\"file\": \"%s\", \"split\": \"%s\", \"tokens\": %llu, \"blake2b\": \"%s\"}", i ? "," : "",
-                               s->file, s->split == TERN_SPLIT_VAL ? "val" : "train", (unsigned long long)s->n_tokens, hex);
+        fprintf(f, "%s\n    {\"file\": \"%s\", \"split\": \"%s\", \"tokens\": %llu, \"blake2b\": \"%s\"}", i ? "," : "", s->file,
+                s->split == TERN_SPLIT_VAL ? "val" : "train", (unsigned long long)s->n_tokens, hex);
     }
-    if (st == TERN_OK) st = tern_afile_printf(&af, "\n  ]\n}\n");
-    if (st != TERN_OK) {
-        tern_afile_abort(&af);
-        return st;
-    }
-    return tern_afile_commit(&af);
+    fprintf(f, "\n  ]\n}\n");
+    tern_status st = ferror(f) ? tern_err(TERN_ENOMEM, "out of memory") : TERN_OK;
+    if (fclose(f) != 0 && st == TERN_OK) st = tern_err(TERN_ENOMEM, "out of memory");
+    if (st == TERN_OK) st = tern_seal_file(path, key, "data manifest", text, tn);
+    free(text);
+    free(path);
+    return st;
 }
+
+tern_status tern_manifest_write(const tern_manifest *m, const char *datadir) { return tern_manifest_write_key(m, datadir, NULL); }

@@ -4,11 +4,13 @@
  * of their bytes, or, with a single document, its last tokens go to val. Not the loader. The
  * split rule is in docs/FORMATS.md "Data manifest". */
 #include "tern/data.h"
+#include "tern/secure.h"
 #include "tern/tok.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,13 +52,22 @@ static tern_status add_entry(prep *p, char *file, tern_split s, uint64_t n, cons
     return TERN_OK;
 }
 
+/* A shard writer for DATADIR/name: sealed as "shard <name>" when a key is given. */
+static tern_status writer_open(const prep *p, tern_shard_writer **w, const char *name) {
+    char *path = tern_path_join(p->o->out_dir, name);
+    if (!path) return tern_err(TERN_ENOMEM, "out of memory");
+    char ident[300];
+    snprintf(ident, sizeof ident, "shard %s", name);
+    tern_status st = tern_shard_writer_open_key(w, path, p->vocab, p->o->key, ident);
+    free(path);
+    return st;
+}
+
 static tern_status open_shard(prep *p, tern_split s) {
     char *name = shard_name(s, p->next_index[s]);
-    char *path = name ? tern_path_join(p->o->out_dir, name) : NULL;
+    if (!name) return tern_err(TERN_ENOMEM, "out of memory");
+    tern_status st = writer_open(p, &p->w[s], name);
     free(name);
-    if (!path) return tern_err(TERN_ENOMEM, "out of memory");
-    tern_status st = tern_shard_writer_open(&p->w[s], path, p->vocab);
-    free(path);
     if (st == TERN_OK) p->next_index[s]++;
     return st;
 }
@@ -148,7 +159,7 @@ static tern_status split_tail(prep *p) {
             st = tern_err(TERN_ENOMEM, "out of memory");
             break;
         }
-        if (start >= n_train) { /* wholly val: rename */
+        if (start >= n_train && !p->o->key) { /* wholly val: rename (a sealed shard is bound to its name: rewritten below) */
             char *name = shard_name(TERN_SPLIT_VAL, nval_files++);
             char *to = name ? tern_path_join(p->o->out_dir, name) : NULL;
             if (!to) st = tern_err(TERN_ENOMEM, "out of memory");
@@ -162,21 +173,35 @@ static tern_status split_tail(prep *p) {
             free(from);
             continue;
         }
-        /* the cut is inside this shard: rewrite its head as train, its tail as the first val shard */
-        tern_map map;
+        /* the cut is inside this shard: rewrite its head as train, its tail as the first val shard
+         * (a sealed shard wholly past the cut is rewritten as a val shard: its head is empty) */
+        tern_map map = {0};
+        tern_plain pl = {0};
         tern_shard_view v;
-        st = tern_map_file(&map, from);
+        if (p->o->key) {
+            char ident[300];
+            snprintf(ident, sizeof ident, "shard %s", e->file);
+            st = tern_unseal_file(&pl, from, p->o->key, ident);
+            map.data = pl.data;
+            map.size = pl.size;
+        } else {
+            st = tern_map_file(&map, from);
+        }
         if (st == TERN_OK) st = tern_shard_parse(&v, map.data, map.size, from, 0);
-        uint64_t cut = n_train - start;
+        uint64_t cut = start >= n_train ? 0 : n_train - start;
         int32_t *tmp = st == TERN_OK ? malloc(sizeof(int32_t) << 16) : NULL;
         if (st == TERN_OK && !tmp) st = tern_err(TERN_ENOMEM, "out of memory");
         tern_split sp[2] = {TERN_SPLIT_TRAIN, TERN_SPLIT_VAL};
         uint64_t lo[2] = {0, cut}, hi[2] = {cut, e->n_tokens};
         for (int part = 0; part < 2 && st == TERN_OK; part++) {
+            if (part == 0 && cut == 0) { /* nothing stays train: the file goes */
+                if (unlink(from) != 0) st = tern_err(TERN_EIO, "%s: cannot remove: %s", from, strerror(errno));
+                continue;
+            }
             char *name = part == 0 ? strdup(e->file) : shard_name(TERN_SPLIT_VAL, nval_files++);
             char *path = name ? tern_path_join(p->o->out_dir, name) : NULL;
             tern_shard_writer *w = NULL;
-            st = path ? tern_shard_writer_open(&w, path, p->vocab) : tern_err(TERN_ENOMEM, "out of memory");
+            st = path ? writer_open(p, &w, name) : tern_err(TERN_ENOMEM, "out of memory");
             for (uint64_t k = lo[part]; k < hi[part] && st == TERN_OK;) {
                 size_t m = hi[part] - k < ((uint64_t)1 << 16) ? (size_t)(hi[part] - k) : (size_t)1 << 16;
                 for (size_t j = 0; j < m; j++) tmp[j] = (int32_t)tern_shard_token(&v, k + j);
@@ -194,8 +219,10 @@ static tern_status split_tail(prep *p) {
             free(name);
             free(path);
         }
+        if (tmp) sodium_memzero(tmp, sizeof(int32_t) << 16);
         free(tmp);
-        tern_unmap(&map);
+        if (p->o->key) tern_plain_free(&pl);
+        else tern_unmap(&map);
         free(from);
     }
     for (size_t i = 0; i < nold; i++) free(old[i].file);
@@ -289,7 +316,7 @@ tern_status tern_data_prepare(const tern_prepare_opts *o, tern_manifest *out) {
         m.shards = p.shards;
         p.shards = NULL;
         p.n_shards = 0;
-        st = tern_manifest_write(&m, o->out_dir);
+        st = tern_manifest_write_key(&m, o->out_dir, o->key);
         if (st == TERN_OK) remove_stale(o->out_dir, &m);
     }
     for (int s = 0; s < 2; s++) tern_shard_writer_abort(p.w[s]);

@@ -2,7 +2,9 @@
  * the atomic writer. Not the loader (loader.c) nor the manifest (manifest.c). The layout is in
  * docs/FORMATS.md "Token shards"; like llm.c's .bin shards, but with a checksum and exact sizes. */
 #include "tern/data.h"
+#include "tern/secure.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,8 +97,16 @@ tern_status tern_shard_parse(tern_shard_view *out, const uint8_t *p, size_t n, c
 
 /* ---- writer ---- */
 
+/* With a key the shard is built in memory and sealed whole at close (a sealed stream cannot go
+ * back to rewrite its header); memory is bounded by the tokens per shard. Without one it is
+ * streamed to a temporary file and the header written last. */
 struct tern_shard_writer {
     tern_afile af;
+    const tern_key *key;
+    char *path;
+    char *identity;
+    uint8_t *mem;     /* sealed shards: header + tokens so far */
+    size_t mem_n, mem_cap;
     size_t vocab;
     uint32_t bpt;
     uint64_t n;
@@ -105,35 +115,84 @@ struct tern_shard_writer {
     uint8_t buf[1 << 16];
 };
 
-tern_status tern_shard_writer_open(tern_shard_writer **out, const char *path, size_t vocab_size) {
+static void writer_free(tern_shard_writer *w) {
+    if (w->mem) {
+        sodium_memzero(w->mem, w->mem_cap);
+        free(w->mem);
+    }
+    free(w->path);
+    free(w->identity);
+    free(w);
+}
+
+static tern_status mem_append(tern_shard_writer *w, const void *p, size_t n) {
+    if (n > w->mem_cap - w->mem_n) {
+        size_t cap = w->mem_cap ? w->mem_cap : 1 << 16;
+        while (cap - w->mem_n < n) {
+            if (cap > SIZE_MAX / 2) return tern_err(TERN_ENOMEM, "%s: shard too large to build in memory", w->path);
+            cap *= 2;
+        }
+        /* grown by copying, so that no plaintext is left behind in freed memory */
+        uint8_t *q = malloc(cap);
+        if (!q) return tern_err(TERN_ENOMEM, "out of memory building %s (lower --shard-tokens)", w->path);
+        if (w->mem_n) memcpy(q, w->mem, w->mem_n);
+        if (w->mem) {
+            sodium_memzero(w->mem, w->mem_cap);
+            free(w->mem);
+        }
+        w->mem = q;
+        w->mem_cap = cap;
+    }
+    memcpy(w->mem + w->mem_n, p, n);
+    w->mem_n += n;
+    return TERN_OK;
+}
+
+tern_status tern_shard_writer_open_key(tern_shard_writer **out, const char *path, size_t vocab_size, const tern_key *key,
+                                       const char *identity) {
     *out = NULL;
     if (vocab_size < 1 || vocab_size > ((size_t)1 << 31))
         return tern_err(TERN_EINVAL, "%s: vocabulary size %zu is out of range", path, vocab_size);
     tern_shard_writer *w = calloc(1, sizeof *w);
     if (!w) return tern_err(TERN_ENOMEM, "out of memory");
-    tern_status st = tern_afile_open(&w->af, path);
-    if (st != TERN_OK) {
-        free(w);
-        return st;
+    w->key = key;
+    w->path = strdup(path);
+    w->identity = key && identity ? strdup(identity) : NULL;
+    if (!w->path || (key && !w->identity)) {
+        writer_free(w);
+        return tern_err(TERN_ENOMEM, "out of memory");
     }
     w->vocab = vocab_size;
     w->bpt = tern_shard_bytes_per_token(vocab_size);
     tern_hash_init(&w->h);
     uint8_t zero[TERN_SHARD_HEADER_BYTES] = {0}; /* the header is written at close */
-    st = tern_afile_write(&w->af, zero, sizeof zero);
+    tern_status st;
+    if (key) {
+        st = mem_append(w, zero, sizeof zero);
+    } else {
+        st = tern_afile_open(&w->af, path);
+        if (st == TERN_OK) {
+            st = tern_afile_write(&w->af, zero, sizeof zero);
+            if (st != TERN_OK) tern_afile_abort(&w->af);
+        }
+    }
     if (st != TERN_OK) {
-        tern_afile_abort(&w->af);
-        free(w);
+        writer_free(w);
         return st;
     }
     *out = w;
     return TERN_OK;
 }
 
+tern_status tern_shard_writer_open(tern_shard_writer **out, const char *path, size_t vocab_size) {
+    return tern_shard_writer_open_key(out, path, vocab_size, NULL, NULL);
+}
+
 static tern_status writer_flush(tern_shard_writer *w) {
     if (!w->bn) return TERN_OK;
     tern_hash_update(&w->h, w->buf, w->bn);
-    tern_status st = tern_afile_write(&w->af, w->buf, w->bn);
+    tern_status st = w->key ? mem_append(w, w->buf, w->bn) : tern_afile_write(&w->af, w->buf, w->bn);
+    sodium_memzero(w->buf, w->bn);
     w->bn = 0;
     return st;
 }
@@ -141,7 +200,7 @@ static tern_status writer_flush(tern_shard_writer *w) {
 tern_status tern_shard_writer_add(tern_shard_writer *w, const int32_t *ids, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || (size_t)ids[i] >= w->vocab)
-            return tern_err(TERN_EINVAL, "%s: token id %d is outside the vocabulary of %zu", w->af.path, (int)ids[i], w->vocab);
+            return tern_err(TERN_EINVAL, "%s: token id %d is outside the vocabulary of %zu", w->path, (int)ids[i], w->vocab);
         if (w->bn + 4 > sizeof w->buf) TERN_TRY(writer_flush(w));
         uint32_t v = (uint32_t)ids[i];
         w->buf[w->bn] = (uint8_t)v;
@@ -160,8 +219,9 @@ uint64_t tern_shard_writer_count(const tern_shard_writer *w) { return w->n; }
 
 void tern_shard_writer_abort(tern_shard_writer *w) {
     if (!w) return;
-    tern_afile_abort(&w->af);
-    free(w);
+    if (!w->key) tern_afile_abort(&w->af);
+    sodium_memzero(w->buf, sizeof w->buf);
+    writer_free(w);
 }
 
 tern_status tern_shard_writer_close(tern_shard_writer *w, uint64_t *n_tokens, uint8_t checksum[TERN_HASH_BYTES]) {
@@ -173,6 +233,18 @@ tern_status tern_shard_writer_close(tern_shard_writer *w, uint64_t *n_tokens, ui
     wr64(hdr + 16, w->vocab);
     wr64(hdr + 24, w->n);
     tern_hash_final(&w->h, hdr + 32);
+    if (w->key) {
+        if (st == TERN_OK) {
+            memcpy(w->mem, hdr, sizeof hdr);
+            st = tern_seal_file(w->path, w->key, w->identity, w->mem, w->mem_n);
+        }
+        if (st == TERN_OK) {
+            if (n_tokens) *n_tokens = w->n;
+            if (checksum) memcpy(checksum, hdr + 32, TERN_HASH_BYTES);
+        }
+        writer_free(w);
+        return st;
+    }
     if (st == TERN_OK && (fflush(w->af.f) != 0 || fseek(w->af.f, 0, SEEK_SET) != 0))
         st = tern_err(TERN_EIO, "%s: cannot go back to write the header", w->af.path);
     if (st == TERN_OK) st = tern_afile_write(&w->af, hdr, sizeof hdr);
@@ -183,6 +255,6 @@ tern_status tern_shard_writer_close(tern_shard_writer *w, uint64_t *n_tokens, ui
     if (n_tokens) *n_tokens = w->n;
     if (checksum) memcpy(checksum, hdr + 32, TERN_HASH_BYTES);
     st = tern_afile_commit(&w->af);
-    free(w);
+    writer_free(w);
     return st;
 }

@@ -154,25 +154,41 @@ tern_status tern_io_load_hf(const char *dir, tern_gpt2 **out) {
     return TERN_OK;
 }
 
-static tern_status copy_file(const char *from, const char *to) {
+/* Copies one tokenizer file: a sealed source is decrypted in memory with src_key (identity
+ * "tokenizer NAME"); the copy is sealed with dst_key under the same identity, or written plainly
+ * when dst_key is NULL. Plaintext never touches the disk on the way. */
+static tern_status copy_file(const char *from, const char *to, const char *name, const tern_key *src_key, const tern_key *dst_key) {
+    char ident[64];
+    snprintf(ident, sizeof ident, "tokenizer %s", name);
+    int sealed = 0;
+    TERN_TRY(tern_sealed_probe(from, &sealed));
+    tern_status st;
+    if (sealed) {
+        tern_plain pl = {0};
+        TERN_TRY(tern_secure_read_file(&pl, from, src_key, ident));
+        st = tern_seal_file(to, dst_key, ident, pl.data, pl.size);
+        tern_plain_free(&pl);
+        return st;
+    }
     char *buf;
     size_t n;
     TERN_TRY(tern_read_file(from, &buf, &n));
-    tern_status st = tern_write_file_atomic(to, buf, n);
+    st = tern_seal_file(to, dst_key, ident, buf, n);
     free(buf);
     return st;
 }
 
 /* Copies the first of two alternative names of a tokenizer file. */
-static tern_status copy_tokenizer_file(const char *dir, const char *a, const char *b, const char *to) {
+static tern_status copy_tokenizer_file(const char *dir, const char *a, const char *b, const char *to, const tern_key *src_key,
+                                       const tern_key *dst_key) {
     char *pa = tern_path_join(dir, a), *pb = tern_path_join(dir, b);
     tern_status st;
     if (!pa || !pb)
         st = tern_err(TERN_ENOMEM, "out of memory");
     else if (tern_path_exists(pa))
-        st = copy_file(pa, to);
+        st = copy_file(pa, to, a, src_key, dst_key);
     else if (tern_path_exists(pb))
-        st = copy_file(pb, to);
+        st = copy_file(pb, to, a, src_key, dst_key);
     else
         st = tern_err(TERN_ENOTFOUND, "%s: tokenizer folder has neither %s nor %s", dir, a, b);
     free(pa);
@@ -239,15 +255,19 @@ tern_status tern_io_export_hf(tern_gpt2 *m, const char *tokenizer_dir, int eos_i
     return tern_io_copy_tokenizer(tokenizer_dir, outdir);
 }
 
-tern_status tern_io_copy_tokenizer(const char *srcdir, const char *dstdir) {
+tern_status tern_io_copy_tokenizer_key(const char *srcdir, const char *dstdir, const tern_key *src_key, const tern_key *dst_key) {
     TERN_TRY(tern_mkdir_p(dstdir));
     char *vj = tern_path_join(dstdir, "vocab.json"), *mt = tern_path_join(dstdir, "merges.txt");
     tern_status st;
     if (!vj || !mt)
         st = tern_err(TERN_ENOMEM, "out of memory");
-    else if ((st = copy_tokenizer_file(srcdir, "vocab.json", "encoder.json", vj)) == TERN_OK)
-        st = copy_tokenizer_file(srcdir, "merges.txt", "vocab.bpe", mt);
+    else if ((st = copy_tokenizer_file(srcdir, "vocab.json", "encoder.json", vj, src_key, dst_key)) == TERN_OK)
+        st = copy_tokenizer_file(srcdir, "merges.txt", "vocab.bpe", mt, src_key, dst_key);
     free(vj);
     free(mt);
     return st;
+}
+
+tern_status tern_io_copy_tokenizer(const char *srcdir, const char *dstdir) {
+    return tern_io_copy_tokenizer_key(srcdir, dstdir, NULL, NULL);
 }

@@ -5,6 +5,8 @@
  * reader. Every problem is an error naming the file (and the line, for merges). */
 #include "tok/tok_int.h"
 
+#include "tern/secure.h"
+
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -428,14 +430,43 @@ static tern_status tok_files(const char *dir, char **vpath, char **mpath) {
     return TERN_OK;
 }
 
-tern_status tern_tok_load(tern_tok **out, const char *dir) {
+/* One tokenizer file: a sealed one is decrypted in memory with key (identity "tokenizer
+ * vocab.json" or "tokenizer merges.txt"; without a key it is refused, naming the file); a plain
+ * one is read as it is, with or without a key, since a tokenizer is public (GPT-2's, or one the
+ * user names). The bytes are copied out of the wiped plaintext into malloc'd memory. */
+static tern_status read_tok_file(const char *path, const tern_key *key, const char *identity, char **out, size_t *n) {
     *out = NULL;
-    char *vp, *mp;
-    TERN_TRY(tok_files(dir, &vp, &mp));
-    char *vt = NULL, *mt = NULL;
+    *n = 0;
+    int sealed = 0;
+    tern_status st = tern_sealed_probe(path, &sealed);
+    if (st != TERN_OK || !sealed) return tern_read_file(path, out, n);
+    tern_plain pl = {0};
+    TERN_TRY(tern_secure_read_file(&pl, path, key, identity));
+    *out = malloc(pl.size + 1);
+    if (!*out) {
+        tern_plain_free(&pl);
+        return tern_err(TERN_ENOMEM, "out of memory");
+    }
+    if (pl.size) memcpy(*out, pl.data, pl.size);
+    (*out)[pl.size] = 0;
+    *n = pl.size;
+    tern_plain_free(&pl);
+    return TERN_OK;
+}
+
+static tern_status read_tok_pair(const char *dir, const tern_key *key, char **vp, char **mp, char **vt, size_t *vn, char **mt,
+                                 size_t *mn) {
+    TERN_TRY(tok_files(dir, vp, mp));
+    tern_status st = read_tok_file(*vp, key, "tokenizer vocab.json", vt, vn);
+    if (st == TERN_OK) st = read_tok_file(*mp, key, "tokenizer merges.txt", mt, mn);
+    return st;
+}
+
+tern_status tern_tok_load_key(tern_tok **out, const char *dir, const tern_key *key) {
+    *out = NULL;
+    char *vp = NULL, *mp = NULL, *vt = NULL, *mt = NULL;
     size_t vn = 0, mn = 0;
-    tern_status st = tern_read_file(vp, &vt, &vn);
-    if (st == TERN_OK) st = tern_read_file(mp, &mt, &mn);
+    tern_status st = read_tok_pair(dir, key, &vp, &mp, &vt, &vn, &mt, &mn);
     if (st == TERN_OK) st = tern_tok_from_buffers(out, vt, vn, vp, mt, mn, mp);
     free(vt);
     free(mt);
@@ -444,13 +475,12 @@ tern_status tern_tok_load(tern_tok **out, const char *dir) {
     return st;
 }
 
-tern_status tern_tok_hash_dir(uint8_t out[TERN_HASH_BYTES], const char *dir) {
-    char *vp, *mp;
-    TERN_TRY(tok_files(dir, &vp, &mp));
-    char *vt = NULL, *mt = NULL;
+tern_status tern_tok_load(tern_tok **out, const char *dir) { return tern_tok_load_key(out, dir, NULL); }
+
+tern_status tern_tok_hash_dir_key(uint8_t out[TERN_HASH_BYTES], const char *dir, const tern_key *key) {
+    char *vp = NULL, *mp = NULL, *vt = NULL, *mt = NULL;
     size_t vn = 0, mn = 0;
-    tern_status st = tern_read_file(vp, &vt, &vn);
-    if (st == TERN_OK) st = tern_read_file(mp, &mt, &mn);
+    tern_status st = read_tok_pair(dir, key, &vp, &mp, &vt, &vn, &mt, &mn);
     if (st == TERN_OK) tok_hash_files(out, vt, vn, mt, mn);
     free(vt);
     free(mt);
@@ -458,6 +488,8 @@ tern_status tern_tok_hash_dir(uint8_t out[TERN_HASH_BYTES], const char *dir) {
     free(mp);
     return st;
 }
+
+tern_status tern_tok_hash_dir(uint8_t out[TERN_HASH_BYTES], const char *dir) { return tern_tok_hash_dir_key(out, dir, NULL); }
 
 size_t tern_tok_vocab_size(const tern_tok *tok) { return tok->n_vocab; }
 int32_t tern_tok_eot(const tern_tok *tok) { return tok->eot; }

@@ -13,10 +13,12 @@
 #include "tern/io.h"
 #include "tern/model.h"
 #include "tern/optim.h"
+#include "tern/secure.h"
 #include "tern/tok.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,6 +40,10 @@ typedef struct run {
     tern_ledger *ledger;   /* rank 0's record of the run (RUNDIR/ledger.jsonl) */
     tern_sign_key *sk;     /* signs the ledger's entries when --sign-key is given */
     double last_loss;      /* the loss of the last step, for the ledger */
+    tern_key *key;         /* --key / --passphrase-file / TERN_KEY_FILE: a sealed run; NULL: plain files */
+    char *mbuf;            /* --seal-metrics: metrics.jsonl kept in memory, sealed at each checkpoint */
+    size_t mlen;
+    const char *mpath;
 } run;
 
 tern_status tern_eval_loss(tern_gpt2 *m, const tern_dataset *val, size_t B, size_t T, size_t batches, double *loss,
@@ -76,14 +82,15 @@ static tern_status write_text(const char *dir, const char *name, const char *tex
  * DATADIR/tokenizer, --tokenizer and the --init folder whose files hash to the data's tokenizer
  * is copied to RUNDIR/tokenizer/ as vocab.json + merges.txt. Without one the run still trains,
  * and says that export will need a tokenizer. */
-static tern_status keep_tokenizer(const tern_train_opts *o, const uint8_t want[TERN_HASH_BYTES], const char *rundir) {
+static tern_status keep_tokenizer(const tern_train_opts *o, const uint8_t want[TERN_HASH_BYTES], const char *rundir,
+                                  const tern_key *key) {
     char *cands[3] = {tern_path_join(o->data, "tokenizer"), o->tokenizer ? strdup(o->tokenizer) : NULL,
                       o->init ? strdup(o->init) : NULL};
     tern_status st = TERN_OK;
     tern_tok *tok = NULL;
     const char *found = NULL;
     for (int i = 0; i < 3 && !found; i++) {
-        if (!cands[i] || tern_tok_load(&tok, cands[i]) != TERN_OK) continue;
+        if (!cands[i] || tern_tok_load_key(&tok, cands[i], key) != TERN_OK) continue;
         if (!memcmp(tern_tok_hash(tok), want, TERN_HASH_BYTES)) {
             found = cands[i];
         } else if (i == 1) {
@@ -98,7 +105,7 @@ static tern_status keep_tokenizer(const tern_train_opts *o, const uint8_t want[T
     tern_err_clear();
     if (st == TERN_OK && found) {
         char *dst = tern_path_join(rundir, "tokenizer");
-        st = dst ? tern_io_copy_tokenizer(found, dst) : tern_err(TERN_ENOMEM, "out of memory");
+        st = dst ? tern_io_copy_tokenizer_key(found, dst, key, key) : tern_err(TERN_ENOMEM, "out of memory");
         free(dst);
     } else if (st == TERN_OK) {
         tern_log(TERN_LOG_WARN, "no tokenizer matching the data was found (looked in %s/tokenizer%s%s); the run will not "
@@ -142,6 +149,40 @@ static tern_status trim_metrics(const char *path, uint64_t upto) {
     return tern_afile_commit(&af);
 }
 
+/* --seal-metrics: the identity of the run's sealed metrics.jsonl. */
+static void metrics_identity(char *out, size_t n, const tern_train_opts *o) { snprintf(out, n, "run %s metrics.jsonl", o->run_id); }
+
+/* Seals the metrics kept in memory over metrics.jsonl (atomically). */
+static tern_status flush_sealed_metrics(run *r) {
+    if (fflush(r->metrics) != 0) return tern_err(TERN_ENOMEM, "out of memory for the metrics");
+    char ident[256];
+    metrics_identity(ident, sizeof ident, r->o);
+    return tern_seal_file(r->mpath, r->key, ident, r->mbuf, r->mlen);
+}
+
+/* --seal-metrics on resume: the sealed file's lines of steps up to `upto` go into the memory
+ * stream f (plaintext only in memory). */
+static tern_status load_sealed_metrics(const char *path, const tern_train_opts *o, const tern_key *key, uint64_t upto, FILE *f) {
+    if (!tern_path_exists(path)) return TERN_OK;
+    char ident[256];
+    metrics_identity(ident, sizeof ident, o);
+    tern_plain pl = {0};
+    TERN_TRY(tern_secure_read_file(&pl, path, key, ident));
+    const char *text = (const char *)pl.data, *line = text;
+    size_t n = pl.size;
+    while (line < text + n) {
+        const char *nl = memchr(line, '\n', (size_t)(text + n - line));
+        size_t len = nl ? (size_t)(nl - line) + 1 : (size_t)(text + n - line);
+        cJSON *j = cJSON_ParseWithLength(line, nl ? (size_t)(nl - line) : len);
+        cJSON *s = j ? cJSON_GetObjectItemCaseSensitive(j, "step") : NULL;
+        if (nl && cJSON_IsNumber(s) && s->valuedouble <= (double)upto) fwrite(line, 1, len, f);
+        cJSON_Delete(j);
+        line += len;
+    }
+    tern_plain_free(&pl);
+    return TERN_OK;
+}
+
 static char *state_json(const run *r, double elapsed) {
     cJSON *j = cJSON_CreateObject();
     char hex[2 * TERN_HASH_BYTES + 1];
@@ -165,7 +206,8 @@ static char *state_json(const run *r, double elapsed) {
 static tern_status checkpoint(run *r, double elapsed) {
     char *s = state_json(r, elapsed);
     if (!s) return tern_err(TERN_ENOMEM, "out of memory");
-    tern_status st = tern_ddp_ckpt_save(r->dp, r->rundir, r->step, &r->opt, s, (int)r->o->keep);
+    tern_status st = r->o->seal_metrics && tern_ddp_is_root(r->dp) ? flush_sealed_metrics(r) : TERN_OK;
+    if (st == TERN_OK) st = tern_ddp_ckpt_save(r->dp, r->rundir, r->step, &r->opt, s, (int)r->o->keep);
     free(s);
     if (st == TERN_OK && r->ledger) st = tern_run_record_checkpoint(r->ledger, r->step, r->last_loss);
     return st;
@@ -191,9 +233,9 @@ static void progress(const run *r, float loss, double tps, double eta, int tty) 
 static tern_status open_data(run *r) {
     const tern_train_opts *o = r->o;
     if (!o->data) return tern_err(TERN_EINVAL, "no data folder: give --data DATADIR (made by `tern prepare`)");
-    TERN_TRY(tern_dataset_open(&r->train, o->data, "train", NULL));
+    TERN_TRY(tern_dataset_open_key(&r->train, o->data, "train", NULL, r->key));
     memcpy(r->tok_hash, tern_dataset_tokenizer_hash(r->train), TERN_HASH_BYTES);
-    tern_status st = tern_dataset_open(&r->val, o->data, "val", r->tok_hash);
+    tern_status st = tern_dataset_open_key(&r->val, o->data, "val", r->tok_hash, r->key);
     if (st == TERN_ENOTFOUND) {
         r->val = NULL; /* no val split: evaluation is skipped */
         tern_err_clear();
@@ -434,13 +476,31 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         }
     }
     if ((st = tern_train_opts_check(&o)) != TERN_OK) goto done;
+    /* A sealed run: its key, and an identifier that binds its checkpoints to it. */
+    if ((st = tern_key_load(&r.key, o.key, o.passphrase_file)) != TERN_OK) goto done;
+    char run_id[2 * 8 + 1];
+    if (!o.run_id && o.resume && r.key) {
+        st = tern_err(TERN_EFORMAT, "%s: the run has no \"run_id\", so its checkpoints cannot be sealed to it; a sealed run must "
+                                    "start sealed", cfgpath);
+        goto done;
+    }
+    if (o.seal_metrics && !r.key) {
+        st = tern_err(TERN_EINVAL, "--seal-metrics needs a key: give --key KEYFILE or --passphrase-file FILE, or set TERN_KEY_FILE");
+        goto done;
+    }
+    if (o.run_id && (st = tern_ckpt_set_seal(r.key, o.run_id)) != TERN_OK) goto done;
     if ((st = tern_ddp_init(&r.dp, hooks ? hooks->comm : NULL, (int)o.zero, (int)o.overlap)) != TERN_OK) goto done;
+    if (r.key && tern_ddp_size(r.dp) > 1 && o.zero) {
+        st = tern_err(TERN_EINVAL, "a sealed run cannot use --zero 1 yet (each rank would read a sealed optimizer file in part); "
+                                   "use --zero 0");
+        goto done;
+    }
     r.batch_given = tern_train_opts_is_set(given, "batch");
     tern_train_hooks rank_hooks = hooks ? *hooks : (tern_train_hooks){0};
     if (!tern_ddp_is_root(r.dp)) rank_hooks.progress = 0; /* rank 0 alone prints */
     hooks = &rank_hooks;
     /* The owner's policy decides before any data file is opened. */
-    if ((o.policy || o.site) && (st = tern_policy_check(o.policy, o.site, o.data_class, 0)) != TERN_OK) goto done;
+    if ((o.policy || o.site) && (st = tern_policy_check(o.policy, o.site, o.data_class, r.key != NULL)) != TERN_OK) goto done;
     tern_set_threads(tern_ddp_threads(r.dp, (int)o.threads));
     if ((st = open_data(&r)) != TERN_OK) goto done;
     if (o.resume) {
@@ -458,6 +518,15 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
     st = same ? tern_ddp_check_same(r.dp, "options", same, strlen(same)) : tern_err(TERN_ENOMEM, "out of memory");
     free(same);
     if (st != TERN_OK || (st = tern_ddp_attach(r.dp, r.m)) != TERN_OK) goto done;
+    if (!o.run_id) {
+        /* A new run's identifier, made after the ranks compared their options (rank 0 alone
+         * writes config.json and the checkpoints, so only its identifier is ever used). */
+        uint8_t rb[8];
+        randombytes_buf(rb, sizeof rb);
+        tern_hex(run_id, rb, sizeof rb);
+        o.run_id = run_id;
+        if ((st = tern_ckpt_set_seal(r.key, o.run_id)) != TERN_OK) goto done;
+    }
     /* A window holds the rows of all ranks; rank r reads rows r*B .. r*B+B-1 of it. */
     if ((st = tern_loader_init(&r.loader, r.train, B * (size_t)tern_ddp_size(r.dp), T, !o.no_shuffle, (uint64_t)o.seed)) != TERN_OK)
         goto done;
@@ -478,13 +547,23 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         char *cfg = tern_train_opts_to_json(&o);
         st = cfg ? write_text(o.out, "config.json", cfg) : tern_err(TERN_ENOMEM, "out of memory");
         free(cfg);
-        if (st == TERN_OK) st = keep_tokenizer(&o, r.tok_hash, o.out);
-        if (st == TERN_OK) st = tern_write_file_atomic(mpath, "", 0);
-    } else {
+        if (st == TERN_OK) st = keep_tokenizer(&o, r.tok_hash, o.out, r.key);
+        if (st == TERN_OK && !o.seal_metrics) st = tern_write_file_atomic(mpath, "", 0);
+    } else if (!o.seal_metrics) {
         st = trim_metrics(mpath, r.step);
     }
     if (st != TERN_OK) goto done;
-    r.metrics = fopen(tern_ddp_is_root(r.dp) ? mpath : "/dev/null", "a");
+    r.mpath = mpath;
+    if (o.seal_metrics && tern_ddp_is_root(r.dp)) {
+        /* sealed metrics live in memory and are sealed over the file at each checkpoint */
+        r.metrics = open_memstream(&r.mbuf, &r.mlen);
+        if (r.metrics && o.resume) st = load_sealed_metrics(mpath, &o, r.key, r.step, r.metrics);
+        if (r.metrics && st == TERN_OK && !o.resume) st = flush_sealed_metrics(&r);
+        if (!r.metrics) st = tern_err(TERN_ENOMEM, "out of memory for the metrics");
+        if (st != TERN_OK) goto done;
+    } else {
+        r.metrics = fopen(tern_ddp_is_root(r.dp) ? mpath : "/dev/null", "a");
+    }
     if (!r.metrics) {
         st = tern_err(TERN_EIO, "%s: cannot open for appending", mpath);
         goto done;
@@ -521,6 +600,12 @@ done:
     }
     tern_sign_key_free(r.sk);
     if (r.metrics) fclose(r.metrics);
+    if (r.mbuf) {
+        sodium_memzero(r.mbuf, r.mlen);
+        free(r.mbuf);
+    }
+    tern_ckpt_set_seal(NULL, NULL);
+    tern_key_free(r.key);
     free(r.in);
     free(r.tg);
     tern_adamw_free(&r.opt);
