@@ -34,6 +34,10 @@ tern_status tern_io_export_hf(tern_gpt2 *m, const char *tokenizer_dir, int eos_i
  * from a Hugging Face GPT-2 folder. *tokdir (malloc'd, may be NULL when the caller does not
  * want it) receives the folder holding its tokenizer files. */
 tern_status tern_io_open_model(const char *path, long long step, tern_gpt2 **out, char **tokdir);
+/* The same for sealed runs: a run folder's checkpoint is read with key (sealed to the run id in
+ * its config.json); without a key a sealed checkpoint is refused, naming the file. key may be
+ * NULL. Its tokenizer folder is then read with tern_tok_load_key. */
+tern_status tern_io_open_model_key(const char *path, long long step, tern_gpt2 **out, char **tokdir, const tern_key *key);
 
 /* Copies a tokenizer folder's two files (vocab.json + merges.txt, or GPT-2's encoder.json +
  * vocab.bpe) into dstdir under Hugging Face's names. Contents are unchanged, so the tokenizer's

@@ -12,18 +12,22 @@
 int cli_eval(int argc, char **argv) {
     const char *src = NULL, *data = NULL, *split = "val";
     long long batch = 8, seq = 0, batches = 0, step = 0, threads = 0;
+    const char *key_file = NULL, *pass_file = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: tern eval (RUNDIR|HFDIR|FILE.gguf) --data DATADIR [--split val|train] [--batch B] [--seq T]\n"
-                   "                 [--batches N] [--step N] [--threads N]\n\n"
+                   "                 [--batches N] [--step N] [--threads N] [--key KEYFILE | --passphrase-file FILE]\n\n"
                    "Mean cross-entropy and perplexity over the split's windows of B rows of T tokens, in order\n"
-                   "(every window once unless --batches limits them). --seq defaults to the model's context.\n");
+                   "(every window once unless --batches limits them). --seq defaults to the model's context.\n"
+                   "A sealed run or data folder needs its key: --key, --passphrase-file, or TERN_KEY_FILE.\n");
             return 0;
         }
         if (cli_opt_str("eval", argc, argv, &i, "--data", &data) || cli_opt_str("eval", argc, argv, &i, "--split", &split) ||
             cli_opt_long("eval", argc, argv, &i, "--batch", &batch) || cli_opt_long("eval", argc, argv, &i, "--seq", &seq) ||
             cli_opt_long("eval", argc, argv, &i, "--batches", &batches) ||
-            cli_opt_long("eval", argc, argv, &i, "--step", &step) || cli_opt_long("eval", argc, argv, &i, "--threads", &threads))
+            cli_opt_long("eval", argc, argv, &i, "--step", &step) || cli_opt_long("eval", argc, argv, &i, "--threads", &threads) ||
+            cli_opt_str("eval", argc, argv, &i, "--key", &key_file) ||
+            cli_opt_str("eval", argc, argv, &i, "--passphrase-file", &pass_file))
             continue;
         if (argv[i][0] == '-') cli_usage("eval", "unknown option '%s'", argv[i]);
         if (src) cli_usage("eval", "more than one model given ('%s' and '%s')", src, argv[i]);
@@ -33,14 +37,17 @@ int cli_eval(int argc, char **argv) {
     if (batch < 1 || seq < 0 || batches < 0) cli_usage("eval", "--batch must be positive; --seq and --batches not negative");
     if (strcmp(split, "val") && strcmp(split, "train")) cli_usage("eval", "--split must be val or train, got '%s'", split);
     tern_set_threads((int)threads);
+    tern_key *key = NULL;
+    tern_status st = tern_key_load(&key, key_file, pass_file);
+    if (st != TERN_OK) cli_fail("eval", st);
     tern_gpt2 *m;
-    tern_status st = tern_io_open_model(src, step, &m, NULL);
+    st = tern_io_open_model_key(src, step, &m, NULL, key);
     if (st != TERN_OK) cli_fail("eval", st);
     const tern_gpt2_config *c = tern_gpt2_cfg(m);
     if (seq == 0) seq = c->n_ctx;
     if (seq > c->n_ctx) cli_usage("eval", "--seq %lld exceeds the model's context (%d)", seq, c->n_ctx);
     tern_dataset *ds;
-    if ((st = tern_dataset_open(&ds, data, split, NULL)) != TERN_OK) cli_fail("eval", st);
+    if ((st = tern_dataset_open_key(&ds, data, split, NULL, key)) != TERN_OK) cli_fail("eval", st);
     if (tern_dataset_vocab_size(ds) != (size_t)c->vocab_size) {
         fprintf(stderr, "tern eval: %s: the data's vocabulary (%zu) differs from the model's (%d)\n", data,
                 tern_dataset_vocab_size(ds), c->vocab_size);
@@ -53,5 +60,6 @@ int cli_eval(int argc, char **argv) {
     printf("%s on %s (%s): loss %.6f, perplexity %.4f over %zu tokens\n", src, data, split, loss, exp(loss), ntok);
     tern_dataset_free(ds);
     tern_gpt2_free(m);
+    tern_key_free(key);
     return 0;
 }

@@ -11,6 +11,7 @@
 int cli_export(int argc, char **argv) {
     const char *src = NULL, *out = NULL, *format = NULL, *type = NULL;
     long long step = 0;
+    const char *key_file = NULL, *pass_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -20,11 +21,15 @@ int cli_export(int argc, char **argv) {
                    "generation_config.json; or, with --format gguf (the default when FILE ends in .gguf), a GGUF\n"
                    "file for llama.cpp with the tokenizer embedded (--type f32 by default; f16 and q8_0 quantise\n"
                    "as llama.cpp does). MODEL is a run folder, a Hugging Face folder or an f32 GGUF file.\n"
-                   "--step picks a checkpoint other than the latest.\n");
+                   "--step picks a checkpoint other than the latest. A sealed run needs its key (--key KEYFILE,\n"
+                   "--passphrase-file FILE, or TERN_KEY_FILE); its export is written in plaintext to DIR only, as a\n"
+                   "Hugging Face folder.\n");
             return 0;
         }
         if (cli_opt_str("export", argc, argv, &i, "-o", &out) || cli_opt_long("export", argc, argv, &i, "--step", &step) ||
-            cli_opt_str("export", argc, argv, &i, "--format", &format) || cli_opt_str("export", argc, argv, &i, "--type", &type))
+            cli_opt_str("export", argc, argv, &i, "--format", &format) || cli_opt_str("export", argc, argv, &i, "--type", &type) ||
+            cli_opt_str("export", argc, argv, &i, "--key", &key_file) ||
+            cli_opt_str("export", argc, argv, &i, "--passphrase-file", &pass_file))
             continue;
         if (argv[i][0] == '-') cli_usage("export", "unknown option '%s'", argv[i]);
         if (src) cli_usage("export", "more than one model given ('%s' and '%s')", src, argv[i]);
@@ -39,12 +44,18 @@ int cli_export(int argc, char **argv) {
     if (!type) type = "f32";
     uint32_t gtype = !strcmp(type, "f32") ? TERN_GGML_F32 : !strcmp(type, "f16") ? TERN_GGML_F16 : !strcmp(type, "q8_0") ? TERN_GGML_Q8_0 : 99;
     if (gtype == 99) cli_usage("export", "unknown --type '%s' (f32, f16 or q8_0)", type);
+    tern_key *key = NULL;
+    tern_status st = tern_key_load(&key, key_file, pass_file);
+    if (st != TERN_OK) cli_fail("export", st);
+    if (key && !strcmp(format, "gguf"))
+        cli_usage("export", "a sealed run exports to a Hugging Face folder (-o DIR) only; GGUF export would need the tokenizer in "
+                            "plaintext outside DIR");
     tern_gpt2 *m;
     char *tokdir;
-    tern_status st = tern_io_open_model(src, step, &m, &tokdir);
+    st = tern_io_open_model_key(src, step, &m, &tokdir, key);
     if (st != TERN_OK) cli_fail("export", st);
     tern_tok *tok;
-    st = tern_tok_load(&tok, tokdir);
+    st = tern_tok_load_key(&tok, tokdir, key);
     if (st != TERN_OK) cli_fail("export", st);
     if (!strcmp(format, "gguf")) {
         /* general.name: the model's folder or file name */
@@ -56,13 +67,16 @@ int cli_export(int argc, char **argv) {
         snprintf(name, sizeof name, "%.*s", (int)(n - b), src + b);
         st = tern_gguf_export_gpt2(m, tokdir, gtype, name, out);
     } else {
-        st = tern_io_export_hf(m, tokdir, tern_tok_eot(tok), out);
+        /* the tokenizer goes to DIR decrypted in memory: plaintext is written to DIR and nowhere else */
+        st = tern_io_export_hf(m, key ? NULL : tokdir, tern_tok_eot(tok), out);
+        if (st == TERN_OK && key) st = tern_io_copy_tokenizer_key(tokdir, out, key, NULL);
     }
     if (st != TERN_OK) cli_fail("export", st);
     const tern_gpt2_config *c = tern_gpt2_cfg(m);
     printf("exported %s to %s%s%s: GPT-2 with %d layers, %d heads, width %d, %d positions, vocabulary %d (%.2fM parameters)\n",
            src, out, strcmp(format, "gguf") ? "" : " as GGUF ", strcmp(format, "gguf") ? "" : type, c->n_layer, c->n_head, c->n_embd, c->n_ctx, c->vocab_size, (double)tern_gpt2_num_params(m) / 1e6);
     tern_tok_free(tok);
+    tern_key_free(key);
     free(tokdir);
     tern_gpt2_free(m);
     return 0;

@@ -10,15 +10,18 @@
 int cli_logits(int argc, char **argv) {
     const char *src = NULL, *tokens = NULL, *out = NULL;
     long long step = 0;
+    const char *key_file = NULL, *pass_file = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: tern logits MODEL --tokens \"ID ID ...\" -o OUT.safetensors [--step N]\n\n"
                    "Runs the model (a run folder, a Hugging Face folder or an f32 GGUF file) on the token ids and\n"
-                   "writes tensor 'logits' [T, V] float32 and 'tokens' [T] int32.\n");
+                   "writes tensor 'logits' [T, V] float32 and 'tokens' [T] int32. A sealed run needs its key (--key KEYFILE,\n"
+                   "--passphrase-file FILE, or TERN_KEY_FILE).\n");
             return 0;
         }
         if (cli_opt_str("logits", argc, argv, &i, "--tokens", &tokens) || cli_opt_str("logits", argc, argv, &i, "-o", &out) ||
-            cli_opt_long("logits", argc, argv, &i, "--step", &step))
+            cli_opt_long("logits", argc, argv, &i, "--step", &step) || cli_opt_str("logits", argc, argv, &i, "--key", &key_file) ||
+            cli_opt_str("logits", argc, argv, &i, "--passphrase-file", &pass_file))
             continue;
         if (argv[i][0] == '-') cli_usage("logits", "unknown option '%s'", argv[i]);
         if (src) cli_usage("logits", "more than one model given ('%s' and '%s')", src, argv[i]);
@@ -40,8 +43,12 @@ int cli_logits(int argc, char **argv) {
         p = end;
     }
     if (ids.n == 0) cli_usage("logits", "--tokens: no token ids given");
+    tern_key *key = NULL;
+    tern_status st = tern_key_load(&key, key_file, pass_file);
+    if (st != TERN_OK) cli_fail("logits", st);
     tern_gpt2 *m;
-    tern_status st = tern_io_open_model(src, step, &m, NULL);
+    st = tern_io_open_model_key(src, step, &m, NULL, key);
+    tern_key_free(key);
     if (st != TERN_OK) cli_fail("logits", st);
     const tern_gpt2_config *c = tern_gpt2_cfg(m);
     if (ids.n > (size_t)c->n_ctx) cli_usage("logits", "%zu tokens, more than the model's %d positions", ids.n, c->n_ctx);

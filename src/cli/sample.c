@@ -45,17 +45,20 @@ int cli_sample(int argc, char **argv) {
     const char *src = NULL, *prompt = "";
     long long n = 200, topk = 40, seed = 1337, step = 0;
     double temperature = 0.8;
+    const char *key_file = NULL, *pass_file = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: tern sample (RUNDIR|HFDIR|FILE.gguf) [--prompt TEXT] [-n N] [--temperature T] [--top-k K] [--seed S] [--step N]\n\n"
                    "Generates up to N tokens (default 200) after the prompt, stopping at <|endoftext|>.\n"
-                   "Temperature 0 is greedy; top-k 0 samples from the whole vocabulary. The same seed gives the same text.\n");
+                   "Temperature 0 is greedy; top-k 0 samples from the whole vocabulary. The same seed gives the same text.\n"
+                   "A sealed run needs its key: --key KEYFILE, --passphrase-file FILE, or TERN_KEY_FILE.\n");
             return 0;
         }
         if (cli_opt_str("sample", argc, argv, &i, "--prompt", &prompt) || cli_opt_long("sample", argc, argv, &i, "-n", &n) ||
             cli_opt_double("sample", argc, argv, &i, "--temperature", &temperature) ||
             cli_opt_long("sample", argc, argv, &i, "--top-k", &topk) || cli_opt_long("sample", argc, argv, &i, "--seed", &seed) ||
-            cli_opt_long("sample", argc, argv, &i, "--step", &step))
+            cli_opt_long("sample", argc, argv, &i, "--step", &step) || cli_opt_str("sample", argc, argv, &i, "--key", &key_file) ||
+            cli_opt_str("sample", argc, argv, &i, "--passphrase-file", &pass_file))
             continue;
         if (argv[i][0] == '-') cli_usage("sample", "unknown option '%s'", argv[i]);
         if (src) cli_usage("sample", "more than one model given ('%s' and '%s')", src, argv[i]);
@@ -64,12 +67,16 @@ int cli_sample(int argc, char **argv) {
     if (!src) cli_usage("sample", "usage: tern sample (RUNDIR|HFDIR|FILE.gguf) [--prompt TEXT] [-n N]");
     if (n < 0 || topk < 0 || temperature < 0 || !isfinite(temperature))
         cli_usage("sample", "-n, --top-k and --temperature must not be negative");
+    tern_key *key = NULL;
+    tern_status st = tern_key_load(&key, key_file, pass_file);
+    if (st != TERN_OK) cli_fail("sample", st);
     tern_gpt2 *m;
     char *tokdir;
-    tern_status st = tern_io_open_model(src, step, &m, &tokdir);
+    st = tern_io_open_model_key(src, step, &m, &tokdir, key);
     if (st != TERN_OK) cli_fail("sample", st);
     tern_tok *tok;
-    if ((st = tern_tok_load(&tok, tokdir)) != TERN_OK) cli_fail("sample", st);
+    if ((st = tern_tok_load_key(&tok, tokdir, key)) != TERN_OK) cli_fail("sample", st);
+    tern_key_free(key);
     const tern_gpt2_config *c = tern_gpt2_cfg(m);
     if (tern_tok_vocab_size(tok) != (size_t)c->vocab_size) {
         fprintf(stderr, "tern sample: %s: the tokenizer has %zu tokens but the model %d\n", tokdir, tern_tok_vocab_size(tok),

@@ -20,7 +20,7 @@ static int get_int(cJSON *j, const char *k, int *out) {
     return 1;
 }
 
-static tern_status open_run(const char *dir, long long step, tern_gpt2 **out) {
+static tern_status open_run(const char *dir, long long step, tern_gpt2 **out, const tern_key *key) {
     char *cfgp = tern_path_join(dir, "config.json"), *ck = NULL, *text = NULL;
     size_t n;
     tern_status st = cfgp ? tern_read_file(cfgp, &text, &n) : tern_err(TERN_ENOMEM, "out of memory");
@@ -30,12 +30,18 @@ static tern_status open_run(const char *dir, long long step, tern_gpt2 **out) {
                           !get_int(j, "n_embd", &c.n_embd) || !get_int(j, "n_ctx", &c.n_ctx) ||
                           !get_int(j, "vocab_size", &c.vocab_size)))
         st = tern_err(TERN_EFORMAT, "%s: not a run configuration (needs n_layer, n_head, n_embd, n_ctx, vocab_size)", cfgp);
+    /* a sealed run's checkpoints are sealed to its run id (docs/SECURITY.md) */
+    const cJSON *rid = j ? cJSON_GetObjectItemCaseSensitive(j, "run_id") : NULL;
+    if (st == TERN_OK && key && !cJSON_IsString(rid))
+        st = tern_err(TERN_EFORMAT, "%s: has no \"run_id\", so it is not a sealed run, but a key was given", cfgp);
+    if (st == TERN_OK) st = tern_ckpt_set_seal(key, key ? rid->valuestring : NULL);
     cJSON_Delete(j);
     free(text);
     if (st == TERN_OK) st = step > 0 ? tern_ckpt_at_step(dir, (uint64_t)step, &ck) : tern_ckpt_latest(dir, &ck);
     tern_gpt2 *m = NULL;
     if (st == TERN_OK) st = tern_gpt2_init(&m, &c);
     if (st == TERN_OK) st = tern_ckpt_load_model(ck, m);
+    tern_ckpt_set_seal(NULL, NULL);
     free(ck);
     free(cfgp);
     if (st != TERN_OK) {
@@ -47,6 +53,10 @@ static tern_status open_run(const char *dir, long long step, tern_gpt2 **out) {
 }
 
 tern_status tern_io_open_model(const char *path, long long step, tern_gpt2 **out, char **tokdir) {
+    return tern_io_open_model_key(path, step, out, tokdir, NULL);
+}
+
+tern_status tern_io_open_model_key(const char *path, long long step, tern_gpt2 **out, char **tokdir, const tern_key *key) {
     *out = NULL;
     if (tokdir) *tokdir = NULL;
     struct stat sb; /* a file, not a folder: GGUF (gguf_gpt2.c checks its magic) */
@@ -65,7 +75,7 @@ tern_status tern_io_open_model(const char *path, long long step, tern_gpt2 **out
     free(hfm);
     tern_status st;
     if (is_run) {
-        st = open_run(path, step, out);
+        st = open_run(path, step, out, key);
         if (st == TERN_OK && tokdir && !(*tokdir = tern_path_join(path, "tokenizer"))) st = tern_err(TERN_ENOMEM, "out of memory");
     } else if (is_hf) {
         if (step > 0) return tern_err(TERN_EINVAL, "%s: a Hugging Face folder has no steps to choose from", path);
