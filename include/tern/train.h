@@ -18,7 +18,7 @@
     X(n_layer, I, 4, "transformer blocks")                                                                    \
     X(n_head, I, 4, "attention heads")                                                                        \
     X(n_embd, I, 128, "width")                                                                                \
-    X(seq, I, 128, "tokens per row (context length)")                                                         \
+    X(seq, I, 64, "tokens per row (context length)")                                                         \
     X(n_ctx, I, 0, "positions the model holds (default: seq; from the model with --init)")                    \
     X(vocab_size, I, 0, "vocabulary size (default: the data's)")                                              \
     X(steps, I, 300, "optimizer steps in the whole run (the schedule's length)")                             \
