@@ -114,7 +114,8 @@ int cli_train(int argc, char **argv) {
         const char *val;
         if (*p == '=') {
             val = p + 1;
-        } else if (!strcmp(key, "no_shuffle") || !strcmp(key, "resume") || !strcmp(key, "detect_anomaly")) {
+        } else if (!strcmp(key, "no_shuffle") || !strcmp(key, "resume") || !strcmp(key, "detect_anomaly") ||
+                   !strcmp(key, "seal_metrics")) {
             val = "true";
         } else {
             if (i + 1 >= argc) cli_usage("train", "option %s needs a value", a);

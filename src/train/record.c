@@ -7,6 +7,7 @@
 #include "tern/hw.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -92,7 +93,7 @@ tern_status tern_run_record_checkpoint(tern_ledger *l, uint64_t step, double los
     char dir[64];
     snprintf(dir, sizeof dir, "ckpt/step-%06llu", (unsigned long long)step);
     cJSON *extra = cJSON_CreateObject();
-    cJSON_AddNumberToObject(extra, "loss", loss);
+    if (!isnan(loss)) cJSON_AddNumberToObject(extra, "loss", loss); /* NaN: not recorded (--seal-metrics) */
     tern_status st = tern_ledger_checkpoint(l, (int64_t)step, dir, ckpt_files, 3, extra);
     cJSON_Delete(extra);
     return st;

@@ -209,7 +209,7 @@ static tern_status checkpoint(run *r, double elapsed) {
     tern_status st = r->o->seal_metrics && tern_ddp_is_root(r->dp) ? flush_sealed_metrics(r) : TERN_OK;
     if (st == TERN_OK) st = tern_ddp_ckpt_save(r->dp, r->rundir, r->step, &r->opt, s, (int)r->o->keep);
     free(s);
-    if (st == TERN_OK && r->ledger) st = tern_run_record_checkpoint(r->ledger, r->step, r->last_loss);
+    if (st == TERN_OK && r->ledger) st = tern_run_record_checkpoint(r->ledger, r->step, r->o->seal_metrics ? NAN : r->last_loss);
     return st;
 }
 

@@ -10,6 +10,7 @@
  * --site is given. sign_key (a file, may be NULL) signs every entry. */
 tern_status tern_run_record_open(tern_ledger **out, tern_sign_key **sk, const tern_train_opts *o,
                                  const uint8_t tokenizer_hash[TERN_HASH_BYTES], const char *ckdir, uint64_t step);
-/* Records the checkpoint of step (its three files' hashes) and the loss reached. */
+/* Records the checkpoint of step (its three files' hashes) and the loss reached (NaN: the loss
+ * is left out, as a run with --seal-metrics keeps its metrics sealed). */
 tern_status tern_run_record_checkpoint(tern_ledger *l, uint64_t step, double loss);
 #endif
