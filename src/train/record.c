@@ -4,6 +4,7 @@
  * hashes, so `tern ledger verify` can tell whether any of it changed afterwards. */
 #include "train/train_int.h"
 
+#include "tern/dist.h"
 #include "tern/hw.h"
 
 #include <cjson/cJSON.h>
@@ -22,21 +23,64 @@ static tern_status hash_path(uint8_t out[TERN_HASH_BYTES], const char *dir, cons
     return st;
 }
 
+tern_status tern_run_gather_hardware(struct tern_comm *comm, struct cJSON **out) {
+    *out = NULL;
+    cJSON *mine;
+    TERN_TRY(tern_hw_summary_json(&mine));
+    int size = comm ? tern_comm_size(comm) : 1, rank = comm ? tern_comm_rank(comm) : 0;
+    cJSON_AddNumberToObject(mine, "rank", rank);
+    char *text = cJSON_PrintUnformatted(mine);
+    cJSON_Delete(mine);
+    if (!text) return tern_err(TERN_ENOMEM, "out of memory");
+    cJSON *hosts = cJSON_CreateArray();
+    tern_status st = TERN_OK;
+    /* Each rank in turn broadcasts its summary: a length, then the text. */
+    for (int r = 0; r < size && st == TERN_OK; r++) {
+        uint64_t n = r == rank ? (uint64_t)strlen(text) : 0;
+        char *buf = NULL;
+        if (size > 1) st = tern_comm_bcast(comm, &n, sizeof n, r);
+        if (st == TERN_OK && n > (1u << 24)) st = tern_err(TERN_EDIST, "rank %d sent a %llu-byte hardware summary", r, (unsigned long long)n);
+        if (st == TERN_OK && !(buf = malloc(n + 1))) st = tern_err(TERN_ENOMEM, "out of memory");
+        if (st == TERN_OK) {
+            if (r == rank) memcpy(buf, text, n);
+            if (size > 1) st = tern_comm_bcast(comm, buf, n, r);
+            buf[n] = 0;
+        }
+        if (st == TERN_OK) {
+            cJSON *h = cJSON_Parse(buf);
+            if (!h) st = tern_err(TERN_EDIST, "rank %d sent a hardware summary that is not JSON", r);
+            else cJSON_AddItemToArray(hosts, h);
+        }
+        free(buf);
+    }
+    free(text);
+    if (st != TERN_OK) {
+        cJSON_Delete(hosts);
+        return st;
+    }
+    cJSON *hw = cJSON_CreateObject();
+    cJSON_AddNumberToObject(hw, "ranks", size);
+    cJSON_AddItemToObject(hw, "hosts", hosts);
+    *out = hw;
+    return TERN_OK;
+}
+
 static tern_status start(tern_ledger **out, const tern_sign_key *sk, const tern_train_opts *o,
-                         const uint8_t tokenizer_hash[TERN_HASH_BYTES]) {
+                         const uint8_t tokenizer_hash[TERN_HASH_BYTES], const cJSON *hw) {
     uint8_t cfg_h[TERN_HASH_BYTES], man_h[TERN_HASH_BYTES];
     TERN_TRY(hash_path(cfg_h, o->out, "config.json"));
     TERN_TRY(hash_path(man_h, o->data, "manifest.json"));
     /* The run's identifier: a hash of its configuration, the moment and the process. */
-    char seed[256], id[2 * 8 + 1];
+    char seed[256], id[65]; /* a run_id is at most 64 characters (opts.c) */
     uint8_t idh[TERN_HASH_BYTES];
     int k = snprintf(seed, sizeof seed, "%.6f %ld ", tern_wall_time(), (long)getpid());
     memcpy(seed + k, cfg_h, sizeof cfg_h);
     tern_hash(idh, seed, (size_t)k + sizeof cfg_h);
     tern_hex(id, idh, 8);
-    cJSON *hw = NULL, *site = NULL;
-    tern_status st = tern_hw_summary_json(&hw);
-    if (st == TERN_OK && o->site) {
+    if (o->run_id) snprintf(id, sizeof id, "%s", o->run_id); /* the run_id of config.json, which sealed checkpoints carry */
+    cJSON *site = NULL;
+    tern_status st = TERN_OK;
+    if (o->site) {
         char *text;
         size_t n;
         st = tern_read_file(o->site, &text, &n);
@@ -50,13 +94,13 @@ static tern_status start(tern_ledger **out, const tern_sign_key *sk, const tern_
         tern_ledger_start info = {id, cfg_h, man_h, tokenizer_hash, hw, site, NULL};
         st = tern_ledger_create(out, o->out, sk, &info);
     }
-    cJSON_Delete(hw);
     cJSON_Delete(site);
     return st;
 }
 
 tern_status tern_run_record_open(tern_ledger **out, tern_sign_key **sk, const tern_train_opts *o,
-                                 const uint8_t tokenizer_hash[TERN_HASH_BYTES], const char *ckdir, uint64_t step) {
+                                 const uint8_t tokenizer_hash[TERN_HASH_BYTES], const char *ckdir, uint64_t step,
+                                 const struct cJSON *hw) {
     *out = NULL;
     *sk = NULL;
     if (o->sign_key) TERN_TRY(tern_sign_key_from_file(sk, o->sign_key));
@@ -67,7 +111,7 @@ tern_status tern_run_record_open(tern_ledger **out, tern_sign_key **sk, const te
     tern_status st;
     if (!ckdir || !exists) {
         /* a new run, or a run from before ledgers: its record starts here */
-        st = start(out, *sk, o, tokenizer_hash);
+        st = start(out, *sk, o, tokenizer_hash, hw);
     } else {
         st = tern_ledger_open(out, o->out, *sk);
     }
@@ -77,6 +121,8 @@ tern_status tern_run_record_open(tern_ledger **out, tern_sign_key **sk, const te
         snprintf(dir, sizeof dir, "ckpt/%s", rel ? rel + 1 : ckdir);
         cJSON *extra = cJSON_CreateObject();
         cJSON_AddStringToObject(extra, "data", o->data);
+        /* where the run goes on: every host of this segment, with its export-control figures */
+        if (hw) cJSON_AddItemToObject(extra, "hardware", cJSON_Duplicate(hw, 1));
         st = tern_ledger_resume(*out, (int64_t)step, dir, ckpt_files, 3, extra);
         cJSON_Delete(extra);
     }

@@ -568,9 +568,15 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         st = tern_err(TERN_EIO, "%s: cannot open for appending", mpath);
         goto done;
     }
-    if (tern_ddp_is_root(r.dp) &&
-        (st = tern_run_record_open(&r.ledger, &r.sk, &o, r.tok_hash, o.resume ? ckdir : NULL, r.step)) != TERN_OK)
-        goto done;
+    {
+        /* every rank's hardware goes into rank 0's ledger (all ranks take part in the gather) */
+        cJSON *hw = NULL;
+        st = tern_run_gather_hardware(hooks ? hooks->comm : NULL, &hw);
+        if (st == TERN_OK && tern_ddp_is_root(r.dp))
+            st = tern_run_record_open(&r.ledger, &r.sk, &o, r.tok_hash, o.resume ? ckdir : NULL, r.step, hw);
+        cJSON_Delete(hw);
+        if (st != TERN_OK) goto done;
+    }
     if (hooks && hooks->progress) {
         size_t np = tern_gpt2_num_params(r.m);
         fprintf(stderr, "%s %s: %lld layers, %lld heads, width %lld, context %lld, vocabulary %lld: %.2fM parameters\n",
