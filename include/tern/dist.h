@@ -118,6 +118,7 @@ tern_status tern_ddp_eval_loss(tern_ddp *d, const struct tern_dataset *val, size
 tern_status tern_ddp_ckpt_save(tern_ddp *d, const char *rundir, uint64_t step, const struct tern_adamw *opt,
                                const char *state_json, int keep);
 /* Reads this rank's shard of a checkpoint's optimizer.safetensors (written by any number of
- * ranks) into opt, which must cover tern_ddp_shard's range. */
+ * ranks) into opt, which must cover tern_ddp_shard's range. Under ZeRO-1 the whole state passes
+ * through memory first (8 bytes per parameter, freed before training starts). */
 tern_status tern_ddp_ckpt_load_optimizer(tern_ddp *d, const char *ckptdir, struct tern_adamw *opt);
 #endif

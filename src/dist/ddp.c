@@ -421,33 +421,15 @@ tern_status tern_ddp_ckpt_load_optimizer(tern_ddp *d, const char *ckptdir, tern_
     tern_ddp_shard(d, &b, &e);
     TERN_ASSERT(opt->begin == b && opt->end == e);
     if (b == 0 && e == d->np) return tern_ckpt_load_optimizer(ckptdir, d->m, opt);
-    /* This rank's part of each moment tensor; the file is the same whoever wrote it. */
-    char *p = tern_path_join(ckptdir, "optimizer.safetensors");
-    if (!p) return tern_err(TERN_ENOMEM, "out of memory");
-    tern_safetensors *st;
-    tern_status s = tern_st_open(&st, p);
-    free(p);
-    if (s != TERN_OK) return s;
-    size_t nt, maxn = 0;
-    const tern_tensor *t = tern_gpt2_tensors(d->m, &nt);
-    for (size_t i = 0; i < nt; i++)
-        if (t[i].numel > maxn) maxn = t[i].numel;
-    float *buf = NULL;
-    s = tern_alloc((void **)&buf, maxn * sizeof(float), "reading a shard of the optimizer state");
-    for (size_t i = 0; s == TERN_OK && i < nt; i++) {
-        size_t lo = t[i].offset > b ? t[i].offset : b, hi = t[i].offset + t[i].numel < e ? t[i].offset + t[i].numel : e;
-        for (int k = 0; s == TERN_OK && k < 2; k++) {
-            char name[96];
-            snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", t[i].name);
-            /* Every tensor is checked, whether or not this rank keeps part of it. */
-            s = tern_st_read_f32(st, name, buf, t[i].ndim, t[i].shape);
-            if (s == TERN_OK && lo < hi) memcpy((k ? opt->v : opt->m) + (lo - b), buf + (lo - t[i].offset), (hi - lo) * sizeof(float));
-        }
+    /* ZeRO-1: the whole state is read (through ckpt/, which checks every tensor and opens sealed
+     * checkpoints) and this rank keeps its shard. The file is the same whoever wrote it. */
+    tern_adamw full;
+    TERN_TRY(tern_adamw_init(&full, 0, d->np));
+    tern_status st = tern_ckpt_load_optimizer(ckptdir, d->m, &full);
+    if (st == TERN_OK) {
+        memcpy(opt->m, full.m + b, (e - b) * sizeof(float));
+        memcpy(opt->v, full.v + b, (e - b) * sizeof(float));
     }
-    if (s == TERN_OK && tern_st_count(st) != 2 * nt)
-        s = tern_err(TERN_EFORMAT, "%s: has %zu tensors, expected %zu (two moments per parameter tensor)", tern_st_label(st),
-                     tern_st_count(st), 2 * nt);
-    tern_free(buf);
-    tern_st_free(st);
-    return s;
+    tern_adamw_free(&full);
+    return st;
 }
