@@ -394,14 +394,30 @@ static void test_passphrase_and_sealed_metrics(void) {
     const char *t = test_tern_bin();
     int rc = run_cmd(out, sizeof out,
                      "%s prepare --tokenizer %s --shard-tokens 3000 --passphrase-file %s -o %s/data %s/c.txt && "
-                     "%s train --data %s/data -o %s/run " SMALL " --steps 3 --ckpt-every 3 --passphrase-file %s --seal-metrics && "
+                     "%s train --data %s/data -o %s/run " SMALL " --steps 4 --ckpt-every 2 --stop-at 2 --passphrase-file %s --seal-metrics && "
+                     "%s train -o %s/run --resume --passphrase-file %s && "
                      "%s eval %s/run --data %s/data --batches 1 --passphrase-file %s",
-                     t, tok, pass, d, root, t, d, d, pass, t, d, d, pass);
+                     t, tok, pass, d, root, t, d, d, pass, t, d, pass, t, d, d, pass);
     CHECK(rc == 0, "passphrase run: %s", out);
     char p[700], want[2048];
     snprintf(p, sizeof p, "%s/run/metrics.jsonl", d);
     int sealed = 0;
     CHECK(tern_sealed_probe(p, &sealed) == TERN_OK && sealed, "%s is not sealed", p);
+    /* the sealed metrics, opened with the passphrase: one line per step, across the resume */
+    tern_key *k = NULL;
+    char id[80] = "", ident[160];
+    snprintf(p, sizeof p, "%s/run", d);
+    CHECK(run_id(p, id, sizeof id), "run_id");
+    snprintf(ident, sizeof ident, "run %s metrics.jsonl", id);
+    snprintf(p, sizeof p, "%s/run/metrics.jsonl", d);
+    tern_plain pl = {0};
+    CHECK(tern_key_from_passphrase_file(&k, pass, 0, 0) == TERN_OK && tern_unseal_file(&pl, p, k, ident) == TERN_OK, "%s",
+          tern_errmsg());
+    int steps = 0;
+    for (size_t i = 0; pl.data && i + 8 < pl.size; i++) steps += !memcmp(pl.data + i, "\"loss\":", 7);
+    CHECK(steps == 4, "%d loss lines in the sealed metrics", steps);
+    tern_plain_free(&pl);
+    tern_key_free(k);
     snprintf(p, sizeof p, "%s/run", d);
     CHECK(absent(p, "\"loss\"", 6, "metrics text") && absent(p, MARKER, strlen(MARKER), "the marker"), "plaintext in %s", p);
     rc = run_cmd(out, sizeof out, "%s train --data %s/data -o %s/run2 " SMALL " --steps 1 --key %s", t, d, d, key);

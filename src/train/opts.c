@@ -161,6 +161,14 @@ tern_status tern_train_opts_check(const tern_train_opts *o) {
     if (o->eval_every < 0 || o->eval_batches < 0 || o->ckpt_every < 0 || o->keep < 1 || o->threads < 0)
         return tern_err(TERN_EINVAL, "eval_every, eval_batches, ckpt_every and threads must not be negative; keep >= 1");
     if (o->max_bad_steps < 1) return tern_err(TERN_EINVAL, "max_bad_steps must be at least 1");
+    if (o->run_id) {
+        size_t n = strlen(o->run_id), ok = n >= 1 && n <= 64;
+        for (size_t i = 0; ok && i < n; i++) {
+            char c = o->run_id[i];
+            ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_' || c == '.';
+        }
+        if (!ok) return tern_err(TERN_EINVAL, "run_id must be 1 to 64 letters, digits, '-', '_' or '.', got '%s'", o->run_id);
+    }
     return TERN_OK;
 }
 

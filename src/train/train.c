@@ -490,11 +490,6 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
     }
     if (o.run_id && (st = tern_ckpt_set_seal(r.key, o.run_id)) != TERN_OK) goto done;
     if ((st = tern_ddp_init(&r.dp, hooks ? hooks->comm : NULL, (int)o.zero, (int)o.overlap)) != TERN_OK) goto done;
-    if (r.key && tern_ddp_size(r.dp) > 1 && o.zero) {
-        st = tern_err(TERN_EINVAL, "a sealed run cannot use --zero 1 yet (each rank would read a sealed optimizer file in part); "
-                                   "use --zero 0");
-        goto done;
-    }
     r.batch_given = tern_train_opts_is_set(given, "batch");
     tern_train_hooks rank_hooks = hooks ? *hooks : (tern_train_hooks){0};
     if (!tern_ddp_is_root(r.dp)) rank_hooks.progress = 0; /* rank 0 alone prints */
