@@ -139,6 +139,9 @@ static void run_folder(void) {
     put("run_folder", "defaults_no_latest", -1, p, n);
     free(p);
     free(j);
+    /* the shape of the checkpoint fuzz_run_folder.c keeps: this one opens */
+    static const char tiny[] = "{\"n_layer\": 1, \"n_head\": 1, \"n_embd\": 4, \"n_ctx\": 4, \"vocab_size\": 8, \"seq\": 4}\0step-000100\n";
+    put("run_folder", "tiny_latest", -1, tiny, sizeof tiny - 1);
 }
 
 /* ---- Hugging Face config.json (the fields transformers writes for GPT-2 small) ---- */

@@ -4,6 +4,7 @@
  * fixed. Not a fuzzer: fuzz/ holds the targets (make fuzz). Every file in the fixture folders
  * must have a row here, so no kept input goes unchecked. Follows SQLite's test/fuzzcheck.c. */
 #include <dirent.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -63,22 +64,32 @@ static tern_status replay_gguf(const char *path, const uint8_t *p, size_t n) {
     return st;
 }
 
-/* config.json, a NUL byte, ckpt/latest: a run folder without checkpoints, as fuzz_run_folder.c
- * builds it */
+/* config.json, a NUL byte, ckpt/latest: a run folder with one checkpoint, step-000100, of a GPT-2
+ * of 1 layer, 1 head, width 4, 4 positions and 8 tokens, as fuzz_run_folder.c builds it */
 static tern_status replay_run_folder(const char *path, const uint8_t *p, size_t n) {
     (void)path;
     snprintf(where, sizeof where, "%s", test_tmpdir("fuzz_run_folder"));
     char f[600];
+    const tern_gpt2_config tiny = {.n_layer = 1, .n_head = 1, .n_embd = 4, .n_ctx = 4, .vocab_size = 8};
+    tern_gpt2 *m = NULL;
+    tern_st_writer *w = NULL;
+    snprintf(f, sizeof f, "%s/ckpt/step-000100", where);
+    if (tern_mkdir_p(f) != TERN_OK || tern_gpt2_init(&m, &tiny) != TERN_OK || tern_io_model_to_st(m, "", &w) != TERN_OK)
+        return TERN_EIO;
+    snprintf(f, sizeof f, "%s/ckpt/step-000100/model.safetensors", where);
+    tern_status st = tern_st_write(w, f);
+    tern_st_writer_free(w);
+    tern_gpt2_free(m);
+    if (st != TERN_OK) return st;
     const uint8_t *z = memchr(p, 0, n);
     size_t k = z ? (size_t)(z - p) : n;
     snprintf(f, sizeof f, "%s/config.json", where);
     if (tern_write_file_atomic(f, p, k) != TERN_OK) return TERN_EIO;
-    snprintf(f, sizeof f, "%s/ckpt", where);
-    if (tern_mkdir_p(f) != TERN_OK) return TERN_EIO;
     snprintf(f, sizeof f, "%s/ckpt/latest", where);
     if (k < n && tern_write_file_atomic(f, p + k + 1, n - k - 1) != TERN_OK) return TERN_EIO;
-    tern_gpt2 *m = NULL;
-    tern_status st = tern_io_open_model(where, 0, &m, NULL);
+    m = NULL;
+    tern_err_clear();
+    st = tern_io_open_model(where, 0, &m, NULL);
     tern_gpt2_free(m);
     return st;
 }
@@ -87,7 +98,8 @@ struct regression {
     const char *format, *file;
     replay_fn replay;
     tern_status status;
-    const char *message; /* exact; "%s" stands for the name the reader was given (where) */
+    const char *message; /* exact; each "%s" stands for the name the reader was given (where) and
+                          * "%lld" for the size of the run folder's model.safetensors */
 };
 
 static const struct regression cases[] = {
@@ -101,6 +113,15 @@ static const struct regression cases[] = {
     /* io/open.c get_int: a run's n_layer 4888888880 was converted to int (undefined behaviour) */
     {"run_folder", "n_layer_4888888880", replay_run_folder, TERN_EFORMAT,
      "%s/config.json: not a run configuration (needs n_layer, n_head, n_embd, n_ctx, vocab_size)"},
+    /* io/open.c open_run: a shape tern_gpt2_config_check refuses was refused without naming the
+     * file ("n_layer must be 1..1024, got 0") */
+    {"run_folder", "n_layer_0", replay_run_folder, TERN_EINVAL, "%s/config.json: n_layer must be 1..1024, got 0"},
+    /* io/open.c open_run: a config.json of width 16384 beside the tiny checkpoint made tern
+     * allocate and zero 12.9 GB of parameters (and as much for gradients) before loading it;
+     * 8*16384 + 4*16384 + (12*16384^2 + 13*16384) + 2*16384 parameters, the file's bytes are
+     * filled in by the test */
+    {"run_folder", "n_embd_16384", replay_run_folder, TERN_EFORMAT,
+     "%s/config.json: describes a GPT-2 of 3221667840 parameters, but %s/ckpt/step-000100/model.safetensors has %lld bytes"},
     /* io/gguf_gpt2.c: the test GPT-2 with embedding_length 8192 (and feed_forward_length to
      * match) in its metadata made tern_gguf_load_gpt2 allocate and zero 3.2 GB of parameters
      * (and as much for gradients) before finding that the 25 kB file held none of them; the
@@ -120,6 +141,14 @@ static uint8_t *slurp(const char *path, size_t *n) {
     return (uint8_t *)p;
 }
 
+/* The size of the replayed run folder's model.safetensors, for the one message that gives it. */
+static long long st_bytes(void) {
+    char f[700];
+    snprintf(f, sizeof f, "%s/ckpt/step-000100/model.safetensors", where);
+    struct stat sb;
+    return stat(f, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
 /* Each kept input gives exactly the status and message recorded for it. */
 static void test_replay(void) {
     for (size_t i = 0; i < N_CASES; i++) {
@@ -132,11 +161,19 @@ static void test_replay(void) {
         if (!p) continue;
         tern_err_clear();
         tern_status st = c->replay(path, p, n);
-        snprintf(want, sizeof want, c->message, where);
+        snprintf(want, sizeof want, c->message, where, where, st_bytes());
         CHECK(st == c->status, "%s: status %d (%s), expected %d", path, (int)st, tern_errmsg(), (int)c->status);
         CHECK(!strcmp(tern_errmsg(), want), "%s:\n    message  %s\n    expected %s", path, tern_errmsg(), want);
         free(p);
     }
+}
+
+/* The replayed run folder is a good one: a config.json of its checkpoint's shape opens (so the
+ * refusals above are the inputs' doing, and open_run's size check passes real checkpoints). */
+static void test_run_folder_of_the_right_shape_opens(void) {
+    static const char in[] = "{\"n_layer\": 1, \"n_head\": 1, \"n_embd\": 4, \"n_ctx\": 4, \"vocab_size\": 8}\0step-000100\n";
+    tern_status st = replay_run_folder("", (const uint8_t *)in, sizeof in - 1);
+    CHECK(st == TERN_OK, "%s", tern_errmsg());
 }
 
 /* No file under tests/fixtures/fuzz/ is left without its row above. */
@@ -194,6 +231,7 @@ static void test_hf_config_larger_than_weights(void) {
 int main(void) {
     RUN(test_replay);
     RUN(test_hf_config_larger_than_weights);
+    RUN(test_run_folder_of_the_right_shape_opens);
     RUN(test_every_input_has_a_row);
     return check_exit();
 }

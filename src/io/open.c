@@ -38,6 +38,20 @@ static tern_status open_run(const char *dir, long long step, tern_gpt2 **out, co
     cJSON_Delete(j);
     free(text);
     if (st == TERN_OK) st = step > 0 ? tern_ckpt_at_step(dir, (uint64_t)step, &ck) : tern_ckpt_latest(dir, &ck);
+    if (st == TERN_OK && (st = tern_gpt2_config_check(&c)) != TERN_OK) tern_err_wrap(st, "%s", cfgp);
+    if (st == TERN_OK) {
+        /* The checkpoint must come near holding the model config.json describes (it keeps 4 bytes
+         * a parameter) before that model is allocated, as tern_io_load_hf checks: a small
+         * config.json must not make tern allocate and zero gigabytes. */
+        char *mp = tern_path_join(ck, "model.safetensors");
+        struct stat sb;
+        size_t need = tern_gpt2_config_num_params(&c);
+        if (!mp) st = tern_err(TERN_ENOMEM, "out of memory");
+        else if (stat(mp, &sb) == 0 && need > (size_t)sb.st_size)
+            st = tern_err(TERN_EFORMAT, "%s: describes a GPT-2 of %zu parameters, but %s has %lld bytes", cfgp, need, mp,
+                          (long long)sb.st_size);
+        free(mp);
+    }
     tern_gpt2 *m = NULL;
     if (st == TERN_OK) st = tern_gpt2_init(&m, &c);
     if (st == TERN_OK) st = tern_ckpt_load_model(ck, m);
