@@ -144,6 +144,44 @@ static void run_folder(void) {
     put("run_folder", "tiny_latest", -1, tiny, sizeof tiny - 1);
 }
 
+/* ---- checkpoint weights and AdamW moments of fuzz_checkpoint.c's model (byte 0: weights, 1:
+ * moments), as tern_ckpt_save writes them, and the weights as a Hugging Face file ---- */
+static void checkpoint(void) {
+    const tern_gpt2_config tiny = {.n_layer = 1, .n_head = 1, .n_embd = 4, .n_ctx = 4, .vocab_size = 8};
+    tern_gpt2 *m;
+    OK(tern_gpt2_init(&m, &tiny));
+    float *p = tern_gpt2_params(m);
+    for (size_t i = 0; i < tern_gpt2_num_params(m); i++) p[i] = (float)i / 64;
+    tern_adamw opt;
+    OK(tern_adamw_init(&opt, 0, tern_gpt2_num_params(m)));
+    for (size_t i = 0; i < tern_gpt2_num_params(m); i++) opt.m[i] = -(float)i, opt.v[i] = (float)i * i;
+    char dir[] = "/tmp/tern-corpus-ckpt-XXXXXX", path[160];
+    if (!mkdtemp(dir)) die("mkdtemp");
+    OK(tern_ckpt_save(dir, 100, m, &opt, "{\"step\": 100}", 1));
+    size_t n;
+    snprintf(path, sizeof path, "%s/ckpt/step-000100/model.safetensors", dir);
+    char *b = slurp(path, &n);
+    put("checkpoint", "model", 0, b, n);
+    free(b);
+    snprintf(path, sizeof path, "%s/ckpt/step-000100/optimizer.safetensors", dir);
+    b = slurp(path, &n);
+    put("checkpoint", "optimizer", 1, b, n);
+    free(b);
+    tern_st_writer *w;
+    OK(tern_io_model_to_st(m, "transformer.", &w));
+    const tern_tensor *wte = tern_gpt2_find(m, "wte.weight");
+    OK(tern_st_add(w, "lm_head.weight", TERN_DT_F32, 2, wte->shape, p + wte->offset));
+    uint8_t *img;
+    OK(tern_st_serialize(w, &img, &n));
+    put("checkpoint", "hf_tied_head", 0, img, n);
+    free(img);
+    tern_st_writer_free(w);
+    tern_adamw_free(&opt);
+    tern_gpt2_free(m);
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    if (system(path) != 0) die("rm");
+}
+
 /* ---- Hugging Face config.json (the fields transformers writes for GPT-2 small) ---- */
 static void hf_config(void) {
     put_str("hf_config", "gpt2.json",
@@ -459,6 +497,7 @@ int main(int argc, char **argv) {
     if (want("config")) config();
     if (want("run_folder")) run_folder();
     if (want("hf_config")) hf_config();
+    if (want("checkpoint")) checkpoint();
     if (want("gguf")) gguf();
     if (want("sealed")) sealed();
     if (want("ledger")) ledger();
