@@ -260,7 +260,7 @@ tern_status tern_data_prepare(const tern_prepare_opts *o, tern_manifest *out) {
         return tern_err(TERN_EINVAL, "the validation fraction must be at least 0 and below 1, got %g", o->val_fraction);
     if (o->shard_tokens < 1) return tern_err(TERN_EINVAL, "a shard must hold at least 1 token");
     tern_tok *tok;
-    TERN_TRY(tern_tok_load(&tok, o->tokenizer_dir));
+    TERN_TRY(tern_tok_load_key(&tok, o->tokenizer_dir, o->key));
     prep p = {.o = o, .vocab = tern_tok_vocab_size(tok)};
     tern_manifest m;
     memset(&m, 0, sizeof m);
