@@ -174,6 +174,9 @@ static void test_sigkill_while_checkpointing(void) {
         CHECK(st == TERN_OK, "trial %d: latest does not load: %s", k, tern_errmsg());
         if (st == TERN_OK) tern_gpt2_free(m);
         free(ck);
+        /* the ledger verifies after every kill, even one between a checkpoint and its entry */
+        int lrc = run_cmd(out, sizeof out, "%s ledger verify %s", t, rd);
+        CHECK(lrc == 0, "trial %d: ledger: %s", k, out);
         ok += st == TERN_OK;
     }
     CHECK(ok == trials, "%d of %d trials resumable", ok, trials);
