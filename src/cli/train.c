@@ -19,7 +19,8 @@ static void on_signal(int sig) {
 static void help(void) {
     printf("usage: tern train --data DATADIR -o RUNDIR [options]\n"
            "       tern train -o RUNDIR --resume [options]\n"
-           "       tern train            (the default model on the bundled corpus)\n\n"
+           "       tern train            (the default model on the bundled corpus)\n"
+           "       mpirun -np W tern train ...   (W data-parallel ranks, --batch rows each; docs/DISTRIBUTED.md)\n\n"
            "Options (also accepted as keys of --config FILE.json; flags win over the file):\n"
            "  --config FILE    a JSON object of options\n");
     tern_train_opts_help(stdout);
