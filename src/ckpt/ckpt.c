@@ -114,6 +114,31 @@ static tern_status remove_tree(const char *path) {
     return TERN_OK;
 }
 
+/* Removes a step folder so that no one ever sees it half-deleted: it is first renamed out of the
+ * step-* names (one atomic rename, made durable), then deleted. A kill during the deletion leaves a
+ * hidden .del-* folder, which the next prune clears; the ledger and loaders never look at it. */
+static tern_status discard_tree(const char *ckroot, const char *name) {
+    char *path = tern_path_join(ckroot, name);
+    if (!path) return tern_err(TERN_ENOMEM, "out of memory");
+    struct stat sb;
+    if (lstat(path, &sb) != 0) {
+        tern_status st = errno == ENOENT ? TERN_OK : tern_err(TERN_EIO, "%s: %s", path, strerror(errno));
+        free(path);
+        return st;
+    }
+    char trashname[128];
+    snprintf(trashname, sizeof trashname, ".del-%s-%ld", name, (long)getpid());
+    char *trash = tern_path_join(ckroot, trashname);
+    tern_status st = trash ? remove_tree(trash) : tern_err(TERN_ENOMEM, "out of memory");
+    if (st == TERN_OK && rename(path, trash) != 0)
+        st = tern_err(TERN_EIO, "%s: cannot move aside to remove it: %s", path, strerror(errno));
+    if (st == TERN_OK) st = tern_fsync_dir(ckroot);
+    if (st == TERN_OK) st = remove_tree(trash);
+    free(trash);
+    free(path);
+    return st;
+}
+
 static tern_status write_optimizer(const char *dir, const char *path, const tern_gpt2 *m, const tern_adamw *opt, uint64_t step) {
     tern_st_writer *w;
     TERN_TRY(tern_st_writer_init(&w));
@@ -148,7 +173,8 @@ static int cmp_ull(const void *a, const void *b) {
 }
 
 /* Removes all but the newest `keep` step folders, and the half-written hidden folders that killed
- * runs left (one process writes a run's checkpoints, so no other writer can own them). */
+ * runs left, writing or removing (one process writes a run's checkpoints, so no other writer can
+ * own them). */
 static tern_status prune(const char *ckroot, int keep) {
     DIR *d = opendir(ckroot);
     if (!d) return tern_err(TERN_EIO, "%s: cannot open folder: %s", ckroot, strerror(errno));
@@ -160,7 +186,7 @@ static tern_status prune(const char *ckroot, int keep) {
         unsigned long long s;
         if (is_step_dir(e->d_name, &s) && n < sizeof steps / sizeof steps[0]) {
             steps[n++] = s;
-        } else if (!strncmp(e->d_name, ".tmp-step-", 10)) {
+        } else if (!strncmp(e->d_name, ".tmp-step-", 10) || !strncmp(e->d_name, ".del-step-", 10)) {
             char *p = tern_path_join(ckroot, e->d_name);
             st = p ? remove_tree(p) : tern_err(TERN_ENOMEM, "out of memory");
             free(p);
@@ -172,9 +198,7 @@ static tern_status prune(const char *ckroot, int keep) {
     for (size_t i = 0; keep > 0 && i + (size_t)keep < n && st == TERN_OK; i++) {
         char name[64];
         snprintf(name, sizeof name, "step-%06llu", steps[i]);
-        char *p = tern_path_join(ckroot, name);
-        st = p ? remove_tree(p) : tern_err(TERN_ENOMEM, "out of memory");
-        free(p);
+        st = discard_tree(ckroot, name);
     }
     return st;
 }
@@ -208,7 +232,7 @@ tern_status tern_ckpt_save(const char *rundir, uint64_t step, tern_gpt2 *m, cons
     if (st == TERN_OK) st = tern_fsync_dir(tmp);
     /* A complete folder of this step may exist from a run that died before switching `latest`;
      * the new one replaces it. */
-    if (st == TERN_OK) st = remove_tree(final);
+    if (st == TERN_OK) st = discard_tree(ckroot, name);
     if (st == TERN_OK && rename(tmp, final) != 0)
         st = tern_err(TERN_EIO, "%s: cannot rename checkpoint into place: %s", final, strerror(errno));
     if (st == TERN_OK) st = tern_fsync_dir(ckroot);
