@@ -286,6 +286,54 @@ static void test_finite_differences(void) {
     tern_gpt2_free(m);
 }
 
+/* Recomputation changes where activations live, not what is computed: losses and every gradient
+ * equal a plain run's bit for bit, over two micro-batches of accumulation and a batch smaller
+ * than the reserved one, and the activation buffers shrink as the header's formula says. */
+static void test_recompute_identical(void) {
+    tern_gpt2_config cfg = {3, 2, 16, 12, 29};
+    size_t B = 3, T = 12, np = 0;
+    float *g[2] = {NULL, NULL}, loss[2][2];
+    size_t bytes[2];
+    for (int rc = 0; rc < 2; rc++) {
+        tern_gpt2 *m;
+        CHECK(tern_gpt2_init(&m, &cfg) == TERN_OK, "%s", tern_errmsg());
+        tern_gpt2_set_recompute(m, rc);
+        CHECK(tern_gpt2_reserve(m, B, T) == TERN_OK, "%s", tern_errmsg());
+        bytes[rc] = tern_gpt2_activation_bytes(m);
+        CHECK(bytes[rc] == tern_gpt2_activation_bytes_for(&cfg, B, T, rc), "reserved %zu bytes", bytes[rc]);
+        tern_gpt2_init_weights(m, 11);
+        np = tern_gpt2_num_params(m);
+        tern_gpt2_zero_grad(m);
+        for (int mb = 0; mb < 2; mb++) {
+            size_t b = mb ? B - 1 : B; /* the second micro-batch is smaller than reserved */
+            int32_t in[36], tg[36];
+            for (size_t i = 0; i < b * T; i++) {
+                in[i] = (int32_t)((i * 7 + 3 + (size_t)mb) % 29);
+                tg[i] = (int32_t)((i * 5 + 1 + (size_t)mb) % 29);
+            }
+            CHECK(tern_gpt2_forward(m, in, tg, b, T, &loss[rc][mb]) == TERN_OK, "%s", tern_errmsg());
+            tern_gpt2_backward(m, 0.5f);
+        }
+        g[rc] = malloc(np * sizeof(float));
+        memcpy(g[rc], tern_gpt2_grads(m), np * sizeof(float));
+        tern_gpt2_free(m);
+    }
+    CHECK(!memcmp(loss[0], loss[1], sizeof loss[0]), "losses %.9g %.9g vs %.9g %.9g", loss[0][0], loss[0][1], loss[1][0],
+          loss[1][1]);
+    size_t differ = 0;
+    for (size_t i = 0; i < np; i++) differ += memcmp(&g[0][i], &g[1][i], sizeof(float)) != 0;
+    CHECK(differ == 0, "%zu of %zu gradients differ with recomputation", differ, np);
+    /* inner activations per token per block: 17C + NH floats (plus 4 LayerNorm statistics),
+     * kept for 3 blocks without recomputation and for 1 with it */
+    size_t inner = (17 * 16 + 2 + 4) * B * T * sizeof(float);
+    /* each buffer is rounded up to 16 floats, so the difference is exact up to 16 floats a buffer */
+    double diff = (double)bytes[0] - (double)bytes[1];
+    CHECK(fabs(diff - 2.0 * (double)inner) <= 14 * 16 * 4, "%zu vs %zu bytes, expected a difference of %zu", bytes[0],
+          bytes[1], 2 * inner);
+    free(g[0]);
+    free(g[1]);
+}
+
 /* Each kernel set's sgemm against ref, all four transpose cases, on sizes that are not multiples
  * of any tile. */
 static void test_sgemm_sets(void) {
@@ -319,22 +367,30 @@ static void test_attention_sets(void) {
     for (const char *const *nm = tern_kern_names; *nm; nm++) {
     const tern_kern *cpu = tern_kern_by_name(*nm);
     if (!cpu || cpu == ref) continue;
-    size_t shapes[][3] = {{2, 13, 3}, {1, 1, 2}, {3, 31, 1}}; /* B, T, NH with hs = 12 */
-    for (size_t s = 0; s < 3; s++) {
-        size_t B = shapes[s][0], T = shapes[s][1], NH = shapes[s][2], C = 12 * NH, n3 = B * T * 3 * C, na = B * NH * T * T;
-        float *qkv = malloc(n3 * 4), *o1 = malloc(B * T * C * 4), *o2 = malloc(B * T * C * 4), *a1 = malloc(na * 4),
-              *a2 = malloc(na * 4), *dy = malloc(B * T * C * 4), *d1 = malloc(n3 * 4), *d2 = malloc(n3 * 4),
-              *s1 = malloc(na * 4), *s2 = malloc(na * 4);
+    /* B, T, NH with hs = 12; T = 150 spans three query blocks, the last one partial */
+    size_t shapes[][3] = {{2, 13, 3}, {1, 1, 2}, {3, 31, 1}, {2, 150, 2}};
+    for (size_t s = 0; s < 4; s++) {
+        size_t B = shapes[s][0], T = shapes[s][1], NH = shapes[s][2], C = 12 * NH, n3 = B * T * 3 * C, nl = B * NH * T,
+               ns = TERN_ATT_SCRATCH(B, T, NH);
+        float *qkv = malloc(n3 * 4), *o1 = malloc(B * T * C * 4), *o2 = malloc(B * T * C * 4), *l1 = malloc(nl * 4),
+              *l2 = malloc(nl * 4), *dy = malloc(B * T * C * 4), *d1 = malloc(n3 * 4), *d2 = malloc(n3 * 4),
+              *scr = malloc(ns * 4);
         for (size_t i = 0; i < n3; i++) qkv[i] = tern_rng_normal(3, 1, i);
         for (size_t i = 0; i < B * T * C; i++) dy[i] = tern_rng_normal(3, 2, i);
-        ref->attention_fwd(o1, a1, qkv, B, T, C, NH);
-        cpu->attention_fwd(o2, a2, qkv, B, T, C, NH);
-        CHECK(rel_l2(o2, o1, B * T * C) < 1e-6, "forward B%zu T%zu NH%zu: %.3g", B, T, NH, rel_l2(o2, o1, B * T * C));
-        CHECK(rel_l2(a2, a1, na) < 1e-6, "probabilities: %.3g", rel_l2(a2, a1, na));
-        ref->attention_bwd(d1, s1, dy, qkv, a1, B, T, C, NH);
-        cpu->attention_bwd(d2, s2, dy, qkv, a1, B, T, C, NH);
-        CHECK(rel_l2(d2, d1, n3) < 1e-5, "backward B%zu T%zu NH%zu: %.3g", B, T, NH, rel_l2(d2, d1, n3));
-        free(qkv), free(o1), free(o2), free(a1), free(a2), free(dy), free(d1), free(d2), free(s1), free(s2);
+        ref->attention_fwd(o1, l1, scr, qkv, B, T, C, NH);
+        cpu->attention_fwd(o2, l2, scr, qkv, B, T, C, NH);
+        CHECK(rel_l2(o2, o1, B * T * C) < 1e-6, "%s forward B%zu T%zu NH%zu: %.3g", *nm, B, T, NH, rel_l2(o2, o1, B * T * C));
+        CHECK(rel_l2(l2, l1, nl) < 1e-6, "%s log-sum-exp: %.3g", *nm, rel_l2(l2, l1, nl));
+        /* row 0 attends to itself only: its log-sum-exp is its own scaled score */
+        float s00 = 0.0f;
+        for (size_t i = 0; i < 12; i++) s00 += qkv[i] * qkv[C + i];
+        CHECK(fabsf(l1[0] - s00 / sqrtf(12.0f)) < 1e-5f, "lse of row 0: %g vs %g", l1[0], s00 / sqrtf(12.0f));
+        /* dqkv is overwritten, whatever it held */
+        for (size_t i = 0; i < n3; i++) d1[i] = d2[i] = 1e3f;
+        ref->attention_bwd(d1, scr, dy, qkv, l1, B, T, C, NH);
+        cpu->attention_bwd(d2, scr, dy, qkv, l1, B, T, C, NH);
+        CHECK(rel_l2(d2, d1, n3) < 1e-5, "%s backward B%zu T%zu NH%zu: %.3g", *nm, B, T, NH, rel_l2(d2, d1, n3));
+        free(qkv), free(o1), free(o2), free(l1), free(l2), free(dy), free(d1), free(d2), free(scr);
     }
     }
 }
@@ -360,6 +416,7 @@ int main(void) {
     RUN(test_torch_every_set);
     RUN(test_pointwise_sets);
     RUN(test_finite_differences);
+    RUN(test_recompute_identical);
     RUN(test_sgemm_sets);
     RUN(test_attention_sets);
     RUN(test_bad_token_and_config);

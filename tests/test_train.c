@@ -298,6 +298,42 @@ static void test_eval_matches_torch(void) {
     tern_st_free(st);
 }
 
+/* --recompute: the same losses and weights, bit for bit; and a --max-memory that the run fits only
+ * with it names it as the way to fit, then lets it start. */
+static void test_recompute(void) {
+    if (!setup()) {
+        CHECK(0, "setup");
+        return;
+    }
+    const char *d = test_tmpdir("train_recompute");
+    const char *t = test_tern_bin();
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/plain %s --steps 4 && %s train --data %s -o %s/rc %s --steps 4 --recompute",
+                     t, data_dir, d, small, t, data_dir, d, small);
+    CHECK(rc == 0, "%s", out);
+    char a[8][32], b[8][32], pa[600], pb[600];
+    snprintf(pa, sizeof pa, "%s/plain", d);
+    snprintf(pb, sizeof pb, "%s/rc", d);
+    int na = losses(pa, a, 8), nb = losses(pb, b, 8);
+    CHECK(na == 4 && nb == 4, "%d and %d loss lines", na, nb);
+    for (int i = 0; i < na && i < nb; i++) CHECK(!strcmp(a[i], b[i]), "step %d: %s vs %s", i + 1, a[i], b[i]);
+    snprintf(pa, sizeof pa, "%s/plain/ckpt/step-000004/model.safetensors", d);
+    snprintf(pb, sizeof pb, "%s/rc/ckpt/step-000004/model.safetensors", d);
+    CHECK(files_equal(pa, pb), "model.safetensors of step 4 differ with --recompute");
+    /* SMALL_FLAGS' model: 2 layers, 2 heads, width 32, context 32, vocabulary 320, batch 4 */
+    tern_gpt2_config c = {2, 2, 32, 32, 320};
+    double state = 4.0 * (double)tern_gpt2_config_num_params(&c) * sizeof(float);
+    double plain = (double)tern_gpt2_activation_bytes_for(&c, 4, 32, 0), less = (double)tern_gpt2_activation_bytes_for(&c, 4, 32, 1);
+    CHECK(less < 0.75 * plain, "recomputation keeps %.0f of %.0f activation bytes", less, plain);
+    long long limit = (long long)(state + (plain + less) / 2);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --steps 2 --max-memory %lld", t, data_dir, d, small, limit);
+    char want[512];
+    const double gib = 1024.0 * 1024 * 1024;
+    snprintf(want, sizeof want, "; --recompute would fit (activations %.2f GiB, the blocks' forward pass run twice)\n", less / gib);
+    CHECK(rc == 1 && strstr(out, want), "rc %d: %s", rc, out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --steps 2 --max-memory %lld --recompute", t, data_dir, d, small, limit);
+    CHECK(rc == 0, "rc %d: %s", rc, out);
+}
+
 /* Non-finite steps are skipped and logged; after --max-bad-steps in a row the run stops with a
  * message and the last good checkpoint; --detect-anomaly names the first kernel. */
 static void test_numeric_faults(void) {
@@ -427,6 +463,7 @@ int main(void) {
     RUN(test_sigint_checkpoints);
     RUN(test_sigkill_while_checkpointing);
     RUN(test_export_init_roundtrip_and_sample);
+    RUN(test_recompute);
     RUN(test_numeric_faults);
     RUN(test_write_faults);
     RUN(test_run_ledger);

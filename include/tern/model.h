@@ -73,8 +73,16 @@ const tern_tensor *tern_gpt2_find(const tern_gpt2 *m, const char *name);
 const float *tern_gpt2_logits(const tern_gpt2 *m);
 /* Per-position losses (B,T) of the last forward pass with targets. */
 const float *tern_gpt2_losses(const tern_gpt2 *m);
-/* Bytes that tern_gpt2_reserve(B, T) allocates for a model of this shape (no allocation). */
-size_t tern_gpt2_activation_bytes_for(const tern_gpt2_config *cfg, size_t B, size_t T);
+/* Bytes that tern_gpt2_reserve(B, T) allocates for a model of this shape (no allocation), with
+ * or without recomputation. */
+size_t tern_gpt2_activation_bytes_for(const tern_gpt2_config *cfg, size_t B, size_t T, int recompute);
+/* Activation recomputation: keep only each block's output from the forward pass and recompute a
+ * block's inner activations (LayerNorms, q/k/v, attention, MLP) from its input during the
+ * backward pass, one block at a time. Activation memory falls from about (18C + NH) x L floats
+ * per token to (17C + NH) + L*C; the forward pass of the blocks runs twice. Results are
+ * bit-identical to a run without it (the same kernels on the same inputs). Call before
+ * tern_gpt2_reserve: a change drops the reserved buffers. */
+void tern_gpt2_set_recompute(tern_gpt2 *m, int on);
 /* Bytes of the activation buffers reserved. */
 size_t tern_gpt2_activation_bytes(const tern_gpt2 *m);
 /* Anomaly detection: when on, every kernel's output is scanned for NaN and infinity; the forward

@@ -46,6 +46,7 @@
     X(precision, S, "fp32", "arithmetic: fp32")                                                               \
     X(threads, I, 0, "threads (0 = all cores)")                                                               \
     X(max_bad_steps, I, 10, "stop after this many non-finite steps in a row")                                 \
+    X(recompute, B, 0, "keep only each block's output and recompute the rest in the backward pass (less memory, ~1/3 more compute)") \
     X(detect_anomaly, B, 0, "check every kernel's output; stop naming the first that produced NaN or inf")     \
     X(max_memory, S, NULL, "refuse to start unless the run fits this much memory (e.g. 8G, 512M)")             \
     X(policy, S, NULL, "the owner's policy (JSON): the run is refused before any data is read if it forbids it") \

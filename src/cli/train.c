@@ -10,6 +10,15 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Whether an option is a flag (type B in TERN_TRAIN_OPTS): given alone, it means true. */
+static int is_flag(const char *key) {
+#define X(k, type, def, help)                                                                 \
+    if (!strcmp(key, #k)) return #type[0] == 'B';
+    TERN_TRAIN_OPTS(X)
+#undef X
+    return 0;
+}
+
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) {
     (void)sig;
@@ -115,8 +124,7 @@ int cli_train(int argc, char **argv) {
         const char *val;
         if (*p == '=') {
             val = p + 1;
-        } else if (!strcmp(key, "no_shuffle") || !strcmp(key, "resume") || !strcmp(key, "detect_anomaly") ||
-                   !strcmp(key, "seal_metrics")) {
+        } else if (is_flag(key)) {
             val = "true";
         } else {
             if (i + 1 >= argc) cli_usage("train", "option %s needs a value", a);

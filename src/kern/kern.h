@@ -11,6 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Attention works on blocks of this many query rows at a time, each against the keys up to its
+ * last row (causal blocks beyond are skipped); per (batch, head) it needs two such blocks of
+ * scores. */
+#define TERN_ATT_BQ 64
+#define TERN_ATT_SCRATCH(B, T, NH) ((B) * (NH) * 2 * (size_t)TERN_ATT_BQ * (T))
+
 typedef struct tern_kern {
     const char *name;
 
@@ -42,10 +48,13 @@ typedef struct tern_kern {
 
     /* Causal self-attention as GPT-2 computes it. qkv (B,T,3C) holds q, k, v side by side, each
      * split into NH heads of C/NH; scores scaled by 1/sqrt(C/NH); out (B,T,C) with heads merged.
-     * att (B,NH,T,T) keeps the softmax probabilities for the backward pass (row t uses 0..t). */
-    void (*attention_fwd)(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C, size_t NH);
-    /* dqkv (B,T,3C) is overwritten; datt (B,NH,T,T) is scratch. */
-    void (*attention_bwd)(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, size_t B,
+     * No (T,T) matrix outlives the call: lse (B,NH,T) keeps each score row's log-sum-exp, from
+     * which the backward pass recomputes the probabilities. scratch holds
+     * TERN_ATT_SCRATCH(B, T, NH) floats of working space (contents undefined after). */
+    void (*attention_fwd)(float *out, float *lse, float *scratch, const float *qkv, size_t B, size_t T, size_t C,
+                          size_t NH);
+    /* dqkv (B,T,3C) is overwritten. */
+    void (*attention_bwd)(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *lse, size_t B,
                           size_t T, size_t C, size_t NH);
 
     /* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */

@@ -46,23 +46,26 @@ enum {
 };
 
 /* Activations saved by the forward pass for the backward pass. X(field, elements) with sizes in
- * B, T, C, L, NH, V of the reserved shape. */
+ * B, T, C, L, NH, V of the reserved shape. S is the number of blocks whose inner activations are
+ * kept: L, or 1 with recomputation, where only each block's output (residual3) is kept for every
+ * block and the backward pass recomputes a block's insides from its input just before it needs
+ * them. */
 #define GPT2_ACTS(X)                                                                          \
     X(encoded, B * T * C)                                                                     \
-    X(ln1, L * B * T * C)                                                                     \
-    X(ln1_mean, L * B * T)                                                                    \
-    X(ln1_rstd, L * B * T)                                                                    \
-    X(qkv, L * B * T * 3 * C)                                                                 \
-    X(atty, L * B * T * C)                                                                    \
-    X(att, L * B * NH * T * T)                                                                \
-    X(attproj, L * B * T * C)                                                                 \
-    X(residual2, L * B * T * C)                                                               \
-    X(ln2, L * B * T * C)                                                                     \
-    X(ln2_mean, L * B * T)                                                                    \
-    X(ln2_rstd, L * B * T)                                                                    \
-    X(fch, L * B * T * 4 * C)                                                                 \
-    X(fch_gelu, L * B * T * 4 * C)                                                            \
-    X(fcproj, L * B * T * C)                                                                  \
+    X(ln1, S * B * T * C)                                                                     \
+    X(ln1_mean, S * B * T)                                                                    \
+    X(ln1_rstd, S * B * T)                                                                    \
+    X(qkv, S * B * T * 3 * C)                                                                 \
+    X(atty, S * B * T * C)                                                                    \
+    X(lse, S * B * NH * T)                                                                    \
+    X(attproj, S * B * T * C)                                                                 \
+    X(residual2, S * B * T * C)                                                               \
+    X(ln2, S * B * T * C)                                                                     \
+    X(ln2_mean, S * B * T)                                                                    \
+    X(ln2_rstd, S * B * T)                                                                    \
+    X(fch, S * B * T * 4 * C)                                                                 \
+    X(fch_gelu, S * B * T * 4 * C)                                                            \
+    X(fcproj, S * B * T * C)                                                                  \
     X(residual3, L * B * T * C)                                                               \
     X(lnf, B * T * C)                                                                         \
     X(lnf_mean, B * T)                                                                        \
@@ -75,7 +78,7 @@ enum {
     X(datty, B * T * C)                                                                       \
     X(dqkv, B * T * 3 * C)                                                                    \
     X(dfch, B * T * 4 * C)                                                                    \
-    X(datt, B * NH * T * T)
+    X(attscr, TERN_ATT_SCRATCH(B, T, NH)) /* attention's working space, forward and backward */
 
 typedef struct {
 #define X(f, n) float *f;
@@ -100,6 +103,7 @@ struct tern_gpt2 {
     size_t B, T;               /* shape of the last forward */
     int have_targets;
     int detect;                /* check every kernel's output for non-finite values */
+    int recompute;             /* keep one block's inner activations; recompute in backward */
     char anomaly[160];         /* the first kernel that produced one, "" if none */
     tern_gpt2_grad_hook grad_hook; /* see tern_gpt2_set_grad_hook */
     void *grad_hook_ctx;
@@ -247,8 +251,9 @@ tern_status tern_gpt2_set_kernels(tern_gpt2 *m, const char *name) {
 
 /* Floats of each activation buffer for batches of B x T (the GPT2_ACTS list), and their sum,
  * each rounded up to 16 floats (64 bytes) as laid out. */
-static size_t acts_sizes(const tern_gpt2_config *cfg, size_t B, size_t T, size_t *sizes) {
+static size_t acts_sizes(const tern_gpt2_config *cfg, size_t B, size_t T, int recompute, size_t *sizes) {
     size_t L = (size_t)cfg->n_layer, C = (size_t)cfg->n_embd, NH = (size_t)cfg->n_head, V = (size_t)cfg->vocab_size;
+    size_t S = recompute ? 1 : L;
     size_t tmp[] = {
 #define X(f, n) (n),
         GPT2_ACTS(X)
@@ -262,8 +267,17 @@ static size_t acts_sizes(const tern_gpt2_config *cfg, size_t B, size_t T, size_t
     return total;
 }
 
-size_t tern_gpt2_activation_bytes_for(const tern_gpt2_config *cfg, size_t B, size_t T) {
-    return acts_sizes(cfg, B, T, NULL) * sizeof(float);
+size_t tern_gpt2_activation_bytes_for(const tern_gpt2_config *cfg, size_t B, size_t T, int recompute) {
+    return acts_sizes(cfg, B, T, recompute, NULL) * sizeof(float);
+}
+
+void tern_gpt2_set_recompute(tern_gpt2 *m, int on) {
+    if (!!on == m->recompute) return;
+    m->recompute = !!on;
+    /* the layout changes: drop the buffers so that the next reserve lays them out anew */
+    tern_free(m->acts);
+    m->acts = NULL;
+    m->acts_floats = m->resB = m->resT = 0;
 }
 
 tern_status tern_gpt2_reserve(tern_gpt2 *m, size_t B, size_t T) {
@@ -272,7 +286,7 @@ tern_status tern_gpt2_reserve(tern_gpt2 *m, size_t B, size_t T) {
         return tern_err(TERN_EINVAL, "sequence length %zu is longer than the model's context (n_ctx %d)", T, m->cfg.n_ctx);
     if (m->acts && B <= m->resB && T <= m->resT) return TERN_OK;
     size_t sizes[64];
-    size_t total = acts_sizes(&m->cfg, B, T, sizes);
+    size_t total = acts_sizes(&m->cfg, B, T, m->recompute, sizes);
     tern_free(m->acts);
     free(m->inputs);
     free(m->targets);
@@ -320,8 +334,10 @@ void tern_gpt2_init_weights(tern_gpt2 *m, uint64_t seed) {
     }
 }
 
-/* Layer l's slice of an (L, ...) activation: per-layer stride uses the reserved shape. */
+/* Layer l's slice of an (L, ...) activation: per-layer stride uses the reserved shape. SLOT is
+ * the same for the inner activations, which all blocks share under recomputation. */
 #define LAYER(buf, l, per_row) ((buf) + (l) * m->resB * m->resT * (per_row))
+#define SLOT(buf, l, per_row) LAYER(buf, m->recompute ? 0 : (l), per_row)
 
 void tern_gpt2_set_anomaly_detection(tern_gpt2 *m, int on) {
     m->detect = on;
@@ -343,13 +359,51 @@ static void check_out(tern_gpt2 *m, const float *p, size_t n, const char *kernel
         }
 }
 
+/* Block l's forward pass over the batch of the last tern_gpt2_forward: from its input (the
+ * embeddings or block l-1's output) to its output residual3[l], through its slot of inner
+ * activations. */
+static void block_fwd(tern_gpt2 *m, size_t l) {
+    const tern_kern *k = m->k;
+    size_t C = (size_t)m->cfg.n_embd, NH = (size_t)m->cfg.n_head, B = m->B, T = m->T, N = B * T;
+    gpt2_params *p = &m->p;
+    gpt2_acts *a = &m->a;
+    const float *x = l == 0 ? a->encoded : LAYER(a->residual3, l - 1, C);
+    float *ln1 = SLOT(a->ln1, l, C), *ln1_mean = SLOT(a->ln1_mean, l, 1), *ln1_rstd = SLOT(a->ln1_rstd, l, 1);
+    float *qkv = SLOT(a->qkv, l, 3 * C), *atty = SLOT(a->atty, l, C);
+    float *lse = SLOT(a->lse, l, NH);
+    float *attproj = SLOT(a->attproj, l, C), *res2 = SLOT(a->residual2, l, C);
+    float *ln2 = SLOT(a->ln2, l, C), *ln2_mean = SLOT(a->ln2_mean, l, 1), *ln2_rstd = SLOT(a->ln2_rstd, l, 1);
+    float *fch = SLOT(a->fch, l, 4 * C), *fch_gelu = SLOT(a->fch_gelu, l, 4 * C);
+    float *fcproj = SLOT(a->fcproj, l, C), *res3 = LAYER(a->residual3, l, C);
+
+    k->layernorm_fwd(ln1, ln1_mean, ln1_rstd, x, p->ln1w + l * C, p->ln1b + l * C, N, C);
+    check_out(m, ln1, N * C, "layernorm_fwd (ln_1)", (long)l);
+    k->matmul_fwd(qkv, ln1, p->qkvw + l * C * 3 * C, p->qkvb + l * 3 * C, N, C, 3 * C);
+    check_out(m, qkv, N * 3 * C, "matmul_fwd (attn.c_attn)", (long)l);
+    k->attention_fwd(atty, lse, a->attscr, qkv, B, T, C, NH);
+    check_out(m, atty, N * C, "attention_fwd", (long)l);
+    k->matmul_fwd(attproj, atty, p->attprojw + l * C * C, p->attprojb + l * C, N, C, C);
+    check_out(m, attproj, N * C, "matmul_fwd (attn.c_proj)", (long)l);
+    k->residual_fwd(res2, x, attproj, N * C);
+    check_out(m, res2, N * C, "residual_fwd (attention)", (long)l);
+    k->layernorm_fwd(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + l * C, p->ln2b + l * C, N, C);
+    check_out(m, ln2, N * C, "layernorm_fwd (ln_2)", (long)l);
+    k->matmul_fwd(fch, ln2, p->fcw + l * C * 4 * C, p->fcb + l * 4 * C, N, C, 4 * C);
+    check_out(m, fch, N * 4 * C, "matmul_fwd (mlp.c_fc)", (long)l);
+    k->gelu_fwd(fch_gelu, fch, N * 4 * C);
+    check_out(m, fch_gelu, N * 4 * C, "gelu_fwd", (long)l);
+    k->matmul_fwd(fcproj, fch_gelu, p->fcprojw + l * 4 * C * C, p->fcprojb + l * C, N, 4 * C, C);
+    check_out(m, fcproj, N * C, "matmul_fwd (mlp.c_proj)", (long)l);
+    k->residual_fwd(res3, res2, fcproj, N * C);
+    check_out(m, res3, N * C, "residual_fwd (mlp)", (long)l);
+}
+
 tern_status tern_gpt2_forward(tern_gpt2 *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
                               float *loss) {
     if (!m->acts || B > m->resB || T > m->resT)
         return tern_err(TERN_EINVAL, "batch %zux%zu exceeds the reserved %zux%zu", B, T, m->resB, m->resT);
     const tern_kern *k = m->k;
-    size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.n_embd, NH = (size_t)m->cfg.n_head,
-           V = (size_t)m->cfg.vocab_size, N = B * T;
+    size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size, N = B * T;
     for (size_t i = 0; i < N; i++) {
         if (inputs[i] < 0 || (size_t)inputs[i] >= V)
             return tern_err(TERN_EINVAL, "input token %d at position %zu is outside the vocabulary (size %zu)", inputs[i],
@@ -369,37 +423,7 @@ tern_status tern_gpt2_forward(tern_gpt2 *m, const int32_t *inputs, const int32_t
     m->anomaly[0] = 0;
     k->encoder_fwd(a->encoded, m->inputs, p->wte, p->wpe, B, T, C);
     check_out(m, a->encoded, N * C, "encoder_fwd", -1);
-    for (size_t l = 0; l < L; l++) {
-        const float *x = l == 0 ? a->encoded : LAYER(a->residual3, l - 1, C);
-        float *ln1 = LAYER(a->ln1, l, C), *ln1_mean = LAYER(a->ln1_mean, l, 1), *ln1_rstd = LAYER(a->ln1_rstd, l, 1);
-        float *qkv = LAYER(a->qkv, l, 3 * C), *atty = LAYER(a->atty, l, C);
-        float *att = a->att + l * m->resB * NH * m->resT * m->resT;
-        float *attproj = LAYER(a->attproj, l, C), *res2 = LAYER(a->residual2, l, C);
-        float *ln2 = LAYER(a->ln2, l, C), *ln2_mean = LAYER(a->ln2_mean, l, 1), *ln2_rstd = LAYER(a->ln2_rstd, l, 1);
-        float *fch = LAYER(a->fch, l, 4 * C), *fch_gelu = LAYER(a->fch_gelu, l, 4 * C);
-        float *fcproj = LAYER(a->fcproj, l, C), *res3 = LAYER(a->residual3, l, C);
-
-        k->layernorm_fwd(ln1, ln1_mean, ln1_rstd, x, p->ln1w + l * C, p->ln1b + l * C, N, C);
-        check_out(m, ln1, N * C, "layernorm_fwd (ln_1)", (long)l);
-        k->matmul_fwd(qkv, ln1, p->qkvw + l * C * 3 * C, p->qkvb + l * 3 * C, N, C, 3 * C);
-        check_out(m, qkv, N * 3 * C, "matmul_fwd (attn.c_attn)", (long)l);
-        k->attention_fwd(atty, att, qkv, B, T, C, NH);
-        check_out(m, atty, N * C, "attention_fwd", (long)l);
-        k->matmul_fwd(attproj, atty, p->attprojw + l * C * C, p->attprojb + l * C, N, C, C);
-        check_out(m, attproj, N * C, "matmul_fwd (attn.c_proj)", (long)l);
-        k->residual_fwd(res2, x, attproj, N * C);
-        check_out(m, res2, N * C, "residual_fwd (attention)", (long)l);
-        k->layernorm_fwd(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + l * C, p->ln2b + l * C, N, C);
-        check_out(m, ln2, N * C, "layernorm_fwd (ln_2)", (long)l);
-        k->matmul_fwd(fch, ln2, p->fcw + l * C * 4 * C, p->fcb + l * 4 * C, N, C, 4 * C);
-        check_out(m, fch, N * 4 * C, "matmul_fwd (mlp.c_fc)", (long)l);
-        k->gelu_fwd(fch_gelu, fch, N * 4 * C);
-        check_out(m, fch_gelu, N * 4 * C, "gelu_fwd", (long)l);
-        k->matmul_fwd(fcproj, fch_gelu, p->fcprojw + l * 4 * C * C, p->fcprojb + l * C, N, 4 * C, C);
-        check_out(m, fcproj, N * C, "matmul_fwd (mlp.c_proj)", (long)l);
-        k->residual_fwd(res3, res2, fcproj, N * C);
-        check_out(m, res3, N * C, "residual_fwd (mlp)", (long)l);
-    }
+    for (size_t l = 0; l < L; l++) block_fwd(m, l);
     k->layernorm_fwd(a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->residual3, L - 1, C), p->lnfw, p->lnfb, N, C);
     /* Tied head: logits (N,V) = lnf (N,C) @ wte^T, wte being (V,C). */
     check_out(m, a->lnf, N * C, "layernorm_fwd (ln_f)", -1);
@@ -442,13 +466,15 @@ void tern_gpt2_backward(tern_gpt2 *m, float loss_scale) {
     if (m->grad_hook) m->grad_hook(m->grad_hook_ctx, (int)L);
     /* dres now holds d loss / d residual3[L-1]; walk the blocks backwards. */
     for (size_t l = L; l-- > 0;) {
+        /* under recomputation the shared slot still holds the last block's from the forward pass */
+        if (m->recompute && l != L - 1) block_fwd(m, l);
         const float *x = l == 0 ? a->encoded : LAYER(a->residual3, l - 1, C);
-        float *ln1 = LAYER(a->ln1, l, C), *ln1_mean = LAYER(a->ln1_mean, l, 1), *ln1_rstd = LAYER(a->ln1_rstd, l, 1);
-        float *qkv = LAYER(a->qkv, l, 3 * C), *atty = LAYER(a->atty, l, C);
-        float *att = a->att + l * m->resB * NH * m->resT * m->resT;
-        float *res2 = LAYER(a->residual2, l, C);
-        float *ln2 = LAYER(a->ln2, l, C), *ln2_mean = LAYER(a->ln2_mean, l, 1), *ln2_rstd = LAYER(a->ln2_rstd, l, 1);
-        float *fch = LAYER(a->fch, l, 4 * C), *fch_gelu = LAYER(a->fch_gelu, l, 4 * C);
+        float *ln1 = SLOT(a->ln1, l, C), *ln1_mean = SLOT(a->ln1_mean, l, 1), *ln1_rstd = SLOT(a->ln1_rstd, l, 1);
+        float *qkv = SLOT(a->qkv, l, 3 * C), *atty = SLOT(a->atty, l, C);
+        float *lse = SLOT(a->lse, l, NH);
+        float *res2 = SLOT(a->residual2, l, C);
+        float *ln2 = SLOT(a->ln2, l, C), *ln2_mean = SLOT(a->ln2_mean, l, 1), *ln2_rstd = SLOT(a->ln2_rstd, l, 1);
+        float *fch = SLOT(a->fch, l, 4 * C), *fch_gelu = SLOT(a->fch_gelu, l, 4 * C);
 
         /* residual3 = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
         k->matmul_bwd(a->dfch, g->fcprojw + l * 4 * C * C, g->fcprojb + l * C, a->dres, fch_gelu,
@@ -461,7 +487,7 @@ void tern_gpt2_backward(tern_gpt2 *m, float loss_scale) {
         /* residual2 = x + attproj(attention(qkv(ln1(x)))) */
         k->matmul_bwd(a->datty, g->attprojw + l * C * C, g->attprojb + l * C, a->dres, atty, p->attprojw + l * C * C, N,
                       C, C);
-        k->attention_bwd(a->dqkv, a->datt, a->datty, qkv, att, B, T, C, NH);
+        k->attention_bwd(a->dqkv, a->attscr, a->datty, qkv, lse, B, T, C, NH);
         check_out(m, a->dqkv, N * 3 * C, "attention_bwd", (long)l);
         k->matmul_bwd(a->dln, g->qkvw + l * C * 3 * C, g->qkvb + l * 3 * C, a->dqkv, ln1, p->qkvw + l * C * 3 * C, N, C,
                       3 * C);

@@ -298,16 +298,20 @@ static tern_status check_memory(const tern_train_opts *o, const tern_gpt2_config
     const double gib = 1024.0 * 1024 * 1024;
     double state = 4.0 * (double)tern_gpt2_config_num_params(c) * sizeof(float);
     size_t B = (size_t)o->batch, T = (size_t)o->seq;
-    double acts = (double)tern_gpt2_activation_bytes_for(c, B, T);
+    double acts = (double)tern_gpt2_activation_bytes_for(c, B, T, (int)o->recompute);
     if (state + acts <= limit) return TERN_OK;
     size_t fit = 0;
     for (size_t b = B; b-- > 1;)
-        if (state + (double)tern_gpt2_activation_bytes_for(c, b, T) <= limit) {
+        if (state + (double)tern_gpt2_activation_bytes_for(c, b, T, (int)o->recompute) <= limit) {
             fit = b;
             break;
         }
-    char hint[160];
-    if (fit)
+    char hint[200];
+    double acts_rc = (double)tern_gpt2_activation_bytes_for(c, B, T, 1);
+    if (!o->recompute && state + acts_rc <= limit)
+        snprintf(hint, sizeof hint, "--recompute would fit (activations %.2f GiB, the blocks' forward pass run twice)",
+                 acts_rc / gib);
+    else if (fit)
         snprintf(hint, sizeof hint, "--batch %zu (with --grad-accum %lld for the same tokens per step) would fit", fit,
                  (long long)((B * (size_t)o->grad_accum + fit - 1) / fit));
     else
@@ -508,6 +512,7 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
     size_t B = (size_t)o.batch, T = (size_t)o.seq;
     if ((st = check_memory(&o, tern_gpt2_cfg(r.m))) != TERN_OK) goto done;
     tern_gpt2_set_anomaly_detection(r.m, o.detect_anomaly);
+    tern_gpt2_set_recompute(r.m, o.recompute);
     if ((st = tern_gpt2_reserve(r.m, B, T)) != TERN_OK) goto done;
     char *same = tern_train_opts_to_json(&o);
     st = same ? tern_ddp_check_same(r.dp, "options", same, strlen(same)) : tern_err(TERN_ENOMEM, "out of memory");

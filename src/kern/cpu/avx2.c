@@ -46,6 +46,7 @@ const tern_kern tern_kern_avx2 = {
     .gelu_bwd = gelu_bwd_avx2,
     .crossentropy_fwd_bwd = crossentropy_fwd_bwd_avx2,
     .attention_fwd = attention_fwd_avx2,
+    .attention_bwd = attention_bwd_avx2,
 };
 
 int tern_kern_avx2_supported(void) {

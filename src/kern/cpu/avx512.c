@@ -40,6 +40,7 @@ const tern_kern tern_kern_avx512 = {
     .gelu_bwd = gelu_bwd_avx512,
     .crossentropy_fwd_bwd = crossentropy_fwd_bwd_avx512,
     .attention_fwd = attention_fwd_avx512,
+    .attention_bwd = attention_bwd_avx512,
 };
 
 int tern_kern_avx512_supported(void) {

@@ -129,17 +129,47 @@ static void FN(crossentropy_fwd_bwd)(float *losses, float *dlogits, const float 
     }
 }
 
-/* The causal softmax of one attention score row in place: row[0..t] normalised, rest zeroed. */
-static void FN(softmax_row)(float *row, size_t t, size_t T) {
-    size_t n = t + 1;
-    float inv = 1.0f / FN(row_exp)(row, row, n, FN(row_max)(row, n));
-    size_t nv = n / VW * VW;
+/* The causal softmax of one attention score row in place: row[0..t] normalised, row[t+1..n)
+ * zeroed; returns the log-sum-exp of row[0..t]. */
+static float FN(softmax_row)(float *row, size_t t, size_t n) {
+    size_t m = t + 1;
+    float mx = FN(row_max)(row, m), sum = FN(row_exp)(row, row, m, mx), inv = 1.0f / sum;
+    size_t nv = m / VW * VW;
     VT s = V_SET1(inv);
     for (size_t i = 0; i < nv; i += VW) V_STORE(row + i, V_MUL(V_LOAD(row + i), s));
-    for (size_t i = nv; i < n; i++) row[i] *= inv;
-    if (T > n) memset(row + n, 0, (T - n) * sizeof(float));
+    for (size_t i = nv; i < m; i++) row[i] *= inv;
+    if (n > m) memset(row + m, 0, (n - m) * sizeof(float));
+    return mx + logf(sum);
 }
 
-static void FN(attention_fwd)(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C, size_t NH) {
-    tern_kern_attention_fwd_gemm(out, att, qkv, B, T, C, NH, FN(softmax_row));
+/* Probabilities again from scores: row[u] = exp(row[u] - lse) for u <= t, 0 beyond. */
+static void FN(probs_row)(float *row, size_t t, size_t n, float lse) {
+    FN(row_exp)(row, row, t + 1, lse);
+    if (n > t + 1) memset(row + t + 1, 0, (n - t - 1) * sizeof(float));
+}
+
+/* Softmax backward of one row, scaled: dp[u] = p[u] (dp[u] - sum_w p[w] dp[w]) * scale for
+ * u <= t, 0 beyond. */
+static void FN(dsoftmax_row)(float *dp, const float *p, size_t t, size_t n, float scale) {
+    size_t m = t + 1, nv = m / VW * VW;
+    VT acc = V_SET1(0.0f);
+    for (size_t i = 0; i < nv; i += VW) acc = V_FMADD(V_LOAD(p + i), V_LOAD(dp + i), acc);
+    float buf[VW], dot = 0.0f;
+    V_STORE(buf, acc);
+    for (int k = 0; k < VW; k++) dot += buf[k];
+    for (size_t i = nv; i < m; i++) dot += p[i] * dp[i];
+    VT d = V_SET1(dot), sc = V_SET1(scale);
+    for (size_t i = 0; i < nv; i += VW) V_STORE(dp + i, V_MUL(V_MUL(V_LOAD(p + i), V_SUB(V_LOAD(dp + i), d)), sc));
+    for (size_t i = nv; i < m; i++) dp[i] = p[i] * (dp[i] - dot) * scale;
+    if (n > m) memset(dp + m, 0, (n - m) * sizeof(float));
+}
+
+static void FN(attention_fwd)(float *out, float *lse, float *scratch, const float *qkv, size_t B, size_t T, size_t C,
+                              size_t NH) {
+    tern_kern_attention_fwd_blocked(out, lse, scratch, qkv, B, T, C, NH, FN(softmax_row));
+}
+
+static void FN(attention_bwd)(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *lse, size_t B,
+                              size_t T, size_t C, size_t NH) {
+    tern_kern_attention_bwd_blocked(dqkv, scratch, dout, qkv, lse, B, T, C, NH, FN(probs_row), FN(dsoftmax_row));
 }

@@ -166,15 +166,18 @@ static void layernorm_bwd_ref(float *dinp, float *dw, float *db, const float *do
 
 /* ---- attention ---- */
 
-static void attention_fwd_ref(float *out, float *att, const float *qkv, size_t B, size_t T, size_t C, size_t NH) {
+/* Row by row with plain loops, one (batch, head) per task: the row's scores live in the task's
+ * scratch; lse keeps max + log(sum of exp) for the backward pass, which recomputes each row. */
+static void attention_fwd_ref(float *out, float *lse, float *scratch, const float *qkv, size_t B, size_t T, size_t C,
+                              size_t NH) {
     size_t hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(3) schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
+#pragma omp parallel for collapse(2) schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t b = 0; b < B; b++)
-        for (size_t h = 0; h < NH; h++)
+        for (size_t h = 0; h < NH; h++) {
+            float *a = scratch + (b * NH + h) * 2 * TERN_ATT_BQ * T;
             for (size_t t = 0; t < T; t++) {
                 const float *q = qkv + (b * T + t) * C3 + h * hs;
-                float *a = att + ((b * NH + h) * T + t) * T;
                 float mx = -INFINITY;
                 for (size_t u = 0; u <= t; u++) {
                     const float *k = qkv + (b * T + u) * C3 + C + h * hs;
@@ -189,19 +192,19 @@ static void attention_fwd_ref(float *out, float *att, const float *qkv, size_t B
                     a[u] = expf(a[u] - mx);
                     sum += a[u];
                 }
+                lse[(b * NH + h) * T + t] = mx + logf(sum);
                 float inv = 1.0f / sum;
-                for (size_t u = 0; u <= t; u++) a[u] *= inv;
-                for (size_t u = t + 1; u < T; u++) a[u] = 0.0f;
                 float *o = out + (b * T + t) * C + h * hs;
                 for (size_t i = 0; i < hs; i++) o[i] = 0.0f;
                 for (size_t u = 0; u <= t; u++) {
                     const float *v = qkv + (b * T + u) * C3 + 2 * C + h * hs;
-                    for (size_t i = 0; i < hs; i++) o[i] += a[u] * v[i];
+                    for (size_t i = 0; i < hs; i++) o[i] += a[u] * inv * v[i];
                 }
             }
+        }
 }
 
-static void attention_bwd_ref(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, size_t B,
+static void attention_bwd_ref(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *lse, size_t B,
                               size_t T, size_t C, size_t NH) {
     size_t hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
@@ -209,12 +212,20 @@ static void attention_bwd_ref(float *dqkv, float *datt, const float *dout, const
 #pragma omp parallel for collapse(2) schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++) {
+            float *a = scratch + (b * NH + h) * 2 * TERN_ATT_BQ * T, *da = a + T;
             for (size_t t = 0; t < T; t++)
                 for (size_t j = 0; j < 3; j++) memset(dqkv + (b * T + t) * C3 + j * C + h * hs, 0, hs * sizeof(float));
             for (size_t t = 0; t < T; t++) {
-                const float *a = att + ((b * NH + h) * T + t) * T;
-                float *da = datt + ((b * NH + h) * T + t) * T;
+                const float *q = qkv + (b * T + t) * C3 + h * hs;
                 const float *dy = dout + (b * T + t) * C + h * hs;
+                float l = lse[(b * NH + h) * T + t];
+                /* the probabilities again: a[u] = exp(q . k[u] * scale - lse) */
+                for (size_t u = 0; u <= t; u++) {
+                    const float *k = qkv + (b * T + u) * C3 + C + h * hs;
+                    float s = 0.0f;
+                    for (size_t i = 0; i < hs; i++) s += q[i] * k[i];
+                    a[u] = expf(s * scale - l);
+                }
                 /* out = sum_u a[u] v[u]: da[u] = dy . v[u], dv[u] += a[u] dy. */
                 for (size_t u = 0; u <= t; u++) {
                     const float *v = qkv + (b * T + u) * C3 + 2 * C + h * hs;
@@ -229,7 +240,6 @@ static void attention_bwd_ref(float *dqkv, float *datt, const float *dout, const
                 /* softmax backward: dscore[u] = a[u] (da[u] - sum_w a[w] da[w]). */
                 float dot = 0.0f;
                 for (size_t u = 0; u <= t; u++) dot += a[u] * da[u];
-                const float *q = qkv + (b * T + t) * C3 + h * hs;
                 float *dq = dqkv + (b * T + t) * C3 + h * hs;
                 for (size_t u = 0; u <= t; u++) {
                     float ds = a[u] * (da[u] - dot) * scale;
