@@ -2,7 +2,9 @@
  * of the speed issue (S: 6 layers, 6 heads, width 384, context 256, vocabulary 8192, batch 16;
  * M: GPT-2 small, context 1024, batch 4). Prints tokens/s (median of the timed steps), model
  * FLOPs utilisation against a given peak, and peak RSS. Not a test: it asserts nothing.
- * usage: bench_train S|M|L,H,C,T,V,B [steps] [peak_gflops] */
+ * With "recompute" as the fourth argument, the model recomputes each block's activations in the
+ * backward pass (tern train --recompute).
+ * usage: bench_train S|M|L,H,C,T,V,B [steps] [peak_gflops] [recompute] */
 #include "tern.h"
 
 #include <math.h>
@@ -22,16 +24,18 @@ int main(int argc, char **argv) {
         L = 12, NH = 12, C = 768, T = 1024, V = 50257, B = 4;
     } else if (argc > 1 && strcmp(argv[1], "S")) {
         if (sscanf(argv[1], "%d,%d,%d,%d,%d,%d", &L, &NH, &C, &T, &V, &B) != 6) {
-            fprintf(stderr, "usage: bench_train S|M|L,H,C,T,V,B [steps] [peak_gflops]\n");
+            fprintf(stderr, "usage: bench_train S|M|L,H,C,T,V,B [steps] [peak_gflops] [recompute]\n");
             return 2;
         }
     }
     int steps = argc > 2 ? atoi(argv[2]) : 10;
     double peak = argc > 3 ? atof(argv[3]) : 540.0; /* 2 cores x 16 fp32 lanes x 2 FMA ports x 2 x ~4.2 GHz */
+    int recompute = argc > 4 && !strcmp(argv[4], "recompute");
     tern_set_threads(0);
     tern_gpt2_config cfg = {L, NH, C, T, V};
-    tern_gpt2 *m;
-    if (tern_gpt2_init(&m, &cfg) != TERN_OK || tern_gpt2_reserve(m, (size_t)B, (size_t)T) != TERN_OK) {
+    tern_gpt2 *m = NULL;
+    if (tern_gpt2_init(&m, &cfg) == TERN_OK) tern_gpt2_set_recompute(m, recompute);
+    if (!m || tern_gpt2_reserve(m, (size_t)B, (size_t)T) != TERN_OK) {
         fprintf(stderr, "%s\n", tern_errmsg());
         return 1;
     }
@@ -71,8 +75,8 @@ int main(int argc, char **argv) {
     double flops_tok = 6.0 * (double)n_nonpos + 12.0 * L * C * T;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("tern config L%d H%d C%d T%d V%d B%d: %.1f tokens/s (median of %d steps, %.3f s/step), %.1f GFLOP/s, MFU %.1f%% of %.0f GFLOP/s, peak RSS %.0f MiB\n",
-           L, NH, C, T, V, B, tps, steps, med, tps * flops_tok / 1e9, 100.0 * tps * flops_tok / 1e9 / peak, peak,
+    printf("tern%s config L%d H%d C%d T%d V%d B%d: %.1f tokens/s (median of %d steps, %.3f s/step), %.1f GFLOP/s, MFU %.1f%% of %.0f GFLOP/s, peak RSS %.0f MiB\n",
+           recompute ? " --recompute" : "", L, NH, C, T, V, B, tps, steps, med, tps * flops_tok / 1e9, 100.0 * tps * flops_tok / 1e9 / peak, peak,
            (double)ru.ru_maxrss / 1024.0);
     return 0;
 }
