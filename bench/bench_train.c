@@ -55,11 +55,10 @@ int main(int argc, char **argv) {
         double t0 = tern_now();
         float loss;
         tern_gpt2_zero_grad(m);
-        if (tern_gpt2_forward(m, in, tg, (size_t)B, (size_t)T, &loss) != TERN_OK) {
+        if (tern_gpt2_forward_backward(m, in, tg, (size_t)B, (size_t)T, 1.0f, &loss) != TERN_OK) {
             fprintf(stderr, "%s\n", tern_errmsg());
             return 1;
         }
-        tern_gpt2_backward(m, 1.0f);
         double norm = sqrt(tern_sum_squares(tern_gpt2_grads(m), np));
         tern_clip_grads(tern_gpt2_grads(m), np, norm, 1.0f);
         tern_adamw_step(&opt, tern_gpt2_params(m), tern_gpt2_grads(m), tens, ntens, 1e-4f, (uint64_t)s + 1, &hp);

@@ -134,6 +134,8 @@ static void check_fixture(const char *name, const char *kern) {
             tg[b * T + t] = tok[b * (T + 1) + t + 1];
         }
     float loss = 0;
+    /* logits are kept by a forward pass without targets; the loss comes from one with them */
+    CHECK(tern_gpt2_forward(m, in, NULL, B, T, NULL) == TERN_OK, "%s", tern_errmsg());
     CHECK(tern_gpt2_forward(m, in, tg, B, T, &loss) == TERN_OK, "%s", tern_errmsg());
     float *want_logits = malloc(B * T * V * sizeof(float)), want_loss;
     size_t lshape[3] = {B, T, V};
@@ -286,6 +288,68 @@ static void test_finite_differences(void) {
     tern_gpt2_free(m);
 }
 
+/* The head over several chunks of positions (B*T = 600 > 512 rows): the loss equals the mean
+ * cross-entropy of the full logits (computed here in double), forward_backward equals forward
+ * then backward bit for bit, and the gradient of wte (which the head's chunks accumulate) agrees
+ * with finite differences. */
+static void test_head_chunks(void) {
+    tern_gpt2_config cfg = {1, 2, 8, 200, 11};
+    size_t B = 3, T = 200, N = B * T, V = 11;
+    tern_gpt2 *m;
+    CHECK(tern_gpt2_init(&m, &cfg) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_gpt2_reserve(m, B, T) == TERN_OK, "%s", tern_errmsg());
+    tern_gpt2_init_weights(m, 5);
+    float *p = tern_gpt2_params(m);
+    size_t np = tern_gpt2_num_params(m);
+    for (size_t i = 0; i < np; i++) p[i] = p[i] * 5.0f + 0.05f * tern_rng_normal(9, 2, i);
+    int32_t *in = malloc(N * sizeof(int32_t)), *tg = malloc(N * sizeof(int32_t));
+    for (size_t i = 0; i < N; i++) {
+        in[i] = (int32_t)(tern_rng_u64(3, 1, i) % V);
+        tg[i] = (int32_t)(tern_rng_u64(3, 2, i) % V);
+    }
+    CHECK(tern_gpt2_forward(m, in, NULL, B, T, NULL) == TERN_OK, "%s", tern_errmsg());
+    const float *lg = tern_gpt2_logits(m);
+    double want = 0.0;
+    for (size_t i = 0; i < N; i++) {
+        double mx = -INFINITY, s = 0.0;
+        for (size_t v = 0; v < V; v++) mx = fmax(mx, lg[i * V + v]);
+        for (size_t v = 0; v < V; v++) s += exp(lg[i * V + v] - mx);
+        want += mx + log(s) - lg[i * V + (size_t)tg[i]];
+    }
+    want /= (double)N;
+    float loss, loss2;
+    CHECK(tern_gpt2_forward(m, in, tg, B, T, &loss) == TERN_OK, "%s", tern_errmsg());
+    CHECK(fabs(loss - want) <= 1e-6 * fabs(want), "chunked loss %.9g vs %.9g from the full logits", loss, want);
+    tern_gpt2_zero_grad(m);
+    tern_gpt2_backward(m, 1.0f);
+    float *g1 = malloc(np * sizeof(float));
+    memcpy(g1, tern_gpt2_grads(m), np * sizeof(float));
+    tern_gpt2_zero_grad(m);
+    CHECK(tern_gpt2_forward_backward(m, in, tg, B, T, 1.0f, &loss2) == TERN_OK, "%s", tern_errmsg());
+    const float *g = tern_gpt2_grads(m);
+    CHECK(!memcmp(&loss, &loss2, sizeof loss) && !memcmp(g1, g, np * sizeof(float)),
+          "forward_backward differs from forward + backward (loss %.9g vs %.9g)", loss, loss2);
+    const tern_tensor *wte = tern_gpt2_find(m, "wte.weight");
+    int bad = 0;
+    for (int j = 0; j < 6; j++) {
+        size_t i = wte->offset + (size_t)(j * 13) % wte->numel;
+        float saved = p[i], h = 1e-3f, lp, lm;
+        p[i] = saved + h;
+        tern_gpt2_forward(m, in, tg, B, T, &lp);
+        p[i] = saved - h;
+        tern_gpt2_forward(m, in, tg, B, T, &lm);
+        p[i] = saved;
+        double fd = ((double)lp - (double)lm) / (2.0 * h);
+        if (fabs(fd - g1[i]) / fmax(fabs(fd) + fabs(g1[i]), 1e-2) > 2e-2) {
+            bad++;
+            printf("  wte.weight[%zu]: analytic %.6g, finite difference %.6g\n", i - wte->offset, g1[i], fd);
+        }
+    }
+    CHECK(bad == 0, "%d of 6 wte coordinates disagree with finite differences", bad);
+    free(in), free(tg), free(g1);
+    tern_gpt2_free(m);
+}
+
 /* Recomputation changes where activations live, not what is computed: losses and every gradient
  * equal a plain run's bit for bit, over two micro-batches of accumulation and a batch smaller
  * than the reserved one, and the activation buffers shrink as the header's formula says. */
@@ -417,6 +481,7 @@ int main(void) {
     RUN(test_pointwise_sets);
     RUN(test_finite_differences);
     RUN(test_recompute_identical);
+    RUN(test_head_chunks);
     RUN(test_sgemm_sets);
     RUN(test_attention_sets);
     RUN(test_bad_token_and_config);

@@ -100,9 +100,10 @@ tern_status tern_ddp_fit_batch(tern_ddp *d, long long *batch, int batch_given, l
 tern_status tern_ddp_attach(tern_ddp *d, struct tern_gpt2 *m);
 /* The parameter range whose AdamW moments this rank keeps: everything with --zero 0. */
 void tern_ddp_shard(const tern_ddp *d, size_t *begin, size_t *end);
-/* tern_gpt2_backward scaled by loss_scale/W; `last`: the step's last micro-batch, whose
- * gradients are reduced (as the pass goes on when overlapping). */
-void tern_ddp_backward(tern_ddp *d, float loss_scale, int last);
+/* tern_gpt2_forward_backward with the gradient scaled by loss_scale/W; `last`: the step's last
+ * micro-batch, whose gradients are reduced (as the pass goes on when overlapping). */
+tern_status tern_ddp_forward_backward(tern_ddp *d, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
+                                      float loss_scale, int last, float *loss);
 /* Finishes the gradient reduction of the step; *loss (this rank's mean) becomes the global
  * mean, and *norm is the global gradient norm (of the averaged gradients). With --zero 1 only
  * this rank's shard of the gradients is averaged. */

@@ -47,14 +47,24 @@ tern_status tern_gpt2_reserve(tern_gpt2 *m, size_t B, size_t T);
 void tern_gpt2_init_weights(tern_gpt2 *m, uint64_t seed);
 
 /* Forward pass over inputs (B,T). With targets, *loss (if non-NULL) receives the mean
- * cross-entropy. Fails (TERN_EINVAL, with the position and value) on a token outside the
- * vocabulary or a shape beyond what was reserved. */
+ * cross-entropy, computed over chunks of positions without keeping the logits; without targets
+ * the logits (B,T,V) are kept for tern_gpt2_logits (their buffer is allocated by the first such
+ * call, or a larger one). Fails (TERN_EINVAL, with the position and value) on a token outside the
+ * vocabulary or a shape beyond what was reserved; TERN_ENOMEM when the logits do not fit. */
 tern_status tern_gpt2_forward(tern_gpt2 *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
                               float *loss);
 /* Backward pass for the last forward (which must have had targets). Gradients are accumulated
  * (+=) into the gradient buffer, scaled by loss_scale (1/grad_accum for accumulation), so the
- * sum over micro-batches is the gradient of the mean loss. Overwrites the logits. */
+ * sum over micro-batches is the gradient of the mean loss. Recomputes the logits chunk by chunk
+ * (one more head product than tern_gpt2_forward_backward needs). */
 void tern_gpt2_backward(tern_gpt2 *m, float loss_scale);
+/* Forward and backward in one call, as training does: the head's logits, loss and gradient are
+ * computed together chunk by chunk, so neither (B,T,V) logits nor a second head product are
+ * needed. Same results as forward then backward up to rounding. A non-finite value found by
+ * anomaly detection before the blocks' backward pass fails the call (TERN_ENUMERIC) with the
+ * gradients partly accumulated. */
+tern_status tern_gpt2_forward_backward(tern_gpt2 *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
+                                       float loss_scale, float *loss);
 /* Called by tern_gpt2_backward as parameter gradients become final, so that data-parallel
  * training can send them while the pass goes on: block = n_layer once ln_f's are done, block = l
  * once block l's are (l = n_layer-1 down to 0), block = -1 at the end (wte, wpe). NULL: none. */
@@ -69,7 +79,7 @@ size_t tern_gpt2_num_params(const tern_gpt2 *m);
 const tern_tensor *tern_gpt2_tensors(const tern_gpt2 *m, size_t *n);
 /* The tensor of that Hugging Face name, or NULL. */
 const tern_tensor *tern_gpt2_find(const tern_gpt2 *m, const char *name);
-/* Logits (B,T,V) of the last forward pass, valid until the next backward. */
+/* Logits (B,T,V) of the last forward pass without targets (NULL before one). */
 const float *tern_gpt2_logits(const tern_gpt2 *m);
 /* Per-position losses (B,T) of the last forward pass with targets. */
 const float *tern_gpt2_losses(const tern_gpt2 *m);

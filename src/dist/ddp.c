@@ -331,10 +331,13 @@ void tern_ddp_shard(const tern_ddp *d, size_t *begin, size_t *end) {
     *end = d->zero ? d->bounds[d->rank + 1] : d->np;
 }
 
-void tern_ddp_backward(tern_ddp *d, float loss_scale, int last) {
+tern_status tern_ddp_forward_backward(tern_ddp *d, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
+                                      float loss_scale, int last, float *loss) {
     d->armed = last && d->size > 1 && d->overlap;
-    tern_gpt2_backward(d->m, d->size > 1 ? loss_scale / (float)d->size : loss_scale);
+    tern_status st = tern_gpt2_forward_backward(d->m, inputs, targets, B, T, d->size > 1 ? loss_scale / (float)d->size : loss_scale,
+                                                loss);
     d->armed = 0;
+    return st;
 }
 
 tern_status tern_ddp_reduce_grads(tern_ddp *d, double *loss, double *norm) {

@@ -45,6 +45,11 @@ enum {
     NUM_KINDS
 };
 
+/* The tied head and the cross-entropy run over chunks of this many rows (positions), so that no
+ * (B*T, V) matrix of logits is kept when training (823 MB at GPT-2 small's B 4, T 1024). */
+#define HEAD_CHUNK 512
+#define HEAD_ROWS(n) ((n) < HEAD_CHUNK ? (n) : HEAD_CHUNK)
+
 /* Activations saved by the forward pass for the backward pass. X(field, elements) with sizes in
  * B, T, C, L, NH, V of the reserved shape. S is the number of blocks whose inner activations are
  * kept: L, or 1 with recomputation, where only each block's output (residual3) is kept for every
@@ -70,7 +75,7 @@ enum {
     X(lnf, B * T * C)                                                                         \
     X(lnf_mean, B * T)                                                                        \
     X(lnf_rstd, B * T)                                                                        \
-    X(logits, B * T * V)                                                                      \
+    X(logits, HEAD_ROWS(B * T) * V) /* one chunk of rows; full logits live in full_logits */  \
     X(losses, B * T)                                                                          \
     /* backward scratch, reused layer by layer */                                             \
     X(dres, B * T * C)                                                                        \
@@ -100,6 +105,8 @@ struct tern_gpt2 {
     size_t acts_floats, resB, resT;
     gpt2_acts a;
     int32_t *inputs, *targets; /* copies of the last batch, (resB, resT) */
+    float *full_logits;        /* (B,T,V) of the last forward without targets; allocated then */
+    size_t full_logits_cap;    /* floats */
     size_t B, T;               /* shape of the last forward */
     int have_targets;
     int detect;                /* check every kernel's output for non-finite values */
@@ -231,6 +238,7 @@ void tern_gpt2_free(tern_gpt2 *m) {
     tern_free(m->params);
     tern_free(m->grads);
     tern_free(m->acts);
+    tern_free(m->full_logits);
     free(m->tensors);
     free(m->inputs);
     free(m->targets);
@@ -398,8 +406,8 @@ static void block_fwd(tern_gpt2 *m, size_t l) {
     check_out(m, res3, N * C, "residual_fwd (mlp)", (long)l);
 }
 
-tern_status tern_gpt2_forward(tern_gpt2 *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
-                              float *loss) {
+/* Checks the batch, keeps a copy, and runs the embeddings, the blocks and ln_f. */
+static tern_status forward_body(tern_gpt2 *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T) {
     if (!m->acts || B > m->resB || T > m->resT)
         return tern_err(TERN_EINVAL, "batch %zux%zu exceeds the reserved %zux%zu", B, T, m->resB, m->resT);
     const tern_kern *k = m->k;
@@ -425,18 +433,56 @@ tern_status tern_gpt2_forward(tern_gpt2 *m, const int32_t *inputs, const int32_t
     check_out(m, a->encoded, N * C, "encoder_fwd", -1);
     for (size_t l = 0; l < L; l++) block_fwd(m, l);
     k->layernorm_fwd(a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->residual3, L - 1, C), p->lnfw, p->lnfb, N, C);
-    /* Tied head: logits (N,V) = lnf (N,C) @ wte^T, wte being (V,C). */
     check_out(m, a->lnf, N * C, "layernorm_fwd (ln_f)", -1);
-    k->sgemm(0, 1, N, V, C, 1.0f, a->lnf, C, p->wte, C, 0.0f, a->logits, V);
-    check_out(m, a->logits, N * V, "sgemm (tied head, logits)", -1);
+    return TERN_OK;
+}
+
+/* The tied head (logits = lnf @ wte^T, wte being (V,C)) and the cross-entropy, HEAD_CHUNK rows at
+ * a time through one chunk of logits: the per-position losses, and with bwd also the head's
+ * backward pass for d(loss_scale * mean loss): dlogits = (softmax - onehot) * loss_scale / N over
+ * the chunk, dlnf = dlogits @ wte into dln, dwte += dlogits^T @ lnf. */
+static void head(tern_gpt2 *m, float loss_scale, int bwd) {
+    const tern_kern *k = m->k;
+    size_t C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size, N = m->B * m->T;
+    gpt2_acts *a = &m->a;
+    float *lg = a->logits;
+    for (size_t r0 = 0; r0 < N; r0 += HEAD_CHUNK) {
+        size_t n = HEAD_ROWS(N - r0);
+        k->sgemm(0, 1, n, V, C, 1.0f, a->lnf + r0 * C, C, m->p.wte, C, 0.0f, lg, V);
+        check_out(m, lg, n * V, "sgemm (tied head, logits)", -1);
+        k->crossentropy_fwd_bwd(a->losses + r0, bwd ? lg : NULL, lg, m->targets + r0, loss_scale / (float)N, n, V);
+        if (!bwd) continue;
+        check_out(m, lg, n * V, "crossentropy_bwd", -1);
+        k->sgemm(0, 0, n, C, V, 1.0f, lg, V, m->p.wte, C, 0.0f, a->dln + r0 * C, C);
+        k->sgemm(1, 0, V, C, n, 1.0f, lg, V, a->lnf + r0 * C, C, 1.0f, m->g.wte, C);
+    }
+    check_out(m, a->losses, N, "crossentropy_fwd", -1);
+}
+
+static float mean_loss(const tern_gpt2 *m) {
+    size_t N = m->B * m->T;
+    double s = 0.0;
+    for (size_t i = 0; i < N; i++) s += m->a.losses[i];
+    return (float)(s / (double)N);
+}
+
+tern_status tern_gpt2_forward(tern_gpt2 *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
+                              float *loss) {
+    TERN_TRY(forward_body(m, inputs, targets, B, T));
+    size_t C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size, N = B * T;
     if (targets) {
-        k->crossentropy_fwd_bwd(a->losses, NULL, a->logits, m->targets, 0.0f, N, V);
-        check_out(m, a->losses, N, "crossentropy_fwd", -1);
-        if (loss) {
-            double s = 0.0;
-            for (size_t i = 0; i < N; i++) s += a->losses[i];
-            *loss = (float)(s / (double)N);
+        head(m, 0.0f, 0);
+        if (loss) *loss = mean_loss(m);
+    } else {
+        if (m->full_logits_cap < N * V) {
+            tern_free(m->full_logits);
+            m->full_logits = NULL;
+            m->full_logits_cap = 0;
+            TERN_TRY(tern_alloc((void **)&m->full_logits, N * V * sizeof(float), "logits"));
+            m->full_logits_cap = N * V;
         }
+        m->k->sgemm(0, 1, N, V, C, 1.0f, m->a.lnf, C, m->p.wte, C, 0.0f, m->full_logits, V);
+        check_out(m, m->full_logits, N * V, "sgemm (tied head, logits)", -1);
     }
     if (m->anomaly[0]) return tern_err(TERN_ENUMERIC, "non-finite value in the forward pass: %s", m->anomaly);
     return TERN_OK;
@@ -444,21 +490,14 @@ tern_status tern_gpt2_forward(tern_gpt2 *m, const int32_t *inputs, const int32_t
 
 void tern_gpt2_zero_grad(tern_gpt2 *m) { memset(m->grads, 0, m->num_params * sizeof(float)); }
 
-void tern_gpt2_backward(tern_gpt2 *m, float loss_scale) {
-    TERN_ASSERT(m->have_targets);
+/* The backward pass from d loss / d lnf (in dln, from head()) down to the embeddings. */
+static void backward_body(tern_gpt2 *m) {
     const tern_kern *k = m->k;
-    size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.n_embd, NH = (size_t)m->cfg.n_head,
-           V = (size_t)m->cfg.vocab_size, B = m->B, T = m->T, N = B * T;
+    size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.n_embd, NH = (size_t)m->cfg.n_head, B = m->B, T = m->T,
+           N = B * T;
     gpt2_params *p = &m->p, *g = &m->g;
     gpt2_acts *a = &m->a;
 
-    /* d mean loss / d logits = (softmax - onehot) / N, written over the logits. */
-    k->crossentropy_fwd_bwd(a->losses, a->logits, a->logits, m->targets, loss_scale / (float)N, N, V);
-    float *dlogits = a->logits;
-    check_out(m, dlogits, N * V, "crossentropy_bwd", -1);
-    /* logits = lnf @ wte^T: dlnf = dlogits @ wte; dwte += dlogits^T @ lnf. */
-    k->sgemm(0, 0, N, C, V, 1.0f, dlogits, V, p->wte, C, 0.0f, a->dln, C);
-    k->sgemm(1, 0, V, C, N, 1.0f, dlogits, V, a->lnf, C, 1.0f, g->wte, C);
     memset(a->dres, 0, N * C * sizeof(float));
     k->layernorm_bwd(a->dres, g->lnfw, g->lnfb, a->dln, LAYER(a->residual3, L - 1, C), p->lnfw, a->lnf_mean,
                      a->lnf_rstd, N, C);
@@ -498,14 +537,31 @@ void tern_gpt2_backward(tern_gpt2 *m, float loss_scale) {
     }
     k->encoder_bwd(g->wte, g->wpe, a->dres, m->inputs, B, T, C);
     if (m->grad_hook) m->grad_hook(m->grad_hook_ctx, -1);
-    m->have_targets = 0; /* logits were overwritten */
+}
+
+void tern_gpt2_backward(tern_gpt2 *m, float loss_scale) {
+    TERN_ASSERT(m->have_targets);
+    head(m, loss_scale, 1); /* the logits again, chunk by chunk, and their gradient */
+    backward_body(m);
+    m->have_targets = 0;
+}
+
+tern_status tern_gpt2_forward_backward(tern_gpt2 *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
+                                       float loss_scale, float *loss) {
+    TERN_TRY(forward_body(m, inputs, targets, B, T));
+    if (!m->anomaly[0]) head(m, loss_scale, 1);
+    if (loss) *loss = mean_loss(m);
+    if (m->anomaly[0]) return tern_err(TERN_ENUMERIC, "non-finite value in the forward pass: %s", m->anomaly);
+    backward_body(m);
+    m->have_targets = 0;
+    return TERN_OK;
 }
 
 const tern_gpt2_config *tern_gpt2_cfg(const tern_gpt2 *m) { return &m->cfg; }
 float *tern_gpt2_params(tern_gpt2 *m) { return m->params; }
 float *tern_gpt2_grads(tern_gpt2 *m) { return m->grads; }
 size_t tern_gpt2_num_params(const tern_gpt2 *m) { return m->num_params; }
-const float *tern_gpt2_logits(const tern_gpt2 *m) { return m->a.logits; }
+const float *tern_gpt2_logits(const tern_gpt2 *m) { return m->full_logits; }
 const float *tern_gpt2_losses(const tern_gpt2 *m) { return m->a.losses; }
 
 const tern_tensor *tern_gpt2_tensors(const tern_gpt2 *m, size_t *n) {

@@ -347,10 +347,9 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
         for (size_t a = 0; a < A && st == TERN_OK; a++) {
             float lb;
             st = tern_loader_get(r->loader, r->step * A + a, (size_t)tern_ddp_rank(r->dp) * B, B, r->in, r->tg);
-            if (st == TERN_OK) st = tern_gpt2_forward(r->m, r->in, r->tg, B, T, &lb);
+            if (st == TERN_OK) st = tern_ddp_forward_backward(r->dp, r->in, r->tg, B, T, 1.0f / (float)A, a + 1 == A, &lb);
             if (st == TERN_ENUMERIC) tern_err_wrap(st, "step %llu, micro-batch %zu", (unsigned long long)r->step + 1, a);
             if (st == TERN_OK) {
-                tern_ddp_backward(r->dp, 1.0f / (float)A, a + 1 == A);
                 if (tern_gpt2_anomaly(r->m)) {
                     st = tern_err(TERN_ENUMERIC, "step %llu, micro-batch %zu: non-finite value in the backward pass: %s",
                                   (unsigned long long)r->step + 1, a, tern_gpt2_anomaly(r->m));
