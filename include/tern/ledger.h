@@ -39,8 +39,10 @@ typedef struct tern_ledger_start {
 tern_status tern_ledger_create(tern_ledger **out, const char *rundir, const tern_sign_key *sk, const tern_ledger_start *info);
 /* Opens an existing ledger to append (on resume). Checks the whole chain and its signatures
  * first and refuses a ledger that does not verify, one signed by another key than sk, a signed
- * one without sk and an unsigned one with sk. Holds an exclusive lock until closed, so two
- * processes never append at once. */
+ * one without sk and an unsigned one with sk. One break is repaired instead: a torn last line
+ * (no newline; a writer killed mid-append) after lines that verify is cut off, and a "repair"
+ * entry records its size and hash. Holds an exclusive lock until closed, so two processes never
+ * append at once. */
 tern_status tern_ledger_open(tern_ledger **out, const char *rundir, const tern_sign_key *sk);
 /* Appends an entry of the given type ([a-z_], 1 to 32 characters, not "start") whose data is a
  * copy of the object data (NULL: {}). Written with one write(2) to a file opened O_APPEND, then

@@ -533,8 +533,20 @@ tern_status tern_ledger_open(tern_ledger **out, const char *rundir, const tern_s
     if (st == TERN_OK) st = tern_read_file(l->path, &text, &n);
     ledger_chain c;
     memset(&c, 0, sizeof c);
+    /* A torn last line (no newline: the writer was killed inside its write, or the file was cut
+     * mid-line) is the one thing an appender repairs: everything before it must verify, the
+     * fragment is cut off, and a "repair" entry records its size and hash. A kill must not leave
+     * a run that cannot resume; a cut made on purpose stays visible in the chain. */
+    size_t whole = n, torn = 0;
+    uint8_t torn_hash[TERN_HASH_BYTES];
+    if (st == TERN_OK && n > 0 && text[n - 1] != '\n') {
+        const char *nl = memrchr(text, '\n', n);
+        whole = nl ? (size_t)(nl - text) + 1 : 0;
+        torn = n - whole;
+        tern_hash(torn_hash, text + whole, torn);
+    }
     if (st == TERN_OK) {
-        st = ledger_chain_walk(&c, text, n, l->path, NULL, NULL);
+        st = ledger_chain_walk(&c, text, whole, l->path, NULL, NULL);
         if (st != TERN_OK) st = tern_err_wrap(st, "cannot append to a ledger that does not verify");
     }
     if (st == TERN_OK) {
@@ -555,6 +567,18 @@ tern_status tern_ledger_open(tern_ledger **out, const char *rundir, const tern_s
     if (st == TERN_OK) {
         l->seq = c.entries;
         memcpy(l->head, c.head, sizeof l->head);
+    }
+    if (st == TERN_OK && torn) {
+        if (ftruncate(l->fd, (off_t)whole) != 0 || fsync(l->fd) != 0)
+            st = tern_err(TERN_EIO, "%s: cannot cut off the torn last line: %s", l->path, strerror(errno));
+        cJSON *d = st == TERN_OK ? cJSON_CreateObject() : NULL;
+        char hex[TERN_LEDGER_HEX];
+        tern_hex(hex, torn_hash, sizeof torn_hash);
+        if (st == TERN_OK && (!d || !cJSON_AddNumberToObject(d, "dropped_bytes", (double)torn) ||
+                              !cJSON_AddStringToObject(d, "dropped_hash", hex)))
+            st = tern_err(TERN_ENOMEM, "out of memory");
+        if (st == TERN_OK) st = append_json(l, "repair", d);
+        cJSON_Delete(d);
     }
     ledger_chain_free(&c);
     free(text);
