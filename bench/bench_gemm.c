@@ -39,16 +39,23 @@ int main(int argc, char **argv) {
         fprintf(stderr, "unknown or unsupported kernel set\n");
         return 2;
     }
-    /* S: B=16, T=256, C=384 (N = 4096 rows); M: B=4, T=1024, C=768 (N = 4096 rows) */
+    /* S: B=16, T=256, C=384 (N = 4096 rows); M: B=4, T=1024, C=768 (N = 4096 rows). The head runs
+     * over chunks of 512 rows, attention over blocks of 64 query rows (one head, one thread, each
+     * inside the parallel loop over heads: the 2-thread column does not apply to them). */
     shape shapes[] = {
         {"S qkv fwd   (4096x384 @ 384x1152)", 0, 0, 4096, 1152, 384},
         {"S fc fwd    (4096x384 @ 384x1536)", 0, 0, 4096, 1536, 384},
         {"S fc dinp   (4096x1536 @ 1536x384^T)", 0, 1, 4096, 384, 1536},
         {"S fc dW     (384x4096^T @ 4096x1536)", 1, 0, 384, 1536, 4096},
-        {"S head fwd  (4096x384 @ 8192x384^T)", 0, 1, 4096, 8192, 384},
+        {"S head fwd  (512x384 @ 8192x384^T)", 0, 1, 512, 8192, 384},
+        {"S head dW   (8192x512^T @ 512x384)", 1, 0, 8192, 384, 512},
+        {"S att S=QK^T (64x64 @ 256x64^T)", 0, 1, 64, 256, 64},
         {"M qkv fwd   (4096x768 @ 768x2304)", 0, 0, 4096, 2304, 768},
         {"M fc dinp   (4096x3072 @ 3072x768^T)", 0, 1, 4096, 768, 3072},
         {"M fc dW     (768x4096^T @ 4096x3072)", 1, 0, 768, 3072, 4096},
+        {"M head fwd  (512x768 @ 50257x768^T)", 0, 1, 512, 50257, 768},
+        {"M head dlnf (512x50257 @ 50257x768)", 0, 0, 512, 768, 50257},
+        {"M att S=QK^T (64x64 @ 1024x64^T)", 0, 1, 64, 1024, 64},
     };
     int ncores = 2;
     printf("kernel set %s; peak %.1f GFLOP/s per core\n", k->name, peak);
