@@ -13,7 +13,7 @@ tern=$(realpath "${1:-build/tern}")
 steps=${2:-25}
 reps=${3:-3}
 B=${BATCH:-16} # global rows of 128 tokens per step
-tmp=$(mktemp -d /tmp/tern-bench-dist.XXXXXX)
+tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cp "$tern" "$tmp/tern" # a rebuild while the benchmark runs does not change what it measures
 tern="$tmp/tern"

@@ -11,7 +11,7 @@ STEPS=${1:-50}
 CKPT=${2:-10}
 ROUNDS=${3:-5}
 T=${TERN:-build/tern}
-W=$(mktemp -d /tmp/tern-bench-sealed.XXXXXX)
+W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 FLAGS="--n-layer 4 --n-head 4 --n-embd 128 --seq 128 --batch 8 --steps $STEPS --ckpt-every $CKPT --eval-every 0 --eval-batches 1 --keep 2 --threads 1"
 "$T" keygen -o "$W/k.key" >/dev/null

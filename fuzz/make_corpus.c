@@ -46,6 +46,20 @@ static void put(const char *fmt, const char *name, int mode, const void *p, size
 
 static void put_str(const char *fmt, const char *name, const char *s) { put(fmt, name, -1, s, strlen(s)); }
 
+/* A fresh scratch folder under $TMPDIR (or /tmp) for one generator, named after it, into buf;
+ * and its removal. The six X are mkdtemp's template, which it replaces. */
+static void scratch_dir(char *buf, size_t cap, const char *what) {
+    const char *t = getenv("TMPDIR");
+    if ((size_t)snprintf(buf, cap, "%s/tern-corpus-%s-XXXXXX", t && *t ? t : "/tmp", what) >= cap) die("scratch path");
+    if (!mkdtemp(buf)) die("mkdtemp");
+}
+
+static void remove_dir(const char *dir) {
+    char cmd[640];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) die("rm");
+}
+
 static char *slurp(const char *path, size_t *n) {
     char *p;
     OK(tern_read_file(path, &p, n));
@@ -155,8 +169,8 @@ static void checkpoint(void) {
     tern_adamw opt;
     OK(tern_adamw_init(&opt, 0, tern_gpt2_num_params(m)));
     for (size_t i = 0; i < tern_gpt2_num_params(m); i++) opt.m[i] = -(float)i, opt.v[i] = (float)i * i;
-    char dir[] = "/tmp/tern-corpus-ckpt-XXXXXX", path[160];
-    if (!mkdtemp(dir)) die("mkdtemp");
+    char dir[512], path[600];
+    scratch_dir(dir, sizeof dir, "ckpt");
     OK(tern_ckpt_save(dir, 100, m, &opt, "{\"step\": 100}", 1));
     size_t n;
     snprintf(path, sizeof path, "%s/ckpt/step-000100/model.safetensors", dir);
@@ -178,8 +192,7 @@ static void checkpoint(void) {
     tern_st_writer_free(w);
     tern_adamw_free(&opt);
     tern_gpt2_free(m);
-    snprintf(path, sizeof path, "rm -rf '%s'", dir);
-    if (system(path) != 0) die("rm");
+    remove_dir(dir);
 }
 
 /* ---- Hugging Face config.json (the fields transformers writes for GPT-2 small) ---- */
@@ -231,8 +244,8 @@ static void gguf(void) {
     float *p = tern_gpt2_params(m);
     size_t np = tern_gpt2_config_num_params(&cfg);
     for (size_t i = 0; i < np; i++) p[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
-    char tokdir[] = "/tmp/tern-corpus-tok-XXXXXX", path[128];
-    if (!mkdtemp(tokdir)) die("mkdtemp");
+    char tokdir[512], path[600];
+    scratch_dir(tokdir, sizeof tokdir, "tok");
     size_t vn, mn;
     char *v = slurp("tests/fixtures/tok/train_small_vocab.json", &vn), *mg = slurp("tests/fixtures/tok/train_small_merges.txt", &mn);
     snprintf(path, sizeof path, "%s/vocab.json", tokdir);
@@ -251,9 +264,7 @@ static void gguf(void) {
     free(v);
     free(mg);
     tern_gpt2_free(m);
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tokdir);
-    if (system(cmd) != 0) die("rm");
+    remove_dir(tokdir);
 }
 
 /* ---- sealed files (the key of fuzz_sealed.c) ---- */
@@ -330,8 +341,8 @@ static void ledger_one(const char *dir, const tern_sign_key *sk, const char *nam
 }
 
 static void ledger(void) {
-    char dir[] = "/tmp/tern-corpus-ledger-XXXXXX";
-    if (!mkdtemp(dir)) die("mkdtemp");
+    char dir[512];
+    scratch_dir(dir, sizeof dir, "ledger");
     if (sodium_init() < 0) die("sodium");
     unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES], seed[crypto_sign_SEEDBYTES];
     for (size_t i = 0; i < sizeof seed; i++) seed[i] = (unsigned char)(0xA5 ^ i);
@@ -348,8 +359,7 @@ static void ledger(void) {
     ledger_one(dir, k, "signed", 1 | 2 | 4);
     ledger_one(dir, k, "signed_raw", 0);
     tern_sign_key_free(k);
-    snprintf(kp, sizeof kp, "rm -rf '%s'", dir);
-    if (system(kp) != 0) die("rm");
+    remove_dir(dir);
 }
 
 /* ---- policy, site and planner files: the test fixtures, and a few variants ---- */
@@ -386,8 +396,8 @@ static void ledger_json(void) {
 
 /* ---- token shards (flag byte: 1 fix the checksum, 2 full check) and a manifest ---- */
 static void data(void) {
-    char dir[] = "/tmp/tern-corpus-data-XXXXXX", path[128];
-    if (!mkdtemp(dir)) die("mkdtemp");
+    char dir[512], path[600];
+    scratch_dir(dir, sizeof dir, "data");
     struct {
         const char *name;
         size_t vocab, n;
@@ -456,8 +466,7 @@ static void data(void) {
     m.n_shards = 0;
     OK(tern_manifest_write(&m, dir));
     copy("manifest", "no_shards.json", path);
-    snprintf(path, sizeof path, "rm -rf '%s'", dir);
-    if (system(path) != 0) die("rm");
+    remove_dir(dir);
 }
 
 /* ---- /proc/cpuinfo: an x86 and an Arm sample ---- */

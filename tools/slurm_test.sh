@@ -18,7 +18,7 @@ for p in slurm-wlm munge; do
 done
 
 t0=$(date +%s)
-dir=$(mktemp -d /tmp/tern-slurm.XXXXXX)
+dir=$(mktemp -d)
 pids=()
 cleanup() {
   # stop what this script started, newest first, by PID
