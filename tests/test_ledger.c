@@ -331,6 +331,8 @@ static void test_checkpoint_changed_and_resume(void) {
     snprintf(p, sizeof p, "%s/ckpt/step-2/model.safetensors", d2);
     put_file(p, "foreign weights");
     CHECK(tern_ledger_open(&l, d2, NULL) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_ledger_has_checkpoint(l, "ckpt/step-2") && !tern_ledger_has_checkpoint(l, "ckpt/step-3"),
+          "recorded checkpoints as read at open");
     CHECK(tern_ledger_resume(l, 2, "ckpt/step-2", files, 2, NULL) == TERN_OK, "%s", tern_errmsg());
     tern_ledger_close(l);
     put_file(p, "weights two"); /* put back, so only the resume entry is wrong */
@@ -342,7 +344,11 @@ static void test_checkpoint_changed_and_resume(void) {
     snprintf(p, sizeof p, "%s/other/model.safetensors", d3);
     put_file(p, "x");
     CHECK(tern_ledger_open(&l, d3, NULL) == TERN_OK, "%s", tern_errmsg());
+    CHECK(!tern_ledger_has_checkpoint(l, "other"), "other is not recorded");
     CHECK(tern_ledger_resume(l, 2, "other", files, 1, NULL) == TERN_OK, "%s", tern_errmsg());
+    CHECK(!tern_ledger_has_checkpoint(l, "other"), "a resume is not a checkpoint");
+    CHECK(tern_ledger_checkpoint(l, 3, "other", files, 1, NULL) == TERN_OK && tern_ledger_has_checkpoint(l, "other"),
+          "a checkpoint appended since open: %s", tern_errmsg());
     tern_ledger_close(l);
     expect_break(d3, NULL, NULL, 7, "resumed from other, which no earlier entry records as a checkpoint");
 }

@@ -58,6 +58,9 @@ tern_status tern_ledger_checkpoint(tern_ledger *l, int64_t step, const char *dir
  * files as they are now, and the host. verify checks they match the checkpoint recorded there. */
 tern_status tern_ledger_resume(tern_ledger *l, int64_t step, const char *dir, const char *const *files, size_t n_files,
                                const struct cJSON *extra);
+/* Whether the ledger records a checkpoint entry for dir: read when it was opened, or appended
+ * since. */
+int tern_ledger_has_checkpoint(const tern_ledger *l, const char *dir);
 /* The run's end: status is e.g. "completed", "stopped" or "failed". */
 tern_status tern_ledger_end(tern_ledger *l, const char *status, const struct cJSON *extra);
 /* The hash of the last entry (hex): send it home to pin the ledger (tern ledger verify --head). */

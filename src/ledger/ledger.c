@@ -22,6 +22,7 @@ struct tern_ledger {
     uint8_t head[TERN_HASH_BYTES];   /* hash of the last line */
     const tern_sign_key *sk;         /* borrowed; NULL when unsigned */
     int failed;                      /* a write failed: the tail may be torn, so stop */
+    ledger_chain chain;              /* the checkpoints recorded so far (read at open, then appended) */
 };
 
 /* ---- small checks ---- */
@@ -84,6 +85,28 @@ static const ledger_ckpt *ckpt_find(const ledger_chain *c, const char *dir) {
     for (size_t i = c->n_ckpts; i-- > 0;)
         if (!strcmp(c->ckpts[i].dir, dir)) return &c->ckpts[i];
     return NULL;
+}
+
+/* Records a checkpoint entry of line `line` (dir and files are copied). */
+static tern_status chain_add_ckpt(ledger_chain *c, const char *dir, const cJSON *files, uint64_t line) {
+    if (c->n_ckpts == c->cap_ckpts) {
+        size_t cap = c->cap_ckpts ? 2 * c->cap_ckpts : 16;
+        ledger_ckpt *q = realloc(c->ckpts, cap * sizeof *q);
+        if (!q) return tern_err(TERN_ENOMEM, "out of memory");
+        c->ckpts = q;
+        c->cap_ckpts = cap;
+    }
+    ledger_ckpt *k = &c->ckpts[c->n_ckpts];
+    k->dir = strdup(dir);
+    k->files = cJSON_Duplicate(files, 1);
+    k->line = line;
+    if (!k->dir || !k->files) {
+        free(k->dir);
+        cJSON_Delete(k->files);
+        return tern_err(TERN_ENOMEM, "out of memory");
+    }
+    c->n_ckpts++;
+    return TERN_OK;
 }
 
 static int files_equal(const cJSON *a, const cJSON *b) {
@@ -193,30 +216,7 @@ static tern_status check_line(ledger_chain *c, const char *name, uint64_t line, 
             st = chain_break(c, name, line, "resumed from %s, whose files do not match the checkpoint recorded at line %llu", dir,
                      (unsigned long long)k->line);
     }
-    if (st == TERN_OK && !strcmp(t, "checkpoint")) {
-        if (c->n_ckpts == c->cap_ckpts) {
-            size_t cap = c->cap_ckpts ? 2 * c->cap_ckpts : 16;
-            ledger_ckpt *q = realloc(c->ckpts, cap * sizeof *q);
-            if (!q) st = tern_err(TERN_ENOMEM, "out of memory");
-            else {
-                c->ckpts = q;
-                c->cap_ckpts = cap;
-            }
-        }
-        if (st == TERN_OK) {
-            ledger_ckpt *k = &c->ckpts[c->n_ckpts];
-            k->dir = strdup(dir);
-            k->files = cJSON_Duplicate(files, 1);
-            k->line = line;
-            if (!k->dir || !k->files) {
-                free(k->dir);
-                cJSON_Delete(k->files);
-                st = tern_err(TERN_ENOMEM, "out of memory");
-            } else {
-                c->n_ckpts++;
-            }
-        }
-    }
+    if (st == TERN_OK && !strcmp(t, "checkpoint")) st = chain_add_ckpt(c, dir, files, line);
     if (st == TERN_OK) c->ended = !strcmp(t, "end");
     cJSON_Delete(j);
     return st;
@@ -567,6 +567,8 @@ tern_status tern_ledger_open(tern_ledger **out, const char *rundir, const tern_s
     if (st == TERN_OK) {
         l->seq = c.entries;
         memcpy(l->head, c.head, sizeof l->head);
+        l->chain = c; /* its checkpoints, for resume entries; the ledger owns them now */
+        memset(&c, 0, sizeof c);
     }
     if (st == TERN_OK && torn) {
         if (ftruncate(l->fd, (off_t)whole) != 0 || fsync(l->fd) != 0)
@@ -638,6 +640,8 @@ static tern_status ckpt_entry(tern_ledger *l, const char *type, int64_t step, co
         st = merge_extra(data, extra);
     }
     if (st == TERN_OK) st = append_json(l, type, data);
+    if (st == TERN_OK && !strcmp(type, "checkpoint"))
+        st = chain_add_ckpt(&l->chain, dir, cJSON_GetObjectItemCaseSensitive(data, "files"), l->seq);
     cJSON_Delete(fo);
     cJSON_Delete(data);
     free(full);
@@ -653,6 +657,8 @@ tern_status tern_ledger_resume(tern_ledger *l, int64_t step, const char *dir, co
                                const cJSON *extra) {
     return ckpt_entry(l, "resume", step, dir, files, n_files, extra, 1);
 }
+
+int tern_ledger_has_checkpoint(const tern_ledger *l, const char *dir) { return ckpt_find(&l->chain, dir) != NULL; }
 
 tern_status tern_ledger_end(tern_ledger *l, const char *status, const cJSON *extra) {
     cJSON *data = cJSON_CreateObject();
@@ -670,6 +676,7 @@ uint64_t tern_ledger_entries(const tern_ledger *l) { return l->seq; }
 void tern_ledger_close(tern_ledger *l) {
     if (!l) return;
     if (l->fd >= 0) close(l->fd); /* releases the lock */
+    ledger_chain_free(&l->chain);
     free(l->path);
     free(l->rundir);
     free(l);

@@ -98,30 +98,6 @@ static tern_status start(tern_ledger **out, const tern_sign_key *sk, const tern_
     return st;
 }
 
-/* Whether the ledger already records a checkpoint of folder dir (e.g. "ckpt/step-000018"). */
-static int ledger_has_checkpoint(const char *rundir, const char *dir) {
-    char *p = tern_path_join(rundir, TERN_LEDGER_FILE), *text = NULL;
-    size_t n;
-    int found = 0;
-    if (p && tern_read_file(p, &text, &n) == TERN_OK) {
-        for (char *line = text; line < text + n && !found;) {
-            char *nl = memchr(line, '\n', (size_t)(text + n - line));
-            size_t len = nl ? (size_t)(nl - line) : (size_t)(text + n - line);
-            cJSON *j = cJSON_ParseWithLength(line, len);
-            cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
-            cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "data"), "dir");
-            found = cJSON_IsString(type) && !strcmp(type->valuestring, "checkpoint") && cJSON_IsString(d) &&
-                    !strcmp(d->valuestring, dir);
-            cJSON_Delete(j);
-            line += len + 1;
-        }
-    }
-    free(text);
-    free(p);
-    tern_err_clear();
-    return found;
-}
-
 tern_status tern_run_record_open(tern_ledger **out, tern_sign_key **sk, const tern_train_opts *o,
                                  const uint8_t tokenizer_hash[TERN_HASH_BYTES], const char *ckdir, uint64_t step,
                                  const struct cJSON *hw) {
@@ -145,7 +121,7 @@ tern_status tern_run_record_open(tern_ledger **out, tern_sign_key **sk, const te
         snprintf(dir, sizeof dir, "ckpt/%s", rel ? rel + 1 : ckdir);
         /* A run killed after a checkpoint was committed but before its entry was appended left
          * that checkpoint unrecorded: record it now, marked so, before the resume from it. */
-        if (!ledger_has_checkpoint(o->out, dir)) {
+        if (!tern_ledger_has_checkpoint(*out, dir)) {
             cJSON *late = cJSON_CreateObject();
             cJSON_AddBoolToObject(late, "recorded_at_resume", 1);
             st = tern_ledger_checkpoint(*out, (int64_t)step, dir, ckpt_files, 3, late);
