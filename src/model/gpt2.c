@@ -367,6 +367,27 @@ static void check_out(tern_gpt2 *m, const float *p, size_t n, const char *kernel
         }
 }
 
+/* Where block l's activations live: its input, its slot of inner activations, its output. */
+typedef struct {
+    const float *x;
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *lse, *attproj, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu,
+        *fcproj, *res3;
+} block_acts;
+
+static block_acts block_slots(tern_gpt2 *m, size_t l) {
+    size_t C = (size_t)m->cfg.n_embd, NH = (size_t)m->cfg.n_head;
+    gpt2_acts *a = &m->a;
+    return (block_acts){
+        .x = l == 0 ? a->encoded : LAYER(a->residual3, l - 1, C),
+        .ln1 = SLOT(a->ln1, l, C), .ln1_mean = SLOT(a->ln1_mean, l, 1), .ln1_rstd = SLOT(a->ln1_rstd, l, 1),
+        .qkv = SLOT(a->qkv, l, 3 * C), .atty = SLOT(a->atty, l, C), .lse = SLOT(a->lse, l, NH),
+        .attproj = SLOT(a->attproj, l, C), .res2 = SLOT(a->residual2, l, C),
+        .ln2 = SLOT(a->ln2, l, C), .ln2_mean = SLOT(a->ln2_mean, l, 1), .ln2_rstd = SLOT(a->ln2_rstd, l, 1),
+        .fch = SLOT(a->fch, l, 4 * C), .fch_gelu = SLOT(a->fch_gelu, l, 4 * C),
+        .fcproj = SLOT(a->fcproj, l, C), .res3 = LAYER(a->residual3, l, C),
+    };
+}
+
 /* Block l's forward pass over the batch of the last tern_gpt2_forward: from its input (the
  * embeddings or block l-1's output) to its output residual3[l], through its slot of inner
  * activations. */
@@ -374,36 +395,28 @@ static void block_fwd(tern_gpt2 *m, size_t l) {
     const tern_kern *k = m->k;
     size_t C = (size_t)m->cfg.n_embd, NH = (size_t)m->cfg.n_head, B = m->B, T = m->T, N = B * T;
     gpt2_params *p = &m->p;
-    gpt2_acts *a = &m->a;
-    const float *x = l == 0 ? a->encoded : LAYER(a->residual3, l - 1, C);
-    float *ln1 = SLOT(a->ln1, l, C), *ln1_mean = SLOT(a->ln1_mean, l, 1), *ln1_rstd = SLOT(a->ln1_rstd, l, 1);
-    float *qkv = SLOT(a->qkv, l, 3 * C), *atty = SLOT(a->atty, l, C);
-    float *lse = SLOT(a->lse, l, NH);
-    float *attproj = SLOT(a->attproj, l, C), *res2 = SLOT(a->residual2, l, C);
-    float *ln2 = SLOT(a->ln2, l, C), *ln2_mean = SLOT(a->ln2_mean, l, 1), *ln2_rstd = SLOT(a->ln2_rstd, l, 1);
-    float *fch = SLOT(a->fch, l, 4 * C), *fch_gelu = SLOT(a->fch_gelu, l, 4 * C);
-    float *fcproj = SLOT(a->fcproj, l, C), *res3 = LAYER(a->residual3, l, C);
+    const block_acts b = block_slots(m, l);
 
-    k->layernorm_fwd(ln1, ln1_mean, ln1_rstd, x, p->ln1w + l * C, p->ln1b + l * C, N, C);
-    check_out(m, ln1, N * C, "layernorm_fwd (ln_1)", (long)l);
-    k->matmul_fwd(qkv, ln1, p->qkvw + l * C * 3 * C, p->qkvb + l * 3 * C, N, C, 3 * C);
-    check_out(m, qkv, N * 3 * C, "matmul_fwd (attn.c_attn)", (long)l);
-    k->attention_fwd(atty, lse, a->attscr, qkv, B, T, C, NH);
-    check_out(m, atty, N * C, "attention_fwd", (long)l);
-    k->matmul_fwd(attproj, atty, p->attprojw + l * C * C, p->attprojb + l * C, N, C, C);
-    check_out(m, attproj, N * C, "matmul_fwd (attn.c_proj)", (long)l);
-    k->residual_fwd(res2, x, attproj, N * C);
-    check_out(m, res2, N * C, "residual_fwd (attention)", (long)l);
-    k->layernorm_fwd(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + l * C, p->ln2b + l * C, N, C);
-    check_out(m, ln2, N * C, "layernorm_fwd (ln_2)", (long)l);
-    k->matmul_fwd(fch, ln2, p->fcw + l * C * 4 * C, p->fcb + l * 4 * C, N, C, 4 * C);
-    check_out(m, fch, N * 4 * C, "matmul_fwd (mlp.c_fc)", (long)l);
-    k->gelu_fwd(fch_gelu, fch, N * 4 * C);
-    check_out(m, fch_gelu, N * 4 * C, "gelu_fwd", (long)l);
-    k->matmul_fwd(fcproj, fch_gelu, p->fcprojw + l * 4 * C * C, p->fcprojb + l * C, N, 4 * C, C);
-    check_out(m, fcproj, N * C, "matmul_fwd (mlp.c_proj)", (long)l);
-    k->residual_fwd(res3, res2, fcproj, N * C);
-    check_out(m, res3, N * C, "residual_fwd (mlp)", (long)l);
+    k->layernorm_fwd(b.ln1, b.ln1_mean, b.ln1_rstd, b.x, p->ln1w + l * C, p->ln1b + l * C, N, C);
+    check_out(m, b.ln1, N * C, "layernorm_fwd (ln_1)", (long)l);
+    k->matmul_fwd(b.qkv, b.ln1, p->qkvw + l * C * 3 * C, p->qkvb + l * 3 * C, N, C, 3 * C);
+    check_out(m, b.qkv, N * 3 * C, "matmul_fwd (attn.c_attn)", (long)l);
+    k->attention_fwd(b.atty, b.lse, m->a.attscr, b.qkv, B, T, C, NH);
+    check_out(m, b.atty, N * C, "attention_fwd", (long)l);
+    k->matmul_fwd(b.attproj, b.atty, p->attprojw + l * C * C, p->attprojb + l * C, N, C, C);
+    check_out(m, b.attproj, N * C, "matmul_fwd (attn.c_proj)", (long)l);
+    k->residual_fwd(b.res2, b.x, b.attproj, N * C);
+    check_out(m, b.res2, N * C, "residual_fwd (attention)", (long)l);
+    k->layernorm_fwd(b.ln2, b.ln2_mean, b.ln2_rstd, b.res2, p->ln2w + l * C, p->ln2b + l * C, N, C);
+    check_out(m, b.ln2, N * C, "layernorm_fwd (ln_2)", (long)l);
+    k->matmul_fwd(b.fch, b.ln2, p->fcw + l * C * 4 * C, p->fcb + l * 4 * C, N, C, 4 * C);
+    check_out(m, b.fch, N * 4 * C, "matmul_fwd (mlp.c_fc)", (long)l);
+    k->gelu_fwd(b.fch_gelu, b.fch, N * 4 * C);
+    check_out(m, b.fch_gelu, N * 4 * C, "gelu_fwd", (long)l);
+    k->matmul_fwd(b.fcproj, b.fch_gelu, p->fcprojw + l * 4 * C * C, p->fcprojb + l * C, N, 4 * C, C);
+    check_out(m, b.fcproj, N * C, "matmul_fwd (mlp.c_proj)", (long)l);
+    k->residual_fwd(b.res3, b.res2, b.fcproj, N * C);
+    check_out(m, b.res3, N * C, "residual_fwd (mlp)", (long)l);
 }
 
 /* Checks the batch, keeps a copy, and runs the embeddings, the blocks and ln_f. */
@@ -507,31 +520,25 @@ static void backward_body(tern_gpt2 *m) {
     for (size_t l = L; l-- > 0;) {
         /* under recomputation the shared slot still holds the last block's from the forward pass */
         if (m->recompute && l != L - 1) block_fwd(m, l);
-        const float *x = l == 0 ? a->encoded : LAYER(a->residual3, l - 1, C);
-        float *ln1 = SLOT(a->ln1, l, C), *ln1_mean = SLOT(a->ln1_mean, l, 1), *ln1_rstd = SLOT(a->ln1_rstd, l, 1);
-        float *qkv = SLOT(a->qkv, l, 3 * C), *atty = SLOT(a->atty, l, C);
-        float *lse = SLOT(a->lse, l, NH);
-        float *res2 = SLOT(a->residual2, l, C);
-        float *ln2 = SLOT(a->ln2, l, C), *ln2_mean = SLOT(a->ln2_mean, l, 1), *ln2_rstd = SLOT(a->ln2_rstd, l, 1);
-        float *fch = SLOT(a->fch, l, 4 * C), *fch_gelu = SLOT(a->fch_gelu, l, 4 * C);
+        const block_acts b = block_slots(m, l);
 
         /* residual3 = residual2 + fcproj(gelu(fc(ln2(residual2)))) */
-        k->matmul_bwd(a->dfch, g->fcprojw + l * 4 * C * C, g->fcprojb + l * C, a->dres, fch_gelu,
+        k->matmul_bwd(a->dfch, g->fcprojw + l * 4 * C * C, g->fcprojb + l * C, a->dres, b.fch_gelu,
                       p->fcprojw + l * 4 * C * C, N, 4 * C, C);
-        k->gelu_bwd(a->dfch, fch, a->dfch, N * 4 * C);
-        k->matmul_bwd(a->dln, g->fcw + l * C * 4 * C, g->fcb + l * 4 * C, a->dfch, ln2, p->fcw + l * C * 4 * C, N, C,
+        k->gelu_bwd(a->dfch, b.fch, a->dfch, N * 4 * C);
+        k->matmul_bwd(a->dln, g->fcw + l * C * 4 * C, g->fcb + l * 4 * C, a->dfch, b.ln2, p->fcw + l * C * 4 * C, N, C,
                       4 * C);
-        k->layernorm_bwd(a->dres, g->ln2w + l * C, g->ln2b + l * C, a->dln, res2, p->ln2w + l * C, ln2_mean, ln2_rstd, N,
-                         C);
+        k->layernorm_bwd(a->dres, g->ln2w + l * C, g->ln2b + l * C, a->dln, b.res2, p->ln2w + l * C, b.ln2_mean,
+                         b.ln2_rstd, N, C);
         /* residual2 = x + attproj(attention(qkv(ln1(x)))) */
-        k->matmul_bwd(a->datty, g->attprojw + l * C * C, g->attprojb + l * C, a->dres, atty, p->attprojw + l * C * C, N,
+        k->matmul_bwd(a->datty, g->attprojw + l * C * C, g->attprojb + l * C, a->dres, b.atty, p->attprojw + l * C * C, N,
                       C, C);
-        k->attention_bwd(a->dqkv, a->attscr, a->datty, qkv, lse, B, T, C, NH);
+        k->attention_bwd(a->dqkv, a->attscr, a->datty, b.qkv, b.lse, B, T, C, NH);
         check_out(m, a->dqkv, N * 3 * C, "attention_bwd", (long)l);
-        k->matmul_bwd(a->dln, g->qkvw + l * C * 3 * C, g->qkvb + l * 3 * C, a->dqkv, ln1, p->qkvw + l * C * 3 * C, N, C,
+        k->matmul_bwd(a->dln, g->qkvw + l * C * 3 * C, g->qkvb + l * 3 * C, a->dqkv, b.ln1, p->qkvw + l * C * 3 * C, N, C,
                       3 * C);
-        k->layernorm_bwd(a->dres, g->ln1w + l * C, g->ln1b + l * C, a->dln, x, p->ln1w + l * C, ln1_mean, ln1_rstd, N,
-                         C);
+        k->layernorm_bwd(a->dres, g->ln1w + l * C, g->ln1b + l * C, a->dln, b.x, p->ln1w + l * C, b.ln1_mean,
+                         b.ln1_rstd, N, C);
         check_out(m, a->dres, N * C, "layernorm_bwd (ln_1)", (long)l);
         if (m->grad_hook) m->grad_hook(m->grad_hook_ctx, (int)l);
     }
