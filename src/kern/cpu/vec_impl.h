@@ -108,6 +108,14 @@ static float FN(row_exp)(float *y, const float *x, size_t n, float shift) {
     return sum;
 }
 
+/* x[i] *= s. */
+static void FN(row_scale)(float *x, size_t n, float s) {
+    size_t nv = n / VW * VW;
+    VT sv = V_SET1(s);
+    for (size_t i = 0; i < nv; i += VW) V_STORE(x + i, V_MUL(V_LOAD(x + i), sv));
+    for (size_t i = nv; i < n; i++) x[i] *= s;
+}
+
 static void FN(crossentropy_fwd_bwd)(float *losses, float *dlogits, const float *logits, const int32_t *targets,
                                      float dscale, size_t N, size_t V) {
 #pragma omp parallel for schedule(static) if ((N * V) >= TERN_OMP_MIN_WORK)
@@ -120,10 +128,7 @@ static void FN(crossentropy_fwd_bwd)(float *losses, float *dlogits, const float 
         if (dlogits) {
             float *d = dlogits + i * V;
             FN(row_exp)(d, x, V, lse); /* softmax probabilities */
-            size_t nv = V / VW * VW;
-            VT sc = V_SET1(dscale);
-            for (size_t v = 0; v < nv; v += VW) V_STORE(d + v, V_MUL(V_LOAD(d + v), sc));
-            for (size_t v = nv; v < V; v++) d[v] *= dscale;
+            FN(row_scale)(d, V, dscale);
             d[y] -= dscale; /* (p - 1) * scale at the target */
         }
     }
@@ -133,11 +138,8 @@ static void FN(crossentropy_fwd_bwd)(float *losses, float *dlogits, const float 
  * zeroed; returns the log-sum-exp of row[0..t]. */
 static float FN(softmax_row)(float *row, size_t t, size_t n) {
     size_t m = t + 1;
-    float mx = FN(row_max)(row, m), sum = FN(row_exp)(row, row, m, mx), inv = 1.0f / sum;
-    size_t nv = m / VW * VW;
-    VT s = V_SET1(inv);
-    for (size_t i = 0; i < nv; i += VW) V_STORE(row + i, V_MUL(V_LOAD(row + i), s));
-    for (size_t i = nv; i < m; i++) row[i] *= inv;
+    float mx = FN(row_max)(row, m), sum = FN(row_exp)(row, row, m, mx);
+    FN(row_scale)(row, m, 1.0f / sum);
     if (n > m) memset(row + m, 0, (n - m) * sizeof(float));
     return mx + logf(sum);
 }
