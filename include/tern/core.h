@@ -23,7 +23,8 @@ typedef enum {
     TERN_ENOTFOUND = -6,/* a named file, tensor or key does not exist */
     TERN_EPOLICY = -7,  /* the owner's policy forbids the operation */
     TERN_EDIST = -8,    /* a distributed (MPI) operation failed */
-    TERN_ENUMERIC = -9  /* a non-finite value where a finite one is required */
+    TERN_ENUMERIC = -9, /* a non-finite value where a finite one is required */
+    TERN_EBUSY = -10    /* another process holds what was asked for (a run folder's lock) */
 } tern_status;
 
 /* Sets this thread's error message and returns st, so that `return tern_err(...)` reads
@@ -60,6 +61,11 @@ void tern_free(void *p);
 /* Overflow-checked size arithmetic for sizes read from files. Return 0 on overflow. */
 int tern_mul_size(size_t a, size_t b, size_t *out);
 int tern_add_size(size_t a, size_t b, size_t *out);
+/* The memory this process may use: the least of physical memory, the cgroup limits of its
+ * cgroup and every ancestor (v2 memory.max, v1 memory.limit_in_bytes) and RLIMIT_AS/RLIMIT_DATA.
+ * *what (may be NULL) receives which of them it is, e.g. "physical memory" or "the cgroup limit
+ * (/sys/fs/cgroup/x/memory.max)". Reads a few small files; allocates nothing large. */
+uint64_t tern_mem_limit(char *what, size_t what_n);
 
 /* ---- files ---- */
 /* An atomic file: written to "<path>.tmp-<pid>-<n>", then fsync, rename over path, and fsync
@@ -80,6 +86,18 @@ tern_status tern_write_file_atomic(const char *path, const void *p, size_t n);
 tern_status tern_fsync_dir(const char *dir);
 /* Creates dir and its parents (mode 0755 unless given). Existing folders are fine. */
 tern_status tern_mkdir_p(const char *dir);
+
+/* An advisory lock on a folder, held for as long as the process keeps it: DIR/lock is opened
+ * (created when missing) and locked with flock(LOCK_EX|LOCK_NB); the holder writes its pid and
+ * host into it. The kernel releases the lock when the holder exits or dies, so a killed holder
+ * never leaves the folder locked. When another process holds it, returns TERN_EBUSY with a
+ * message naming the folder and the holder's pid and host; a refused caller changes nothing in
+ * the folder (the lock file already exists then, and is only read). */
+typedef struct tern_dir_lock {
+    int fd; /* -1: not held */
+} tern_dir_lock;
+tern_status tern_dir_lock_take(tern_dir_lock *l, const char *dir, const char *what);
+void tern_dir_lock_release(tern_dir_lock *l); /* no-op when not held */
 
 /* A whole file read into memory (for small files: JSON, tokenizer files). NUL-terminated
  * one byte past size, so text parsers may treat it as a string. */

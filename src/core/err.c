@@ -50,6 +50,7 @@ const char *tern_status_name(tern_status st) {
     case TERN_EPOLICY: return "forbidden by policy";
     case TERN_EDIST: return "distributed error";
     case TERN_ENUMERIC: return "numeric fault";
+    case TERN_EBUSY: return "in use";
     }
     return "unknown status";
 }
