@@ -116,10 +116,10 @@ static void test_refusals(void) {
     CHECK(rc == 0, "%s", out);
     rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r %s --steps 2", t, data_dir, d, small);
     char want[1024];
-    snprintf(want, sizeof want, "tern train: %s/r already holds a run; continue it with --resume, or choose another folder\n", d);
+    snprintf(want, sizeof want, "tern train: %s/r already holds a run (ckpt); continue it with --resume, or choose another folder\n", d);
     CHECK(rc == 1 && !strcmp(out, want), "rc %d: %s", rc, out);
     rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/none --resume", t, data_dir, d);
-    snprintf(want, sizeof want, "tern train: %s/none: no run to resume here (no config.json)\n", d);
+    snprintf(want, sizeof want, "tern train: %s/none: no run to resume here (no such folder)\n", d);
     CHECK(rc == 1 && !strcmp(out, want), "rc %d: %s", rc, out);
     rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/x --n-embd 30 --n-head 4", t, data_dir, d);
     CHECK(rc == 1 && !strcmp(out, "tern train: n_embd (30) must be divisible by n_head (4)\n"), "rc %d: %s", rc, out);
@@ -373,7 +373,7 @@ static void test_numeric_faults(void) {
     rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --max-memory 1M", t, data_dir, d, small);
     CHECK(rc == 1 && strstr(out, "but --max-memory is 0.00 GiB; ") && strstr(out, "tern train: the run needs "), "rc %d: %s", rc, out);
     rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --max-memory lots", t, data_dir, d, small);
-    CHECK(rc == 1 && !strcmp(out, "tern train: --max-memory: 'lots' is not a size (e.g. 8G, 512M, 4096)\n"), "rc %d: %s", rc, out);
+    CHECK(rc == 1 && !strcmp(out, "tern train: --max-memory: 'lots' is not a size (e.g. 8G, 512M, 4096; 0 = no check)\n"), "rc %d: %s", rc, out);
 }
 
 /* Write faults: a full disk (a file-size limit), a read-only run folder and a data file that

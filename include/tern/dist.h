@@ -82,6 +82,8 @@ tern_status tern_ddp_init(tern_ddp **out, tern_comm *comm, int zero, int overlap
 void tern_ddp_free(tern_ddp *d);
 int tern_ddp_rank(const tern_ddp *d);
 int tern_ddp_size(const tern_ddp *d);
+/* Ranks on this node (they share its memory and cores). */
+int tern_ddp_local_size(const tern_ddp *d);
 /* Rank 0 alone prints progress and writes files. */
 int tern_ddp_is_root(const tern_ddp *d);
 /* Threads per rank for `--threads n`: n when positive; 0 (all cores) for one process; else the
@@ -89,6 +91,9 @@ int tern_ddp_is_root(const tern_ddp *d);
 int tern_ddp_threads(const tern_ddp *d, int n);
 /* Sets *flag to 1 on every rank when it is set on any (a stop request, a time limit). */
 tern_status tern_ddp_any(tern_ddp *d, int *flag);
+/* Sets *v to the largest value any rank holds (one collective: e.g. 2 = a stop request,
+ * 1 = the time limit, 0 = go on). */
+tern_status tern_ddp_max(tern_ddp *d, int *v);
 /* Fails on every rank unless all ranks hold the same bytes (e.g. the resolved options). */
 tern_status tern_ddp_check_same(tern_ddp *d, const char *what, const void *p, size_t n);
 /* Rows per rank when a run continues on this number of ranks: the checkpoint's global batch

@@ -4,7 +4,7 @@
  * stopped and resumed computes what an unbroken run computes, bit for bit. */
 #ifndef TERN_TRAIN_H
 #define TERN_TRAIN_H
-#include <signal.h>
+#include <stdatomic.h>
 
 #include "tern/core.h"
 
@@ -88,8 +88,32 @@ char *tern_train_opts_to_json(const tern_train_opts *o);
 /* Prints the option list for --help. */
 void tern_train_opts_help(FILE *f);
 
+/* What a run is doing now, for a caller that reports it while the run goes on. */
+typedef enum {
+    TERN_PHASE_SETUP,      /* reading options and data, building the model */
+    TERN_PHASE_STEP,       /* computing a step */
+    TERN_PHASE_EVAL,       /* evaluating on the val split */
+    TERN_PHASE_CHECKPOINT, /* writing a checkpoint */
+    TERN_PHASE_CLOSING     /* the steps are over: closing the ledger and files */
+} tern_train_phase;
+
+/* Shared between a run and the thread that watches it (the program's signal thread): the caller
+ * sets `stop` from any thread; the run keeps the others current. Stopping ends the step being
+ * computed (or stops before the first), writes a checkpoint unless one of this step exists, and
+ * returns TERN_OK. Over several ranks the run stops when any rank was asked to. */
+typedef struct tern_train_control {
+    atomic_int stop;
+    atomic_int phase;          /* tern_train_phase */
+    atomic_llong step;         /* the step being computed (TERN_PHASE_STEP), else the last one completed */
+    atomic_llong ckpt_step;    /* the step of the newest complete checkpoint; -1 while there is none */
+} tern_train_control;
+void tern_train_control_init(tern_train_control *c);
+/* What the run is busy with, as a noun phrase for messages: "step 12", "the checkpoint of step
+ * 12", "start-up (reading the data, building the model)", ... */
+void tern_train_control_describe(const tern_train_control *c, char *out, size_t n);
+
 typedef struct tern_train_hooks {
-    volatile sig_atomic_t *stop; /* set by a signal handler: finish the step, checkpoint, return */
+    tern_train_control *control; /* NULL: the run cannot be stopped from outside */
     int progress;                /* 1: a progress display on stderr */
     struct tern_comm *comm;      /* the ranks of a data-parallel run (tern/dist.h); NULL: one process */
 } tern_train_hooks;

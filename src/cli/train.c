@@ -5,7 +5,9 @@
 #include "tern/dist.h"
 #include "tern/train.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,10 +21,65 @@ static int is_flag(const char *key) {
     return 0;
 }
 
-static volatile sig_atomic_t stop_requested;
-static void on_signal(int sig) {
-    (void)sig;
-    stop_requested = 1;
+/* Signals. SIGINT and SIGTERM are blocked in every thread and taken by one thread that does
+ * nothing else (sigwait), so no handler ever runs on a compute thread. That matters: oneDNN's
+ * GEMM kernels point the stack pointer into a heap workspace when K is large (the head's
+ * backward product has K = the vocabulary), and a handler's frame, pushed below the stack
+ * pointer, would overwrite the heap there (docs/RELIABILITY.md, "Stopping a run").
+ * The first signal asks the run to stop after the current step with a checkpoint; the second
+ * says what the run is waiting for; the third ends the process at once, which leaves the disk
+ * as a SIGKILL would: every checkpoint already committed whole, the newest one intact. */
+static tern_train_control control;
+static sigset_t stop_signals;
+static atomic_int quiet; /* ranks other than 0 of a data-parallel run leave the messages to rank 0 */
+
+static void *signal_thread(void *arg) {
+    (void)arg;
+    for (int n = 1;; n++) {
+        int sig;
+        if (sigwait(&stop_signals, &sig) != 0) continue;
+        const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+        char waiting[200];
+        tern_train_control_describe(&control, waiting, sizeof waiting);
+        long long ck = atomic_load(&control.ckpt_step);
+        if (n == 1) {
+            atomic_store(&control.stop, 1);
+            if (!atomic_load(&quiet))
+                fprintf(stderr, "\ntern train: %s: will stop after %s and write a checkpoint (send it twice more to quit at once without one)\n",
+                    name, waiting);
+        } else if (n == 2) {
+            if (!atomic_load(&quiet))
+                fprintf(stderr, "\ntern train: %s again: waiting for %s to end; once more quits at once without a checkpoint\n",
+                    name, waiting);
+        } else {
+            if (ck >= 0)
+                fprintf(stderr, "\ntern train: %s a third time: quitting at once; the checkpoint of step %lld is kept\n", name, ck);
+            else
+                fprintf(stderr, "\ntern train: %s a third time: quitting at once; no checkpoint was written yet\n", name);
+            _exit(128 + sig);
+        }
+    }
+    return NULL;
+}
+
+/* Must run before any other thread exists (OpenMP's, MPI's), so that all of them inherit the
+ * blocked mask. */
+static void start_signal_thread(void) {
+    tern_train_control_init(&control);
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, signal_thread, NULL) != 0) {
+        /* Without the thread the signals would stay blocked: restore their default action. */
+        pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
+        fprintf(stderr, "tern train: cannot start the signal thread; Ctrl-C will end the run without a checkpoint\n");
+    }
+    pthread_attr_destroy(&attr);
 }
 
 static void help(void) {
@@ -83,12 +140,7 @@ static int cli_train_default(tern_train_opts *o) {
     o->data = data;
     o->out = out;
     o->tokenizer = tok;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    tern_train_hooks hooks = {.stop = &stop_requested, .progress = 1};
+    tern_train_hooks hooks = {.control = &control, .progress = 1};
     tern_status st = tern_train_run(o, &hooks);
     if (st != TERN_OK) cli_fail("train", st);
     printf("%s\n", out);
@@ -96,6 +148,7 @@ static int cli_train_default(tern_train_opts *o) {
 }
 
 int cli_train(int argc, char **argv) {
+    start_signal_thread();
     tern_train_opts o;
     tern_train_opts_defaults(&o);
     const char *config = NULL;
@@ -142,12 +195,8 @@ int cli_train(int argc, char **argv) {
     tern_comm *comm;
     tern_status cst = tern_comm_init(&comm);
     if (cst != TERN_OK) cli_fail("train", cst);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    tern_train_hooks hooks = {.stop = &stop_requested, .progress = 1, .comm = comm};
+    atomic_store(&quiet, tern_comm_rank(comm) != 0);
+    tern_train_hooks hooks = {.control = &control, .progress = 1, .comm = comm};
     tern_status st = tern_train_run(&o, &hooks);
     tern_train_opts_free(&o);
     if (st != TERN_OK && tern_comm_size(comm) > 1) {

@@ -105,12 +105,19 @@ int tern_ddp_threads(const tern_ddp *d, int n) {
     return k < 1 ? 1 : (int)k;
 }
 
-tern_status tern_ddp_any(tern_ddp *d, int *flag) {
+int tern_ddp_local_size(const tern_ddp *d) { return tern_comm_local_size(d->comm); }
+
+tern_status tern_ddp_max(tern_ddp *d, int *v) {
     if (d->size == 1) return TERN_OK;
-    int64_t v = *flag ? 1 : 0;
-    TERN_TRY(tern_comm_max_i64(d->comm, &v, 1));
-    *flag = v != 0;
+    int64_t x = *v;
+    TERN_TRY(tern_comm_max_i64(d->comm, &x, 1));
+    *v = (int)x;
     return TERN_OK;
+}
+
+tern_status tern_ddp_any(tern_ddp *d, int *flag) {
+    *flag = *flag != 0;
+    return tern_ddp_max(d, flag);
 }
 
 tern_status tern_ddp_check_same(tern_ddp *d, const char *what, const void *p, size_t n) {

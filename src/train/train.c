@@ -17,6 +17,7 @@
 #include "tern/tok.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -44,6 +45,10 @@ typedef struct run {
     char *mbuf;            /* --seal-metrics: metrics.jsonl kept in memory, sealed at each checkpoint */
     size_t mlen;
     const char *mpath;
+    tern_train_control *ctl; /* the caller's view of the run (may be NULL) */
+    long long ckpt_step;     /* the step of the newest checkpoint on disk; -1: none */
+    tern_dir_lock lock;      /* rank 0 holds the run folder for the run's life */
+    int made_dir;            /* this process created the run folder */
 } run;
 
 tern_status tern_eval_loss(tern_gpt2 *m, const tern_dataset *val, size_t B, size_t T, size_t batches, double *loss,
@@ -203,13 +208,22 @@ static char *state_json(const run *r, double elapsed) {
     return s;
 }
 
+static void set_phase(run *r, tern_train_phase ph) {
+    if (r->ctl) atomic_store(&r->ctl->phase, (int)ph);
+}
+
 static tern_status checkpoint(run *r, double elapsed) {
+    set_phase(r, TERN_PHASE_CHECKPOINT);
     char *s = state_json(r, elapsed);
     if (!s) return tern_err(TERN_ENOMEM, "out of memory");
     tern_status st = r->o->seal_metrics && tern_ddp_is_root(r->dp) ? flush_sealed_metrics(r) : TERN_OK;
     if (st == TERN_OK) st = tern_ddp_ckpt_save(r->dp, r->rundir, r->step, &r->opt, s, (int)r->o->keep);
     free(s);
     if (st == TERN_OK && r->ledger) st = tern_run_record_checkpoint(r->ledger, r->step, r->o->seal_metrics ? NAN : r->last_loss);
+    if (st == TERN_OK) {
+        r->ckpt_step = (long long)r->step;
+        if (r->ctl) atomic_store(&r->ctl->ckpt_step, r->ckpt_step);
+    }
     return st;
 }
 
@@ -244,11 +258,20 @@ static tern_status open_data(run *r) {
     return st;
 }
 
-static tern_status build_model(run *r, tern_train_opts *o) {
+/* The model's shape, resolved without allocating anything: from the options, from a Hugging
+ * Face folder's config.json (--init), or from the run's config.json (--resume). */
+static tern_status model_config(run *r, tern_train_opts *o, tern_gpt2_config *c) {
     size_t V = tern_dataset_vocab_size(r->train);
+    if (o->resume) {
+        *c = (tern_gpt2_config){(int)o->n_layer, (int)o->n_head, (int)o->n_embd, (int)o->n_ctx, (int)o->vocab_size};
+        return tern_gpt2_config_check(c);
+    }
     if (o->init) {
-        TERN_TRY(tern_io_load_hf(o->init, &r->m));
-        const tern_gpt2_config *c = tern_gpt2_cfg(r->m);
+        char *cp = tern_path_join(o->init, "config.json");
+        if (!cp) return tern_err(TERN_ENOMEM, "out of memory");
+        tern_status st = tern_io_read_hf_config(cp, c);
+        free(cp);
+        TERN_TRY(st);
         if ((size_t)c->vocab_size != V)
             return tern_err(TERN_EINVAL, "%s: the model's vocabulary (%d) differs from the data's (%zu)", o->init,
                             c->vocab_size, V);
@@ -263,19 +286,33 @@ static tern_status build_model(run *r, tern_train_opts *o) {
             return tern_err(TERN_EINVAL, "--vocab-size %lld differs from the data's vocabulary (%zu)", o->vocab_size, V);
         if (!o->n_ctx) o->n_ctx = o->seq;
         if (o->seq > o->n_ctx) return tern_err(TERN_EINVAL, "--seq %lld exceeds --n-ctx %lld", o->seq, o->n_ctx);
-        tern_gpt2_config c = {(int)o->n_layer, (int)o->n_head, (int)o->n_embd, (int)o->n_ctx, (int)V};
-        TERN_TRY(tern_gpt2_init(&r->m, &c));
-        tern_gpt2_init_weights(r->m, (uint64_t)o->seed);
+        *c = (tern_gpt2_config){(int)o->n_layer, (int)o->n_head, (int)o->n_embd, (int)o->n_ctx, (int)V};
     }
     o->vocab_size = (long long)V;
+    return tern_gpt2_config_check(c);
+}
+
+/* Allocates the model of shape c and fills it: from the checkpoint (resume), the --init folder,
+ * or GPT-2's initialisation from the seed. */
+static tern_status build_model(run *r, const tern_train_opts *o, const tern_gpt2_config *c, const char *ckdir) {
+    if (o->init && !o->resume) {
+        TERN_TRY(tern_io_load_hf(o->init, &r->m));
+        const tern_gpt2_config *got = tern_gpt2_cfg(r->m);
+        if (memcmp(got, c, sizeof *c))
+            return tern_err(TERN_EFORMAT, "%s: config.json changed while the run started", o->init);
+        return TERN_OK;
+    }
+    TERN_TRY(tern_gpt2_init(&r->m, c));
+    if (o->resume) return tern_ckpt_load_model(ckdir, r->m);
+    tern_gpt2_init_weights(r->m, (uint64_t)o->seed);
     return TERN_OK;
 }
 
-/* "8G", "512M", "1.5GiB", "4096" (bytes) -> bytes; 0 on a malformed size. */
+/* "8G", "512M", "1.5GiB", "4096" (bytes) -> bytes; -1 on a malformed size; "0" is 0. */
 static double parse_size(const char *s) {
     char *end;
     double v = strtod(s, &end);
-    if (end == s || !(v > 0)) return 0;
+    if (end == s || !(v >= 0) || isinf(v)) return -1;
     double mult = 1;
     switch (*end) {
     case 'k': case 'K': mult = 1024.0; end++; break;
@@ -286,42 +323,71 @@ static double parse_size(const char *s) {
     }
     if (*end == 'i') end++;
     if (*end == 'B') end++;
-    return *end ? 0 : v * mult;
+    return *end ? -1 : v * mult;
 }
 
-/* Refuses a run that would not fit --max-memory, before anything large is allocated, and says
- * which batch would. Counts parameters, gradients, AdamW's two moments and the activations. */
-static tern_status check_memory(const tern_train_opts *o, const tern_gpt2_config *c) {
-    if (!o->max_memory) return TERN_OK;
-    double limit = parse_size(o->max_memory);
-    if (limit <= 0) return tern_err(TERN_EINVAL, "--max-memory: '%s' is not a size (e.g. 8G, 512M, 4096)", o->max_memory);
+/* Refuses a run that would not fit in memory, before anything large is allocated, and says
+ * what would fit. The limit is --max-memory when given (0 turns the check off), else the memory
+ * this process may use (tern_mem_limit: physical memory, cgroup and rlimits), shared by the
+ * ranks on this node. Counts parameters, gradients, AdamW's two moments (this rank's shard of
+ * them under ZeRO-1) and the activations, which is what the process holds beyond its fixed
+ * ~0.1 GiB (docs/PERFORMANCE.md compares this accounting with measured peak RSS). */
+static tern_status check_memory(const run *r, const tern_train_opts *o, const tern_gpt2_config *c) {
+    double limit;
+    char what[1500];
+    if (o->max_memory) {
+        limit = parse_size(o->max_memory);
+        if (limit < 0) return tern_err(TERN_EINVAL, "--max-memory: '%s' is not a size (e.g. 8G, 512M, 4096; 0 = no check)", o->max_memory);
+        if (limit == 0) return TERN_OK;
+        snprintf(what, sizeof what, "--max-memory is");
+    } else {
+        char src[1400];
+        uint64_t m = tern_mem_limit(src, sizeof src);
+        if (!m) return TERN_OK;
+        int local = tern_ddp_local_size(r->dp);
+        limit = (double)m / local;
+        if (local > 1)
+            snprintf(what, sizeof what, "this node's %s, %.2f GiB, shared by its %d ranks, leaves each", src,
+                     (double)m / (1024.0 * 1024 * 1024), local);
+        else
+            snprintf(what, sizeof what, "%s is", src);
+    }
     const double gib = 1024.0 * 1024 * 1024;
-    double state = 4.0 * (double)tern_gpt2_config_num_params(c) * sizeof(float);
+    size_t np = tern_gpt2_config_num_params(c);
+    double shard = (double)np / (o->zero ? tern_ddp_size(r->dp) : 1);
+    double state = (2.0 * (double)np + 2.0 * shard) * sizeof(float);
     size_t B = (size_t)o->batch, T = (size_t)o->seq;
     double acts = (double)tern_gpt2_activation_bytes_for(c, B, T, (int)o->recompute);
     if (state + acts <= limit) return TERN_OK;
-    size_t fit = 0;
-    for (size_t b = B; b-- > 1;)
-        if (state + (double)tern_gpt2_activation_bytes_for(c, b, T, (int)o->recompute) <= limit) {
-            fit = b;
-            break;
-        }
-    char hint[200];
+    size_t fit = 0, fit_rc = 0; /* the largest batch that fits, as configured and with --recompute */
+    for (size_t b = B; b-- > 1 && !(fit && fit_rc);) {
+        if (!fit && state + (double)tern_gpt2_activation_bytes_for(c, b, T, (int)o->recompute) <= limit) fit = b;
+        if (!fit_rc && state + (double)tern_gpt2_activation_bytes_for(c, b, T, 1) <= limit) fit_rc = b;
+    }
+    char hint[400];
     double acts_rc = (double)tern_gpt2_activation_bytes_for(c, B, T, 1);
     if (!o->recompute && state + acts_rc <= limit)
         snprintf(hint, sizeof hint, "--recompute would fit (activations %.2f GiB, the blocks' forward pass run twice)",
                  acts_rc / gib);
     else if (fit)
-        snprintf(hint, sizeof hint, "--batch %zu (with --grad-accum %lld for the same tokens per step) would fit", fit,
-                 (long long)((B * (size_t)o->grad_accum + fit - 1) / fit));
+        snprintf(hint, sizeof hint, "--batch %zu (with --grad-accum %lld for the same tokens per step) would fit%s", fit,
+                 (long long)((B * (size_t)o->grad_accum + fit - 1) / fit),
+                 !o->recompute && fit_rc > fit ? ", or a larger batch with --recompute" : "");
+    else if (fit_rc)
+        snprintf(hint, sizeof hint, "--batch %zu with --recompute would fit", fit_rc);
     else
-        snprintf(hint, sizeof hint, "even --batch 1 would not: parameters, gradients and AdamW moments alone need %.2f GiB",
+        snprintf(hint, sizeof hint,
+                 "even --batch 1 would not: parameters, gradients and AdamW moments alone need %.2f GiB; a smaller model, "
+                 "or more ranks with --zero 1, would",
                  state / gib);
     return tern_err(TERN_ENOMEM,
                     "the run needs %.2f GiB (parameters, gradients and AdamW moments %.2f GiB; activations for %zu x %zu tokens "
-                    "%.2f GiB) but --max-memory is %.2f GiB; %s",
-                    (state + acts) / gib, state / gib, B, T, acts / gib, limit / gib, hint);
+                    "%.2f GiB) but %s %.2f GiB; %s%s",
+                    (state + acts) / gib, state / gib, B, T, acts / gib, what, limit / gib, hint,
+                    o->max_memory ? "" : " (--max-memory 0 turns this check off)");
 }
+
+static int stop_requested(const run *r) { return r->ctl && atomic_load(&r->ctl->stop); }
 
 static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
     const tern_train_opts *o = r->o;
@@ -339,8 +405,23 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
     uint64_t first = r->step;
     int bad = 0;
     tern_status st = TERN_OK;
+    /* Asked to stop before the first step (during start-up): the state at this step is the
+     * checkpoint, so that the run resumes from here; a resumed run already has it on disk. */
+    int stop_first = stop_requested(r);
+    if (tern_ddp_any(r->dp, &stop_first) != TERN_OK) return TERN_EDIST;
+    if (stop_first && r->step < last) {
+        if (r->ckpt_step != (long long)r->step) st = checkpoint(r, r->elapsed_before);
+        if (st == TERN_OK && hooks && hooks->progress)
+            fprintf(stderr, "stopped on request before step %llu; checkpoint of step %llu kept, resume with --resume\n",
+                    (unsigned long long)r->step + 1, (unsigned long long)r->step);
+        return st;
+    }
     while (r->step < last) {
         double ts = tern_now();
+        if (r->ctl) {
+            atomic_store(&r->ctl->step, (long long)r->step + 1);
+            set_phase(r, TERN_PHASE_STEP);
+        }
         float lr = tern_lr_at(&sch, r->step);
         tern_gpt2_zero_grad(r->m);
         double loss = 0;
@@ -391,11 +472,17 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
             progress(r, (float)loss, tps, rate * (double)(last - r->step), tty);
             last_print = now;
         }
-        int stop_now = (hooks && hooks->stop && *hooks->stop) || (o->time_limit > 0 && now - t0 >= o->time_limit);
+        if (r->ctl) atomic_store(&r->ctl->step, (long long)r->step);
+        /* Every rank stops at the same step, whichever was asked or ran out of time: 2 = asked,
+         * 1 = the time limit, agreed in one collective. */
+        int why = stop_requested(r) ? 2 : o->time_limit > 0 && now - t0 >= o->time_limit ? 1 : 0;
+        if ((st = tern_ddp_max(r->dp, &why)) != TERN_OK) break;
+        int by_request = why == 2, stop_now = why > 0;
         int end = r->step == last;
         if (r->val && ((o->eval_every && r->step % (uint64_t)o->eval_every == 0) || end)) {
             double vl;
             size_t ntok;
+            set_phase(r, TERN_PHASE_EVAL);
             st = tern_ddp_eval_loss(r->dp, r->val, B, T, (size_t)o->eval_batches, &vl, &ntok);
             if (st != TERN_OK) break;
             fprintf(r->metrics, "{\"step\":%llu,\"val_loss\":%.9g,\"val_ppl\":%.6g,\"val_tokens\":%zu}\n",
@@ -412,10 +499,11 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
         if (stop_now) {
             if (hooks && hooks->progress)
                 fprintf(stderr, "%sstopped %s after step %llu; checkpoint written, resume with --resume\n", tty ? "\n" : "",
-                        hooks->stop && *hooks->stop ? "on request" : "at the time limit", (unsigned long long)r->step);
+                        by_request ? "on request" : "at the time limit", (unsigned long long)r->step);
             break;
         }
     }
+    set_phase(r, TERN_PHASE_CLOSING);
     if (tty) fputc('\n', stderr);
     return st;
 }
@@ -447,6 +535,65 @@ static tern_status resume_state(run *r, tern_train_opts *o, char **ckdir) {
     return st;
 }
 
+/* Takes the run folder for this process: creates it for a new run, locks it, and checks that a
+ * new run does not start over an existing one. Nothing in the folder is written before the lock
+ * is held, and nothing at all when it is refused. */
+static tern_status take_run_folder(run *r, const tern_train_opts *o) {
+    if (o->resume) {
+        if (!tern_path_exists(o->out)) return tern_err(TERN_ENOTFOUND, "%s: no run to resume here (no such folder)", o->out);
+    } else {
+        r->made_dir = !tern_path_exists(o->out);
+        TERN_TRY(tern_mkdir_p(o->out));
+    }
+    TERN_TRY(tern_dir_lock_take(&r->lock, o->out, "another tern train"));
+    if (o->resume) return TERN_OK;
+    static const char *const held[] = {"ckpt", "config.json", TERN_LEDGER_FILE, "metrics.jsonl"};
+    for (size_t i = 0; i < sizeof held / sizeof held[0]; i++) {
+        char *p = tern_path_join(o->out, held[i]);
+        int exists = p && tern_path_exists(p);
+        free(p);
+        if (exists)
+            return tern_err(TERN_EINVAL, "%s already holds a run (%s); continue it with --resume, or choose another folder",
+                            o->out, held[i]);
+    }
+    return TERN_OK;
+}
+
+/* A new run that failed before writing anything leaves no folder behind: the folder this
+ * process created is removed when it holds nothing but the lock file. */
+static void forget_new_folder(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    int other = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "lock")) other = 1;
+    closedir(d);
+    if (other) return;
+    char *lp = tern_path_join(dir, "lock");
+    if (lp) unlink(lp);
+    free(lp);
+    rmdir(dir);
+}
+
+void tern_train_control_init(tern_train_control *c) {
+    atomic_init(&c->stop, 0);
+    atomic_init(&c->phase, TERN_PHASE_SETUP);
+    atomic_init(&c->step, 0);
+    atomic_init(&c->ckpt_step, -1);
+}
+
+void tern_train_control_describe(const tern_train_control *c, char *out, size_t n) {
+    long long step = atomic_load(&c->step);
+    switch ((tern_train_phase)atomic_load(&c->phase)) {
+    case TERN_PHASE_SETUP: snprintf(out, n, "start-up (reading the data, building the model)"); break;
+    case TERN_PHASE_STEP: snprintf(out, n, "step %lld", step); break;
+    case TERN_PHASE_EVAL: snprintf(out, n, "the evaluation after step %lld", step); break;
+    case TERN_PHASE_CHECKPOINT: snprintf(out, n, "the checkpoint of step %lld", step); break;
+    case TERN_PHASE_CLOSING: snprintf(out, n, "the closing of the run's files"); break;
+    }
+}
+
 tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks *hooks) {
     tern_train_opts o = *given;
     o.n_owned = 0; /* strings stay owned by `given` */
@@ -455,6 +602,13 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
     r.o = &o;
     tern_status st = TERN_OK;
     char *ckdir = NULL, *cfgpath = NULL, *mpath = NULL;
+    r.lock.fd = -1;
+    r.ckpt_step = -1;
+    r.ctl = hooks ? hooks->control : NULL;
+    if (r.ctl) {
+        atomic_store(&r.ctl->phase, TERN_PHASE_SETUP);
+        atomic_store(&r.ctl->ckpt_step, -1);
+    }
     if (!o.out) return tern_err(TERN_EINVAL, "no run folder: give -o RUNDIR");
     r.rundir = (char *)o.out;
     cfgpath = tern_path_join(o.out, "config.json");
@@ -463,20 +617,15 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         st = tern_err(TERN_ENOMEM, "out of memory");
         goto done;
     }
+    /* Rank 0 writes the run folder: it takes the folder's lock before it reads or writes any of
+     * it, so a second trainer (or a --resume of a live run) is refused having changed nothing. */
+    if ((!hooks || !hooks->comm || tern_comm_rank(hooks->comm) == 0) && (st = take_run_folder(&r, &o)) != TERN_OK) goto done;
     if (o.resume) {
         /* The run's resolved configuration is the base; flags given now override it. */
         st = tern_train_opts_load_json(&o, cfgpath);
         if (st == TERN_ENOTFOUND) st = tern_err(TERN_ENOTFOUND, "%s: no run to resume here (no config.json)", o.out);
         if (st != TERN_OK) goto done;
         o.resume = 1;
-    } else {
-        char *latest = tern_path_join(o.out, "ckpt/latest");
-        int exists = latest && tern_path_exists(latest);
-        free(latest);
-        if (exists) {
-            st = tern_err(TERN_EINVAL, "%s already holds a run; continue it with --resume, or choose another folder", o.out);
-            goto done;
-        }
     }
     if ((st = tern_train_opts_check(&o)) != TERN_OK) goto done;
     /* A sealed run: its key, and an identifier that binds its checkpoints to it. */
@@ -501,15 +650,21 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
     if ((o.policy || o.site) && (st = tern_policy_check(o.policy, o.site, o.data_class, r.key != NULL)) != TERN_OK) goto done;
     tern_set_threads(tern_ddp_threads(r.dp, (int)o.threads));
     if ((st = open_data(&r)) != TERN_OK) goto done;
+    if (o.resume && (st = resume_state(&r, &o, &ckdir)) != TERN_OK) goto done;
     if (o.resume) {
-        if ((st = resume_state(&r, &o, &ckdir)) != TERN_OK) goto done;
-        tern_gpt2_config c = {(int)o.n_layer, (int)o.n_head, (int)o.n_embd, (int)o.n_ctx, (int)o.vocab_size};
-        if ((st = tern_gpt2_init(&r.m, &c)) != TERN_OK || (st = tern_ckpt_load_model(ckdir, r.m)) != TERN_OK) goto done;
-    } else {
-        if ((st = build_model(&r, &o)) != TERN_OK) goto done;
+        r.ckpt_step = (long long)r.step;
+        if (r.ctl) atomic_store(&r.ctl->ckpt_step, r.ckpt_step);
     }
+    /* What needs no memory comes first: the model's shape, the data holding a window, and then
+     * whether the whole run fits in memory, before the model or its activations are allocated. */
+    tern_gpt2_config mc;
+    if ((st = model_config(&r, &o, &mc)) != TERN_OK) goto done;
     size_t B = (size_t)o.batch, T = (size_t)o.seq;
-    if ((st = check_memory(&o, tern_gpt2_cfg(r.m))) != TERN_OK) goto done;
+    /* A window holds the rows of all ranks; rank r reads rows r*B .. r*B+B-1 of it. */
+    if ((st = tern_loader_init(&r.loader, r.train, B * (size_t)tern_ddp_size(r.dp), T, !o.no_shuffle, (uint64_t)o.seed)) != TERN_OK)
+        goto done;
+    if ((st = check_memory(&r, &o, &mc)) != TERN_OK) goto done;
+    if ((st = build_model(&r, &o, &mc, ckdir)) != TERN_OK) goto done;
     tern_gpt2_set_anomaly_detection(r.m, o.detect_anomaly);
     tern_gpt2_set_recompute(r.m, o.recompute);
     if ((st = tern_gpt2_reserve(r.m, B, T)) != TERN_OK) goto done;
@@ -526,9 +681,6 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         o.run_id = run_id;
         if ((st = tern_ckpt_set_seal(r.key, o.run_id)) != TERN_OK) goto done;
     }
-    /* A window holds the rows of all ranks; rank r reads rows r*B .. r*B+B-1 of it. */
-    if ((st = tern_loader_init(&r.loader, r.train, B * (size_t)tern_ddp_size(r.dp), T, !o.no_shuffle, (uint64_t)o.seed)) != TERN_OK)
-        goto done;
     size_t shard0, shard1; /* the parameters whose AdamW moments this rank keeps */
     tern_ddp_shard(r.dp, &shard0, &shard1);
     if ((st = tern_adamw_init(&r.opt, shard0, shard1)) != TERN_OK) goto done;
@@ -610,6 +762,8 @@ done:
         free(r.mbuf);
     }
     tern_ckpt_set_seal(NULL, NULL);
+    if (st != TERN_OK && r.made_dir) forget_new_folder(o.out);
+    tern_dir_lock_release(&r.lock);
     tern_key_free(r.key);
     free(r.in);
     free(r.tg);
