@@ -24,7 +24,7 @@ BUILD    := $(BUILD)/nompi
 else
 MPI_CFLAGS = $(if $(shell command -v mpicc),-DTERN_MPI $(shell mpicc --showme:compile))
 MPI_LIBS   = $(if $(shell command -v mpicc),$(shell mpicc --showme:link))
-$(BUILD)/obj/src/dist/%.o: CPPFLAGS += $(MPI_CFLAGS)
+$(BUILD)/obj/src/comm/%.o: CPPFLAGS += $(MPI_CFLAGS)
 endif
 
 LIB_SRC  := $(sort $(shell find src -name '*.c' ! -path 'src/cli/*'))

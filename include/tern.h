@@ -9,9 +9,12 @@
 #include "tern/ledger.h"
 #include "tern/model.h"
 #include "tern/optim.h"
-#include "tern/dist.h"
+#include "tern/comm.h"
+#include "tern/ddp.h"
 #include "tern/ckpt.h"
 #include "tern/io.h"
 #include "tern/gguf.h"
 #include "tern/hw.h"
+#include "tern/policy.h"
+#include "tern/train.h"
 #endif

@@ -4,7 +4,7 @@
  * ranks to 1 and from 1 to 2, a rank killed mid-run, and the refusals. The MPI parts need a
  * tern built with MPI and mpirun on PATH; without them only the single-process tests run. */
 #include "check.h"
-#include "dist/dist_int.h"
+#include "comm/comm_int.h"
 #include "tern.h"
 
 #include <unistd.h>

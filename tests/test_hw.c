@@ -1,4 +1,4 @@
-/* Tests of ledger/hw: TPP, performance density and the 3A090 class, each asserted against numbers
+/* Tests of hw/: TPP, performance density and the 3A090 class, each asserted against numbers
  * computed here from the cited inputs (vendor datasheet figures, the rule's thresholds and its own
  * worked example); /proc/cpuinfo parsing; this machine's CPU; NVML through a stand-in library. */
 #include <cjson/cJSON.h>

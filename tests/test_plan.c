@@ -1,4 +1,4 @@
-/* Tests of the site planner (ledger/plan.c and `tern plan`): on the three-site fixture under
+/* Tests of the site planner (policy/plan.c and `tern plan`): on the three-site fixture under
  * tests/fixtures/policy/, the ranking and every time and cost figure against a hand computation
  * written out below from the cited inputs; the policy verdicts; the CPU benchmark; bad input. */
 #include <cjson/cJSON.h>

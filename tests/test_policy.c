@@ -1,4 +1,4 @@
-/* Tests of the policy gate and site declarations (ledger/policy.c): the fixture policy under
+/* Tests of the policy gate and site declarations (policy/policy.c): the fixture policy under
  * tests/fixtures/policy/ refuses restricted data outside its home countries and allows it at
  * home; hardware-class and sealing rules; exact messages for every kind of bad file; and, once
  * the trainer exists, that `tern train` refuses before it opens any data file (checked with strace). */

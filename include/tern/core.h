@@ -27,6 +27,10 @@ typedef enum {
     TERN_EBUSY = -10    /* another process holds what was asked for (a run folder's lock) */
 } tern_status;
 
+/* snprintf for messages and names whose truncation is acceptable (the buffers are generous), so
+ * that -Wformat-truncation does not ask every caller to check. */
+void tern_fmt(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Sets this thread's error message and returns st, so that `return tern_err(...)` reads
  * naturally. The message should name the file, what was expected and what was found. */
 tern_status tern_err(tern_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,7 +1,7 @@
-/* tern ledger/hw: what hardware a site has, what class it falls in under ECCN 3A090, whether the
- * owner's policy allows a run there, and how long and how much the run would take at each site.
- * It reports figures and applies the owner's own policy; it is not legal advice and decides
- * nothing about licences. Definitions follow 15 CFR 774 Supp. 1, ECCN 3A090, as revised by
+/* tern hw: what hardware a host has (CPU features, GPUs through NVML, tern's table of known
+ * accelerators) and what class it falls in under ECCN 3A090: TPP and performance density.
+ * It reports figures; it is not legal advice and decides nothing about licences (tern/policy.h
+ * applies the owner's policy). Definitions follow 15 CFR 774 Supp. 1, ECCN 3A090, as revised by
  * 88 FR 73458 (2023-10-25, effective 2023-11-17); docs/COMPLIANCE.md gives every source. */
 #ifndef TERN_HW_H
 #define TERN_HW_H
@@ -171,115 +171,13 @@ tern_status tern_hw_device_json(const tern_hw_device *d, struct cJSON **out);
  * cJSON_Delete. */
 tern_status tern_hw_summary_json(struct cJSON **out);
 
-/* ---- site declarations ---- */
-typedef struct tern_site_hw {
-    char accelerator[64];    /* a name from tern's table, "cpu", "custom" or "this-host" */
-    char name[128];          /* what to call it in messages */
-    long count;              /* devices (GPUs) or hosts (CPUs) */
-    tern_hw_kind kind;
-    double dense_tops[TERN_PREC_COUNT];
-    tern_hw_class cls;
-} tern_site_hw;
-
-typedef struct tern_site {
-    char *path;              /* the file it came from, or a description */
-    char name[128];          /* "site" */
-    char operator_name[128]; /* "operator" */
-    char country[3];         /* ISO 3166-1 alpha-2, upper case */
-    size_t nhw;
-    tern_site_hw *hw;
-    /* planning fields, read when the site appears in a planner's SITES.json */
-    double price_per_device_hour; /* < 0 when absent */
-    double bandwidth_gbps;        /* to home, Gbit/s; < 0 when absent */
-    int at_home;                  /* no data or checkpoints move */
-    double utilisation;           /* GPU sites; < 0 when absent */
-    int utilisation_given;
-    tern_prec precision;          /* GPU sites: the precision training runs at (default bf16) */
-    double tokens_per_s;          /* CPU sites, per host; < 0 when absent */
-    int measure_here;             /* CPU sites: "tokens_per_s": "measure" */
-} tern_site;
-/* Parses a site object. `what` names it in messages (the file, or "FILE: sites[2]"). */
-tern_status tern_site_from_json(tern_site *s, const struct cJSON *obj, const char *what);
-tern_status tern_site_from_buffer(tern_site *s, const char *p, size_t n, const char *what);
-tern_status tern_site_load(tern_site *s, const char *path);
-void tern_site_free(tern_site *s);
-/* 1 if cc is an officially assigned ISO 3166-1 alpha-2 code (upper case). */
-int tern_country_valid(const char *cc);
-
-/* ---- the owner's policy ---- */
-typedef struct tern_policy tern_policy;
-tern_status tern_policy_from_buffer(tern_policy **out, const char *p, size_t n, const char *what);
-tern_status tern_policy_load(tern_policy **out, const char *path);
-void tern_policy_free(tern_policy *pol);
-
-typedef struct tern_policy_verdict {
-    int allowed;
-    char rule_id[128];   /* the forbidding rule, "" when allowed */
-    char rule_type[32];
-    char reason[768];    /* why, naming the data class, countries, site and hardware */
-} tern_policy_verdict;
-/* Evaluates every rule in order; the first that forbids decides. site may be NULL (then a rule
- * that needs to know the country forbids, saying so); data_class NULL means unclassified;
- * sealed: whether the run seals its files. Returns TERN_OK with v filled in. */
-tern_status tern_policy_eval(const tern_policy *pol, const tern_site *site, const char *data_class, int sealed,
-                             tern_policy_verdict *v);
-
-/* Evaluates the owner's policy for a run. site_path/policy_path may be NULL (no policy: allowed).
-   data_class may be NULL (unclassified). sealed: whether the run seals its files (--key given).
-   Returns TERN_OK if allowed; TERN_EPOLICY with tern_errmsg() naming the policy file, the rule (its id/name) and why, if forbidden;
-   TERN_EFORMAT/TERN_EIO for bad files (TERN_ENOTFOUND for a missing one). Must not touch any data file. */
-tern_status tern_policy_check(const char *policy_path, const char *site_path, const char *data_class, int sealed);
-
-/* ---- the site planner ---- */
-typedef struct tern_plan_model {
-    long n_layer, n_head, n_embd, seq, vocab_size, batch;
-} tern_plan_model;
-tern_status tern_plan_model_from_buffer(tern_plan_model *m, const char *p, size_t n, const char *what);
-tern_status tern_plan_model_load(tern_plan_model *m, const char *path);
-/* Parameters of GPT-2 with tied embeddings: V*C + T*C + L*(12*C*C + 13*C) + 2*C. */
-double tern_plan_params(const tern_plan_model *m);
-/* 6*N + 12*L*C*T training FLOPs per token (forward and backward). */
-double tern_plan_flops_per_token(const tern_plan_model *m);
-
-typedef enum { TERN_PLAN_BY_TIME, TERN_PLAN_BY_COST } tern_plan_by;
-
-typedef struct tern_plan_row {
-    tern_site site;
-    double tokens_per_s;       /* whole site */
-    char throughput_source[224];
-    double step_s, steps, compute_s, transfer_s, total_s, cost;
-    double move_bytes;          /* data in plus checkpoints out */
-    int policy_checked;
-    tern_policy_verdict verdict;
-    int rank;                   /* 1-based, after sorting */
-} tern_plan_row;
-
-typedef struct tern_plan {
-    tern_plan_model model;
-    double params, flops_per_token, tokens;
-    double data_bytes;          /* token data moved to a site */
-    char data_bytes_source[96];
-    double checkpoint_bytes;    /* one checkpoint: fp32 weights + two AdamW moments */
-    long checkpoint_transfers;
-    tern_plan_by by;
-    size_t nrows;
-    tern_plan_row *rows;        /* ranked */
-} tern_plan;
-
-typedef struct tern_plan_opts {
-    const char *sites_path, *config_path, *policy_path; /* policy may be NULL */
-    double tokens;
-    const char *data_class;     /* NULL: unclassified */
-    int sealed;
-    tern_plan_by by;
-} tern_plan_opts;
-tern_status tern_plan_run(tern_plan *out, const tern_plan_opts *o);
-tern_status tern_plan_json(const tern_plan *p, struct cJSON **out);
-void tern_plan_free(tern_plan *p);
-/* The CPU benchmark behind "tokens_per_s": "measure": tern's own sgemm kernel (kern/, the one
- * training uses) on this machine at the model's matmul shape (rows = min(batch*seq, 512),
- * K = n_embd, N = 4*n_embd, capped) for about 0.3 s; returns the achieved FLOP/s and describes
- * the shape in desc. */
-tern_status tern_plan_measure_cpu(const tern_plan_model *m, double *flops_per_s, char *desc, size_t ndesc);
-
+/* ---- helpers for tern/policy.h, which reads the same figures from site files ---- */
+/* {"fp64": x, ...}: the non-zero entries. */
+struct cJSON *tern_hw_tops_json(const double dense_tops[TERN_PREC_COUNT]);
+/* Adds tpp, tpp_precision, tpp_bit_length, die_area_mm2, performance_density, eccn_3a090,
+ * eccn_paragraph and eccn_reason to obj. Returns 0 on out of memory. */
+int tern_hw_class_add_json(struct cJSON *obj, const tern_hw_class *c, double die_area_mm2);
+/* The 3A090 tests on a TPP already known (tern_hw_classify computes it from per-precision figures
+ * first; a site file may declare it). */
+void tern_hw_classify_tpp(tern_hw_class *out, double tpp, tern_prec prec, double die_area_mm2, int datacenter);
 #endif

@@ -115,7 +115,7 @@ void tern_train_control_describe(const tern_train_control *c, char *out, size_t 
 typedef struct tern_train_hooks {
     tern_train_control *control; /* NULL: the run cannot be stopped from outside */
     int progress;                /* 1: a progress display on stderr */
-    struct tern_comm *comm;      /* the ranks of a data-parallel run (tern/dist.h); NULL: one process */
+    struct tern_comm *comm;      /* the ranks of a data-parallel run (tern/comm.h); NULL: one process */
 } tern_train_hooks;
 
 /* Runs (or, with o->resume, continues) a training run. Returns TERN_OK when the run reached its

@@ -1,5 +1,5 @@
 /* `tern hw`: this machine's hardware with its ECCN 3A090 figures, or (--known) the table of
- * accelerators tern knows. Only prints; the probe and the arithmetic are in ledger/hw.c, and
+ * accelerators tern knows. Only prints; the probe and the arithmetic are in hw/probe.c, and
  * docs/COMPLIANCE.md says what the figures mean. Not legal advice. */
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -1,6 +1,6 @@
 /* `tern plan`: ranks candidate sites for a training run by time (or cost), with the time to move
  * data and checkpoints and the owner's policy verdict for each. Only parses options and prints;
- * the estimate is ledger/plan.c's, from the inputs docs/COMPLIANCE.md ("The planner") describes. */
+ * the estimate is policy/plan.c's, from the inputs docs/COMPLIANCE.md ("The planner") describes. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * SIGINT/SIGTERM finish the current step, checkpoint and exit 0, as preemptible machines need. */
 #include "cli.h"
 #include "tern/data.h"
-#include "tern/dist.h"
+#include "tern/ddp.h"
 #include "tern/train.h"
 
 #include <pthread.h>

@@ -35,6 +35,13 @@ tern_status tern_err_wrap(tern_status st, const char *fmt, ...) {
     return st;
 }
 
+void tern_fmt(char *out, size_t n, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, n, fmt, ap);
+    va_end(ap);
+}
+
 const char *tern_errmsg(void) { return err_msg[0] ? err_msg : "no error"; }
 void tern_err_clear(void) { err_msg[0] = 0; }
 

@@ -1,8 +1,9 @@
 /* The run ledger: RUNDIR/ledger.jsonl, one JSON object per line, each carrying the BLAKE2b-256
  * hash of the line before it and, with a signing key, an Ed25519 signature of itself. Appends
  * are one write(2) to an O_APPEND file followed by fsync; nothing earlier is ever rewritten.
- * Verification walks the chain, the signatures and the checkpoint files on disk. Not the
- * hardware probe, policy or planner beside it. Format: docs/FORMATS.md "Run ledger". */
+ * Verification walks the chain, the signatures and the checkpoint files on disk. What goes into
+ * an entry (hardware, site, hashes) is the caller's (train/record.c). Format: docs/FORMATS.md
+ * "Run ledger". */
 #include "ledger_int.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* ledger/ internals of the run ledger (ledger.c): the chain walk shared by the appender (which
  * refuses to extend a ledger that does not verify) and by verification. Not for use outside
- * src/ledger/; the hardware, policy and plan files of this folder do not need it. */
+ * src/ledger/. */
 #ifndef TERN_LEDGER_INT_H
 #define TERN_LEDGER_INT_H
 

@@ -4,7 +4,7 @@
  * hashes, so `tern ledger verify` can tell whether any of it changed afterwards. */
 #include "train/train_int.h"
 
-#include "tern/dist.h"
+#include "tern/comm.h"
 #include "tern/hw.h"
 
 #include <cjson/cJSON.h>

@@ -8,8 +8,8 @@
 #include "train/train_int.h"
 
 #include "tern/data.h"
-#include "tern/dist.h"
-#include "tern/hw.h"
+#include "tern/ddp.h"
+#include "tern/policy.h"
 #include "tern/io.h"
 #include "tern/model.h"
 #include "tern/optim.h"

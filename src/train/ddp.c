@@ -1,11 +1,11 @@
 /* The data-parallel training step over a communicator: the bridge between the model, AdamW and
- * checkpoints on one side and tern_comm on the other (the one file of dist/ that knows models).
+ * checkpoints on one side and tern_comm (src/comm/) on the other.
  * Gradients go in buckets of the backward pass's own units (ln_f, each block, then the
  * embeddings), one message each, started as soon as a bucket is complete, as PyTorch's
  * DistributedDataParallel does with its buckets; ZeRO-1 follows
  * Rajbhandari et al. 2020 (stage 1: optimizer state partitioned, gradients reduce-scattered).
  * Not the training loop (train/) nor the MPI calls (mpi.c). */
-#include "dist_int.h"
+#include "tern/ddp.h"
 
 #include "tern/data.h"
 #include "tern/io.h"
@@ -219,7 +219,7 @@ static tern_status build_buckets(tern_ddp *d) {
         }
         k = b->r1 = w;
         covered += b->n;
-        nops += (b->n + COMM_SEG - 1) / COMM_SEG;
+        nops += tern_comm_ops_for(b->n);
         if (b->r1 - b->r0 > 1) nstage += b->n;
         d->closes[u] = (int)(b - d->buckets);
         b = NULL;

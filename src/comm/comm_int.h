@@ -1,9 +1,9 @@
 /* Inside the communicator: the table of operations an implementation provides (one process:
  * none are called, since every collective over one rank is the identity; MPI: mpi.c). Not part
  * of the public API; the pattern is ggml's backend interface. */
-#ifndef TERN_DIST_INT_H
-#define TERN_DIST_INT_H
-#include "tern/dist.h"
+#ifndef TERN_COMM_INT_H
+#define TERN_COMM_INT_H
+#include "tern/comm.h"
 
 /* Elements per MPI call: MPI-3 counts and displacements are ints, so longer ranges are sent in
  * segments of comm_seg elements (2^28; tests set it small to reach the segmenting code). */

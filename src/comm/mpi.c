@@ -2,7 +2,7 @@
  * nonblocking collectives with MPI_IN_PLACE). Only the main thread calls MPI. Not a launcher:
  * mpirun, mpiexec or srun starts the ranks. Compiled with -DTERN_MPI, which the Makefile sets
  * when it finds MPI; errors come back as TERN_EDIST with MPI's message, never as aborts. */
-#include "dist_int.h"
+#include "comm/comm_int.h"
 
 #ifdef TERN_MPI
 #include <mpi.h>

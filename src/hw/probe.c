@@ -3,7 +3,8 @@
  * as the Technical Notes to ECCN 3A090 define them, and the class the 2023 thresholds give.
  * Not a classification ruling and not legal advice: docs/COMPLIANCE.md says what each figure
  * means and where it comes from (88 FR 73458; vendor datasheets). */
-#include "ledger/hw_int.h"
+#include "tern/json.h"
+#include "tern/hw.h"
 
 #include <ctype.h>
 #include <dlfcn.h>
@@ -73,10 +74,10 @@ void tern_hw_classify(tern_hw_class *out, const double dense_tops[TERN_PREC_COUN
                       int datacenter) {
     tern_prec best;
     double tpp = tern_hw_tpp(dense_tops, &best);
-    hw_classify_tpp(out, tpp, best, die_area_mm2, datacenter);
+    tern_hw_classify_tpp(out, tpp, best, die_area_mm2, datacenter);
 }
 
-void hw_classify_tpp(tern_hw_class *out, double tpp, tern_prec prec, double die_area_mm2, int datacenter) {
+void tern_hw_classify_tpp(tern_hw_class *out, double tpp, tern_prec prec, double die_area_mm2, int datacenter) {
     memset(out, 0, sizeof *out);
     out->tpp = tpp;
     out->tpp_prec = prec;
@@ -582,8 +583,8 @@ tern_status tern_hw_probe(tern_hw_host *h) {
     free(text);
     TERN_TRY(st);
     d->kind = TERN_HW_CPU;
-    hw_fmt(d->name, sizeof d->name, "%s", d->cpu.model);
-    hw_fmt(d->vendor, sizeof d->vendor, "%s", d->cpu.vendor);
+    tern_fmt(d->name, sizeof d->name, "%s", d->cpu.model);
+    tern_fmt(d->vendor, sizeof d->vendor, "%s", d->cpu.vendor);
     d->datacenter = -1;
     d->die_area_mm2 = 0;
     double sys = sysfs_max_ghz();
@@ -599,7 +600,7 @@ tern_status tern_hw_probe(tern_hw_host *h) {
         snprintf(d->clock_source, sizeof d->clock_source, "measured: dependent-add chain on one core");
     } else if (d->cpu.nominal_ghz > 0) {
         d->clock_ghz = d->cpu.nominal_ghz;
-        hw_fmt(d->clock_source, sizeof d->clock_source, "nominal: %s%s", d->cpu.nominal_source,
+        tern_fmt(d->clock_source, sizeof d->clock_source, "nominal: %s%s", d->cpu.nominal_source,
                  measured > 0 ? " (above the measured clock)" : "");
     }
     d->memory_bytes = 0;
@@ -611,12 +612,7 @@ tern_status tern_hw_probe(tern_hw_host *h) {
 
 /* ---- JSON ---- */
 
-cJSON *hw_json_add_num(cJSON *obj, const char *key, double v, int zero_is_null) {
-    if (isnan(v) || isinf(v) || (zero_is_null && v <= 0)) return cJSON_AddNullToObject(obj, key);
-    return cJSON_AddNumberToObject(obj, key, v);
-}
-
-cJSON *hw_tops_json(const double dense_tops[TERN_PREC_COUNT]) {
+cJSON *tern_hw_tops_json(const double dense_tops[TERN_PREC_COUNT]) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     for (int p = 0; p < TERN_PREC_COUNT; p++)
@@ -627,9 +623,9 @@ cJSON *hw_tops_json(const double dense_tops[TERN_PREC_COUNT]) {
     return o;
 }
 
-int hw_class_add_json(cJSON *o, const tern_hw_class *c, double die_area_mm2) {
+int tern_hw_class_add_json(cJSON *o, const tern_hw_class *c, double die_area_mm2) {
     int ok = 1;
-    ok &= hw_json_add_num(o, "tpp", c->tpp, 0) != NULL;
+    ok &= tern_json_add_num(o, "tpp", c->tpp, 0) != NULL;
     if (c->tpp_declared) {
         ok &= cJSON_AddStringToObject(o, "tpp_precision", "declared") != NULL;
         ok &= cJSON_AddNullToObject(o, "tpp_bit_length") != NULL;
@@ -640,8 +636,8 @@ int hw_class_add_json(cJSON *o, const tern_hw_class *c, double die_area_mm2) {
         ok &= cJSON_AddNullToObject(o, "tpp_precision") != NULL;
         ok &= cJSON_AddNullToObject(o, "tpp_bit_length") != NULL;
     }
-    ok &= hw_json_add_num(o, "die_area_mm2", die_area_mm2, 1) != NULL;
-    ok &= hw_json_add_num(o, "performance_density", c->perf_density, 0) != NULL;
+    ok &= tern_json_add_num(o, "die_area_mm2", die_area_mm2, 1) != NULL;
+    ok &= tern_json_add_num(o, "performance_density", c->perf_density, 0) != NULL;
     ok &= cJSON_AddStringToObject(o, "eccn_3a090", tern_3a090_name(c->cls)) != NULL;
     if (c->paragraph)
         ok &= cJSON_AddStringToObject(o, "eccn_paragraph", c->paragraph) != NULL;
@@ -676,9 +672,9 @@ tern_status tern_hw_device_json(const tern_hw_device *d, cJSON **out) {
         ok &= cJSON_AddStringToObject(o, "name", d->name) != NULL;
         ok &= cJSON_AddStringToObject(o, "kind", d->kind == TERN_HW_CPU ? "cpu" : "gpu") != NULL;
         ok &= cJSON_AddStringToObject(o, "vendor", d->vendor) != NULL;
-        cJSON *tops = hw_tops_json(d->dense_tops);
+        cJSON *tops = tern_hw_tops_json(d->dense_tops);
         ok &= tops != NULL && cJSON_AddItemToObject(o, "peak_dense_tops", tops);
-        ok &= hw_class_add_json(o, &d->cls, d->die_area_mm2);
+        ok &= tern_hw_class_add_json(o, &d->cls, d->die_area_mm2);
         ok &= add_datacenter(o, d->datacenter);
     }
     if (ok && d->kind == TERN_HW_CPU) {
@@ -701,16 +697,16 @@ tern_status tern_hw_device_json(const tern_hw_device *d, cJSON **out) {
         for (int b = 0; b < 13; b++)
             if (c->features & (1u << b)) simd[ns++] = fn[b];
         ok &= add_string_array(o, "simd", simd, ns);
-        ok &= hw_json_add_num(o, "clock_ghz", d->clock_ghz, 1) != NULL;
+        ok &= tern_json_add_num(o, "clock_ghz", d->clock_ghz, 1) != NULL;
         ok &= cJSON_AddStringToObject(o, "clock_source", d->clock_source[0] ? d->clock_source : "unknown") != NULL;
-        ok &= hw_json_add_num(o, "clock_nominal_ghz", c->nominal_ghz, 1) != NULL;
+        ok &= tern_json_add_num(o, "clock_nominal_ghz", c->nominal_ghz, 1) != NULL;
         ok &= cJSON_AddStringToObject(o, "peak_basis", d->basis) != NULL;
         const char *src[3] = {"peak: tern's per-core vector model (docs/COMPLIANCE.md, CPUs) x cores x clock; "
                               "computed, not published",
                               "die area: unknown for CPUs, so performance density is null", rule_source};
         ok &= add_string_array(o, "sources", src, 3);
     } else if (ok) {
-        ok &= hw_json_add_num(o, "memory_bytes", d->memory_bytes, 1) != NULL;
+        ok &= tern_json_add_num(o, "memory_bytes", d->memory_bytes, 1) != NULL;
         ok &= cJSON_AddStringToObject(o, "uuid", d->id) != NULL;
         if (d->known) {
             ok &= cJSON_AddStringToObject(o, "table_entry", d->known->name) != NULL;
@@ -741,7 +737,7 @@ tern_status tern_hw_host_json(const tern_hw_host *h, cJSON **out) {
     cJSON *devs = NULL;
     if (ok) {
         ok &= cJSON_AddStringToObject(o, "host", h->hostname) != NULL;
-        ok &= hw_json_add_num(o, "memory_bytes", h->memory_bytes, 1) != NULL;
+        ok &= tern_json_add_num(o, "memory_bytes", h->memory_bytes, 1) != NULL;
         ok &= cJSON_AddStringToObject(o, "nvml", h->nvml) != NULL;
         ok &= cJSON_AddStringToObject(o, "rule_set", TERN_3A090_RULE) != NULL;
         ok &= cJSON_AddStringToObject(o, "notice",
@@ -794,9 +790,9 @@ tern_status tern_hw_known_json(cJSON **out) {
         ok &= cJSON_AddStringToObject(d, "name", k->name) != NULL;
         ok &= cJSON_AddStringToObject(d, "kind", "gpu") != NULL;
         ok &= cJSON_AddStringToObject(d, "vendor", k->vendor) != NULL;
-        cJSON *tops = hw_tops_json(k->dense_tops);
+        cJSON *tops = tern_hw_tops_json(k->dense_tops);
         ok &= tops != NULL && cJSON_AddItemToObject(d, "peak_dense_tops", tops);
-        ok &= hw_class_add_json(d, &c, k->die_area_mm2);
+        ok &= tern_hw_class_add_json(d, &c, k->die_area_mm2);
         ok &= add_datacenter(d, k->datacenter);
         ok &= cJSON_AddStringToObject(d, "throughput_figures", k->tops_estimated ? "estimated" : "published") != NULL;
         ok &= cJSON_AddStringToObject(d, "die_area_figure",
@@ -815,93 +811,4 @@ tern_status tern_hw_known_json(cJSON **out) {
     }
     *out = o;
     return TERN_OK;
-}
-
-/* ---- strict JSON readers ---- */
-
-tern_status hw_json_parse(cJSON **out, const char *p, size_t n, const char *what) {
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(p, n, &end, 0);
-    if (!j) {
-        size_t off = end && end >= p && end <= p + n ? (size_t)(end - p) : 0;
-        return tern_err(TERN_EFORMAT, "%s: not valid JSON (syntax error near byte %zu)", what, off);
-    }
-    /* Only whitespace may follow the value. */
-    if (end) {
-        while (end < p + n && (isspace((unsigned char)*end) || *end == 0)) end++;
-        if (end < p + n) {
-            size_t off = (size_t)(end - p);
-            cJSON_Delete(j);
-            return tern_err(TERN_EFORMAT, "%s: unexpected text after the JSON value at byte %zu", what, off);
-        }
-    }
-    *out = j;
-    return TERN_OK;
-}
-
-tern_status hw_json_load(cJSON **out, const char *path) {
-    char *buf;
-    size_t n;
-    TERN_TRY(tern_read_file(path, &buf, &n));
-    tern_status st = hw_json_parse(out, buf, n, path);
-    free(buf);
-    return st;
-}
-
-tern_status hw_json_check_keys(const cJSON *obj, const char *const *keys, const char *what) {
-    for (const cJSON *c = obj ? obj->child : NULL; c; c = c->next) {
-        int ok = 0;
-        for (int i = 0; keys[i]; i++)
-            if (c->string && !strcmp(c->string, keys[i])) ok = 1;
-        if (!ok) {
-            char list[512] = "";
-            for (int i = 0; keys[i]; i++) {
-                if (i) strncat(list, ", ", sizeof list - strlen(list) - 1);
-                strncat(list, keys[i], sizeof list - strlen(list) - 1);
-            }
-            return tern_err(TERN_EFORMAT, "%s: unknown field \"%s\" (expected: %s)", what, c->string ? c->string : "",
-                            list);
-        }
-    }
-    return TERN_OK;
-}
-
-tern_status hw_json_string(const cJSON *obj, const char *key, int required, char *out, size_t n, const char *what) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v) return required ? tern_err(TERN_EFORMAT, "%s: missing field \"%s\"", what, key) : TERN_OK;
-    if (!cJSON_IsString(v) || !v->valuestring)
-        return tern_err(TERN_EFORMAT, "%s: field \"%s\" must be a string", what, key);
-    size_t len = strlen(v->valuestring);
-    if (len == 0) return tern_err(TERN_EFORMAT, "%s: field \"%s\" is empty", what, key);
-    if (len >= n)
-        return tern_err(TERN_EFORMAT, "%s: field \"%s\" is too long (%zu bytes, at most %zu)", what, key, len, n - 1);
-    memcpy(out, v->valuestring, len + 1);
-    return TERN_OK;
-}
-
-tern_status hw_json_number(const cJSON *obj, const char *key, int required, double *out, const char *what) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v) return required ? tern_err(TERN_EFORMAT, "%s: missing field \"%s\"", what, key) : TERN_OK;
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
-        return tern_err(TERN_EFORMAT, "%s: field \"%s\" must be a number", what, key);
-    *out = v->valuedouble;
-    return TERN_OK;
-}
-
-tern_status hw_json_long(const cJSON *obj, const char *key, int required, long lo, long hi, long *out,
-                         const char *what) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!v) return required ? tern_err(TERN_EFORMAT, "%s: missing field \"%s\"", what, key) : TERN_OK;
-    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-    if (!isfinite(d) || d != floor(d) || d < (double)lo || d > (double)hi)
-        return tern_err(TERN_EFORMAT, "%s: field \"%s\" must be a whole number from %ld to %ld", what, key, lo, hi);
-    *out = (long)d;
-    return TERN_OK;
-}
-
-void hw_fmt(char *out, size_t n, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out, n, fmt, ap);
-    va_end(ap);
 }

@@ -3,7 +3,8 @@
  * the site; ranked. An estimate from stated inputs (published peak x a stated utilisation on
  * GPUs, measured tokens/s on CPUs), not a measurement of the run. FLOPs per token follow the
  * 6N + 12*L*C*T count of Kaplan et al. (2020) / PaLM (Chowdhery et al., 2022, appendix B). */
-#include "ledger/hw_int.h"
+#include "tern/json.h"
+#include "tern/policy.h"
 
 #include "kern/kern.h"
 
@@ -18,16 +19,16 @@
 tern_status tern_plan_model_from_buffer(tern_plan_model *m, const char *p, size_t n, const char *what) {
     memset(m, 0, sizeof *m);
     cJSON *j;
-    TERN_TRY(hw_json_parse(&j, p, n, what));
+    TERN_TRY(tern_json_parse(&j, p, n, what));
     tern_status st = TERN_OK;
     if (!cJSON_IsObject(j)) st = tern_err(TERN_EFORMAT, "%s: the model configuration must be a JSON object", what);
     /* Other keys (training settings) may share the file; only the shape is read here. */
-    if (st == TERN_OK) st = hw_json_long(j, "n_layer", 1, 1, 100000, &m->n_layer, what);
-    if (st == TERN_OK) st = hw_json_long(j, "n_head", 1, 1, 100000, &m->n_head, what);
-    if (st == TERN_OK) st = hw_json_long(j, "n_embd", 1, 1, 1L << 20, &m->n_embd, what);
-    if (st == TERN_OK) st = hw_json_long(j, "seq", 1, 1, 1L << 24, &m->seq, what);
-    if (st == TERN_OK) st = hw_json_long(j, "vocab_size", 1, 1, 1L << 24, &m->vocab_size, what);
-    if (st == TERN_OK) st = hw_json_long(j, "batch", 1, 1, 1L << 24, &m->batch, what);
+    if (st == TERN_OK) st = tern_json_long(j, "n_layer", 1, 1, 100000, &m->n_layer, what);
+    if (st == TERN_OK) st = tern_json_long(j, "n_head", 1, 1, 100000, &m->n_head, what);
+    if (st == TERN_OK) st = tern_json_long(j, "n_embd", 1, 1, 1L << 20, &m->n_embd, what);
+    if (st == TERN_OK) st = tern_json_long(j, "seq", 1, 1, 1L << 24, &m->seq, what);
+    if (st == TERN_OK) st = tern_json_long(j, "vocab_size", 1, 1, 1L << 24, &m->vocab_size, what);
+    if (st == TERN_OK) st = tern_json_long(j, "batch", 1, 1, 1L << 24, &m->batch, what);
     if (st == TERN_OK && m->n_embd % m->n_head != 0)
         st = tern_err(TERN_EFORMAT, "%s: n_embd %ld is not a multiple of n_head %ld", what, m->n_embd, m->n_head);
     cJSON_Delete(j);
@@ -190,20 +191,20 @@ tern_status tern_plan_run(tern_plan *p, const tern_plan_opts *o) {
     tern_policy *pol = NULL;
     if (o->policy_path) TERN_TRY(tern_policy_load(&pol, o->policy_path));
     cJSON *j = NULL;
-    tern_status st = hw_json_load(&j, o->sites_path);
+    tern_status st = tern_json_load(&j, o->sites_path);
     static const char *const keys[] = {"sites", "data_bytes", "checkpoint_transfers", "note", NULL};
     const cJSON *sites = NULL;
     if (st == TERN_OK && !cJSON_IsObject(j))
         st = tern_err(TERN_EFORMAT, "%s: the sites file must be a JSON object with a \"sites\" array", o->sites_path);
-    if (st == TERN_OK) st = hw_json_check_keys(j, keys, o->sites_path);
+    if (st == TERN_OK) st = tern_json_check_keys(j, keys, o->sites_path);
     if (st == TERN_OK && cJSON_HasObjectItem(j, "data_bytes")) {
-        st = hw_json_number(j, "data_bytes", 1, &p->data_bytes, o->sites_path);
+        st = tern_json_number(j, "data_bytes", 1, &p->data_bytes, o->sites_path);
         if (st == TERN_OK && p->data_bytes < 0)
             st = tern_err(TERN_EFORMAT, "%s: \"data_bytes\" must not be negative", o->sites_path);
         snprintf(p->data_bytes_source, sizeof p->data_bytes_source, "data_bytes in %s", o->sites_path);
     }
     if (st == TERN_OK)
-        st = hw_json_long(j, "checkpoint_transfers", 0, 0, 1000000, &p->checkpoint_transfers, o->sites_path);
+        st = tern_json_long(j, "checkpoint_transfers", 0, 0, 1000000, &p->checkpoint_transfers, o->sites_path);
     if (st == TERN_OK) {
         sites = cJSON_GetObjectItemCaseSensitive(j, "sites");
         if (!cJSON_IsArray(sites) || cJSON_GetArraySize(sites) == 0)
@@ -220,12 +221,12 @@ tern_status tern_plan_run(tern_plan *p, const tern_plan_opts *o) {
     int i = 0;
     for (const cJSON *e = st == TERN_OK ? sites->child : NULL; e && st == TERN_OK; e = e->next, i++) {
         char what[600];
-        hw_fmt(what, sizeof what, "%s: sites[%d]", o->sites_path, i);
+        tern_fmt(what, sizeof what, "%s: sites[%d]", o->sites_path, i);
         tern_plan_row *r = &p->rows[p->nrows];
         st = tern_site_from_json(&r->site, e, what);
         if (st != TERN_OK) break;
         p->nrows++;
-        hw_fmt(what, sizeof what, "%s: site \"%s\"", o->sites_path, r->site.name);
+        tern_fmt(what, sizeof what, "%s: site \"%s\"", o->sites_path, r->site.name);
         for (size_t k = 0; k + 1 < p->nrows; k++)
             if (!strcmp(p->rows[k].site.name, r->site.name))
                 st = tern_err(TERN_EFORMAT, "%s: site name \"%s\" is used twice", o->sites_path, r->site.name);
@@ -285,7 +286,7 @@ tern_status tern_plan_json(const tern_plan *p, cJSON **out) {
         ok &= cJSON_AddStringToObject(s, "kind", hw->kind == TERN_HW_CPU ? "cpu" : "gpu") != NULL;
         ok &= cJSON_AddNumberToObject(s, "count", (double)hw->count) != NULL;
         ok &= cJSON_AddStringToObject(s, "eccn_3a090", tern_3a090_name(hw->cls.cls)) != NULL;
-        ok &= hw_json_add_num(s, "tpp", hw->cls.tpp, 0) != NULL;
+        ok &= tern_json_add_num(s, "tpp", hw->cls.tpp, 0) != NULL;
         ok &= cJSON_AddNumberToObject(s, "tokens_per_s", r->tokens_per_s) != NULL;
         ok &= cJSON_AddStringToObject(s, "throughput_source", r->throughput_source) != NULL;
         ok &= cJSON_AddNumberToObject(s, "steps", r->steps) != NULL;

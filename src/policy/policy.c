@@ -3,7 +3,8 @@
  * owner's rules as written; it does not know the law and is not legal advice. The file formats
  * are specified in docs/COMPLIANCE.md ("Site and policy files"); country codes are ISO 3166-1
  * alpha-2. It reads only the site and policy files: never a data file. */
-#include "ledger/hw_int.h"
+#include "tern/json.h"
+#include "tern/policy.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -74,13 +75,13 @@ static tern_status parse_hw_entry(tern_site *s, const cJSON *e, const char *what
     static const char *const keys[] = {"accelerator", "count", "name", "tpp", "dense_tops", "die_area_mm2",
                                        "datacenter", NULL};
     if (!cJSON_IsObject(e)) return tern_err(TERN_EFORMAT, "%s: a hardware entry must be an object", what);
-    TERN_TRY(hw_json_check_keys(e, keys, what));
+    TERN_TRY(tern_json_check_keys(e, keys, what));
     tern_site_hw h;
     memset(&h, 0, sizeof h);
     h.count = 1;
-    TERN_TRY(hw_json_string(e, "accelerator", 1, h.accelerator, sizeof h.accelerator, what));
-    TERN_TRY(hw_json_long(e, "count", 0, 1, 1000000, &h.count, what));
-    TERN_TRY(hw_json_string(e, "name", 0, h.name, sizeof h.name, what));
+    TERN_TRY(tern_json_string(e, "accelerator", 1, h.accelerator, sizeof h.accelerator, what));
+    TERN_TRY(tern_json_long(e, "count", 0, 1, 1000000, &h.count, what));
+    TERN_TRY(tern_json_string(e, "name", 0, h.name, sizeof h.name, what));
     int has_tpp = cJSON_HasObjectItem(e, "tpp"), has_tops = cJSON_HasObjectItem(e, "dense_tops");
     int has_area = cJSON_HasObjectItem(e, "die_area_mm2"), has_dc = cJSON_HasObjectItem(e, "datacenter");
     const tern_hw_known *k = tern_hw_known_find(h.accelerator);
@@ -130,7 +131,7 @@ static tern_status parse_hw_entry(tern_site *s, const cJSON *e, const char *what
         return tern_err(TERN_EFORMAT, "%s: a \"custom\" accelerator needs \"dense_tops\" or \"tpp\"", what);
     double area = 0;
     if (has_area) {
-        TERN_TRY(hw_json_number(e, "die_area_mm2", 1, &area, what));
+        TERN_TRY(tern_json_number(e, "die_area_mm2", 1, &area, what));
         if (area <= 0) return tern_err(TERN_EFORMAT, "%s: \"die_area_mm2\" must be positive", what);
     }
     int dc = -1;
@@ -144,12 +145,12 @@ static tern_status parse_hw_entry(tern_site *s, const cJSON *e, const char *what
         tern_hw_classify(&h.cls, h.dense_tops, area, dc);
     } else if (has_tpp) {
         double tpp = 0;
-        TERN_TRY(hw_json_number(e, "tpp", 1, &tpp, what));
+        TERN_TRY(tern_json_number(e, "tpp", 1, &tpp, what));
         if (tpp <= 0) return tern_err(TERN_EFORMAT, "%s: \"tpp\" must be positive", what);
-        hw_classify_tpp(&h.cls, tpp, TERN_PREC_FP32, area, dc);
+        tern_hw_classify_tpp(&h.cls, tpp, TERN_PREC_FP32, area, dc);
         h.cls.tpp_declared = 1;
     } else {
-        hw_classify_tpp(&h.cls, NAN, TERN_PREC_FP32, area, dc);
+        tern_hw_classify_tpp(&h.cls, NAN, TERN_PREC_FP32, area, dc);
         snprintf(h.cls.reason, sizeof h.cls.reason,
                  "the site file gives no \"tpp\" or \"dense_tops\" for this CPU, so its class is unknown");
     }
@@ -171,11 +172,11 @@ tern_status tern_site_from_json(tern_site *s, const cJSON *obj, const char *what
         if ((st = (x)) != TERN_OK) goto fail;                                                                        \
     } while (0)
     if (!cJSON_IsObject(obj)) SITE_TRY(tern_err(TERN_EFORMAT, "%s: a site must be a JSON object", what));
-    SITE_TRY(hw_json_check_keys(obj, keys, what));
-    SITE_TRY(hw_json_string(obj, "site", 1, s->name, sizeof s->name, what));
-    SITE_TRY(hw_json_string(obj, "operator", 1, s->operator_name, sizeof s->operator_name, what));
+    SITE_TRY(tern_json_check_keys(obj, keys, what));
+    SITE_TRY(tern_json_string(obj, "site", 1, s->name, sizeof s->name, what));
+    SITE_TRY(tern_json_string(obj, "operator", 1, s->operator_name, sizeof s->operator_name, what));
     char cc[8];
-    SITE_TRY(hw_json_string(obj, "country", 1, cc, sizeof cc, what));
+    SITE_TRY(tern_json_string(obj, "country", 1, cc, sizeof cc, what));
     if (!tern_country_valid(cc))
         SITE_TRY(tern_err(TERN_EFORMAT,
                           "%s: \"country\" is \"%s\", not an ISO 3166-1 alpha-2 code (two upper-case letters, such "
@@ -204,18 +205,18 @@ tern_status tern_site_from_json(tern_site *s, const cJSON *obj, const char *what
         int i = 0;
         for (const cJSON *e = hw->child; e; e = e->next, i++) {
             char w[600];
-            hw_fmt(w, sizeof w, "%s: hardware[%d]", what, i);
+            tern_fmt(w, sizeof w, "%s: hardware[%d]", what, i);
             SITE_TRY(parse_hw_entry(s, e, w));
         }
     }
     /* planning fields */
     if (cJSON_HasObjectItem(obj, "price_per_device_hour")) {
-        SITE_TRY(hw_json_number(obj, "price_per_device_hour", 1, &s->price_per_device_hour, what));
+        SITE_TRY(tern_json_number(obj, "price_per_device_hour", 1, &s->price_per_device_hour, what));
         if (s->price_per_device_hour < 0)
             SITE_TRY(tern_err(TERN_EFORMAT, "%s: \"price_per_device_hour\" must not be negative", what));
     }
     if (cJSON_HasObjectItem(obj, "bandwidth_to_home_gbps")) {
-        SITE_TRY(hw_json_number(obj, "bandwidth_to_home_gbps", 1, &s->bandwidth_gbps, what));
+        SITE_TRY(tern_json_number(obj, "bandwidth_to_home_gbps", 1, &s->bandwidth_gbps, what));
         if (s->bandwidth_gbps <= 0)
             SITE_TRY(tern_err(TERN_EFORMAT, "%s: \"bandwidth_to_home_gbps\" must be positive", what));
     }
@@ -225,14 +226,14 @@ tern_status tern_site_from_json(tern_site *s, const cJSON *obj, const char *what
         s->at_home = cJSON_IsTrue(home);
     }
     if (cJSON_HasObjectItem(obj, "utilisation")) {
-        SITE_TRY(hw_json_number(obj, "utilisation", 1, &s->utilisation, what));
+        SITE_TRY(tern_json_number(obj, "utilisation", 1, &s->utilisation, what));
         if (!(s->utilisation > 0 && s->utilisation <= 1))
             SITE_TRY(tern_err(TERN_EFORMAT, "%s: \"utilisation\" must be in (0, 1], got %g", what, s->utilisation));
         s->utilisation_given = 1;
     }
     if (cJSON_HasObjectItem(obj, "precision")) {
         char pn[16];
-        SITE_TRY(hw_json_string(obj, "precision", 1, pn, sizeof pn, what));
+        SITE_TRY(tern_json_string(obj, "precision", 1, pn, sizeof pn, what));
         if (tern_prec_from_name(pn, &s->precision) != 0)
             SITE_TRY(tern_err(TERN_EFORMAT, "%s: \"precision\" \"%s\" is not one of fp64, fp32, tf32, bf16, fp16, fp8, int8",
                               what, pn));
@@ -259,7 +260,7 @@ fail:
 tern_status tern_site_from_buffer(tern_site *s, const char *p, size_t n, const char *what) {
     cJSON *j;
     memset(s, 0, sizeof *s);
-    TERN_TRY(hw_json_parse(&j, p, n, what));
+    TERN_TRY(tern_json_parse(&j, p, n, what));
     tern_status st = tern_site_from_json(s, j, what);
     cJSON_Delete(j);
     return st;
@@ -382,9 +383,9 @@ static tern_status parse_rule(policy_rule *r, const cJSON *o, const cJSON *sets,
     static const char *const hw_keys[] = {"id", "type", "description", "countries", "allowed_classes", NULL};
     static const char *const seal_keys[] = {"id", "type", "description", "data_classes", "except_countries", NULL};
     if (!cJSON_IsObject(o)) return tern_err(TERN_EFORMAT, "%s: a rule must be an object", what);
-    TERN_TRY(hw_json_string(o, "id", 1, r->id, sizeof r->id, what));
+    TERN_TRY(tern_json_string(o, "id", 1, r->id, sizeof r->id, what));
     char type[32];
-    TERN_TRY(hw_json_string(o, "type", 1, type, sizeof type, what));
+    TERN_TRY(tern_json_string(o, "type", 1, type, sizeof type, what));
     r->type = -1;
     for (int t = 0; t < 3; t++)
         if (!strcmp(type, rule_type_names[t])) r->type = t;
@@ -393,11 +394,11 @@ static tern_status parse_rule(policy_rule *r, const cJSON *o, const cJSON *sets,
                         "%s: rule \"%s\" has unknown type \"%s\" (expected data_residency, hardware_class or sealing)",
                         what, r->id, type);
     char w[600];
-    hw_fmt(w, sizeof w, "%s: rule \"%s\"", what, r->id);
+    tern_fmt(w, sizeof w, "%s: rule \"%s\"", what, r->id);
     if (cJSON_HasObjectItem(o, "description") && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "description")))
         return tern_err(TERN_EFORMAT, "%s: \"description\" must be a string", w);
     if (r->type == RULE_RESIDENCY) {
-        TERN_TRY(hw_json_check_keys(o, res_keys, w));
+        TERN_TRY(tern_json_check_keys(o, res_keys, w));
         const cJSON *dc = cJSON_GetObjectItemCaseSensitive(o, "data_classes");
         if (!dc) return tern_err(TERN_EFORMAT, "%s: missing field \"data_classes\"", w);
         TERN_TRY(parse_classes(r, dc, w));
@@ -405,7 +406,7 @@ static tern_status parse_rule(policy_rule *r, const cJSON *o, const cJSON *sets,
         if (!cs) return tern_err(TERN_EFORMAT, "%s: missing field \"countries\"", w);
         TERN_TRY(parse_countries(r, cs, sets, 0, 0, "countries", w));
     } else if (r->type == RULE_HARDWARE) {
-        TERN_TRY(hw_json_check_keys(o, hw_keys, w));
+        TERN_TRY(tern_json_check_keys(o, hw_keys, w));
         const cJSON *cs = cJSON_GetObjectItemCaseSensitive(o, "countries");
         if (!cs) return tern_err(TERN_EFORMAT, "%s: missing field \"countries\"", w);
         TERN_TRY(parse_countries(r, cs, sets, 1, 0, "countries", w));
@@ -426,7 +427,7 @@ static tern_status parse_rule(policy_rule *r, const cJSON *o, const cJSON *sets,
             r->allowed |= 1u << found;
         }
     } else {
-        TERN_TRY(hw_json_check_keys(o, seal_keys, w));
+        TERN_TRY(tern_json_check_keys(o, seal_keys, w));
         const cJSON *dc = cJSON_GetObjectItemCaseSensitive(o, "data_classes");
         if (dc)
             TERN_TRY(parse_classes(r, dc, w));
@@ -442,7 +443,7 @@ tern_status tern_policy_from_buffer(tern_policy **out, const char *p, size_t n, 
     static const char *const keys[] = {"policy", "description", "country_sets", "rules", NULL};
     *out = NULL;
     cJSON *j;
-    TERN_TRY(hw_json_parse(&j, p, n, what));
+    TERN_TRY(tern_json_parse(&j, p, n, what));
     tern_policy *pol = calloc(1, sizeof *pol);
     tern_status st = TERN_OK;
     if (!pol || !(pol->path = strdup(what))) {
@@ -453,8 +454,8 @@ tern_status tern_policy_from_buffer(tern_policy **out, const char *p, size_t n, 
         st = tern_err(TERN_EFORMAT, "%s: a policy must be a JSON object", what);
         goto done;
     }
-    if ((st = hw_json_check_keys(j, keys, what)) != TERN_OK) goto done;
-    if ((st = hw_json_string(j, "policy", 1, pol->name, sizeof pol->name, what)) != TERN_OK) goto done;
+    if ((st = tern_json_check_keys(j, keys, what)) != TERN_OK) goto done;
+    if ((st = tern_json_string(j, "policy", 1, pol->name, sizeof pol->name, what)) != TERN_OK) goto done;
     const cJSON *sets = cJSON_GetObjectItemCaseSensitive(j, "country_sets");
     if (sets) {
         if (!cJSON_IsObject(sets)) {
@@ -491,7 +492,7 @@ tern_status tern_policy_from_buffer(tern_policy **out, const char *p, size_t n, 
     int i = 0;
     for (const cJSON *r = rules->child; r; r = r->next, i++) {
         char w[600];
-        hw_fmt(w, sizeof w, "%s: rules[%d]", what, i);
+        tern_fmt(w, sizeof w, "%s: rules[%d]", what, i);
         pol->nrules++;
         if ((st = parse_rule(&pol->rules[i], r, sets, w)) != TERN_OK) goto done;
         for (int k = 0; k < i; k++)

@@ -4,7 +4,8 @@
  * vendor's own datasheet) or estimated (third-party reports, die shots, or arithmetic on them).
  * Vendors print tensor figures "with sparsity"; 3A090's Technical Notes count the dense rate, so
  * those figures are halved here and the source says so. */
-#include "ledger/hw_int.h"
+#include "tern/json.h"
+#include "tern/hw.h"
 
 #include <ctype.h>
 #include <string.h>

@@ -1,12 +1,14 @@
 /* The communicator's public face: picks one process or MPI, checks arguments, and answers every
  * collective over one rank itself (each is the identity there), so that implementations only
  * see two or more ranks. Not the MPI code (mpi.c) nor the training step (ddp.c). */
-#include "dist_int.h"
+#include "comm/comm_int.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 size_t comm_seg = (size_t)1 << 28;
+
+size_t tern_comm_ops_for(size_t n) { return (n + COMM_SEG - 1) / COMM_SEG; }
 
 int tern_comm_have_mpi(void) {
 #ifdef TERN_MPI
