@@ -100,8 +100,8 @@ $(FUZZ_BUILD)/.deps-ok: tools/install-deps.sh
 $(FUZZ_BUILD)/obj/%.o: %.c | $(FUZZ_BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
-# kern/ reads no files, and its per-function `#pragma GCC target`s are GCC's: built as usual.
-$(FUZZ_BUILD)/obj/src/kern/%.o: src/kern/%.c | $(FUZZ_BUILD)/.deps-ok
+# backend/ reads no files, and its per-function `#pragma GCC target`s are GCC's: built as usual.
+$(FUZZ_BUILD)/obj/src/backend/%.o: src/backend/%.c | $(FUZZ_BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 $(FUZZ_BUILD)/libtern.a: $(FUZZ_LIB_OBJ)

@@ -2,7 +2,7 @@
  * (forward, and the two backward products), for a kernel set (default: the one tern picks), at
  * 1 thread and at all cores. Prints GFLOP/s and the share of the given per-core FP32 peak.
  * usage: bench_gemm [peak_gflops_per_core] [set] */
-#include "kern/kern.h"
+#include "backend/backend_int.h"
 #include "tern.h"
 
 #include <stdio.h>
@@ -15,16 +15,17 @@ typedef struct {
     size_t M, N, K;
 } shape;
 
-static double run(const tern_kern *k, const shape *s, int reps) {
+static double run(tern_backend *be, const shape *s, int reps) {
+    const tern_kern *k = be->k;
     size_t lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
     float *A = malloc(s->M * s->K * 4), *B = malloc(s->K * s->N * 4), *C = malloc(s->M * s->N * 4);
     for (size_t i = 0; i < s->M * s->K; i++) A[i] = tern_rng_uniform(1, 1, i) - 0.5f;
     for (size_t i = 0; i < s->K * s->N; i++) B[i] = tern_rng_uniform(1, 2, i) - 0.5f;
-    k->sgemm(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N); /* warm up (and JIT) */
+    k->sgemm(be, s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N); /* warm up (and JIT) */
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = tern_now();
-        k->sgemm(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
+        k->sgemm(be, s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
         double dt = tern_now() - t0;
         if (dt < best) best = dt;
     }
@@ -34,9 +35,9 @@ static double run(const tern_kern *k, const shape *s, int reps) {
 
 int main(int argc, char **argv) {
     double peak = argc > 1 ? atof(argv[1]) : 103.0; /* this VM: 2 x 256-bit FMA x 3.22 GHz per core */
-    const tern_kern *k = argc > 2 ? tern_kern_by_name(argv[2]) : tern_kern_get();
-    if (!k) {
-        fprintf(stderr, "unknown or unsupported kernel set\n");
+    tern_backend *be;
+    if (tern_backend_open(&be, argc > 2 ? argv[2] : NULL) != TERN_OK) {
+        fprintf(stderr, "%s\n", tern_errmsg());
         return 2;
     }
     /* S: B=16, T=256, C=384 (N = 4096 rows); M: B=4, T=1024, C=768 (N = 4096 rows). The head runs
@@ -58,13 +59,13 @@ int main(int argc, char **argv) {
         {"M att S=QK^T (64x64 @ 1024x64^T)", 0, 1, 64, 1024, 64},
     };
     int ncores = 2;
-    printf("kernel set %s; peak %.1f GFLOP/s per core\n", k->name, peak);
+    printf("kernel set %s; peak %.1f GFLOP/s per core\n", tern_backend_name(be), peak);
     printf("%-40s %12s %8s %12s %8s\n", "shape", "1 thread", "% peak", "2 threads", "% peak");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         tern_set_threads(1);
-        double g1 = run(k, &shapes[i], 3);
+        double g1 = run(be, &shapes[i], 3);
         tern_set_threads(ncores);
-        double g2 = run(k, &shapes[i], 3);
+        double g2 = run(be, &shapes[i], 3);
         printf("%-40s %12.1f %7.1f%% %12.1f %7.1f%%\n", shapes[i].what, g1, 100 * g1 / peak, g2, 100 * g2 / (ncores * peak));
         fflush(stdout);
     }

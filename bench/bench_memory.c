@@ -25,9 +25,9 @@ int main(int argc, char **argv) {
     const char *largest[2] = {"none", "none"};
     double largest_p[2] = {0, 0};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        tern_gpt2_config c = {sizes[i].L, sizes[i].H, sizes[i].C, (int)T, 50257};
-        double np = (double)tern_gpt2_config_num_params(&c), state = 4.0 * np * sizeof(float);
-        double a0 = (double)tern_gpt2_activation_bytes_for(&c, B, T, 0), a1 = (double)tern_gpt2_activation_bytes_for(&c, B, T, 1);
+        tern_model_config c = tern_model_config_gpt2(sizes[i].L, sizes[i].H, sizes[i].C, (int)T, 50257);
+        double np = (double)tern_model_config_num_params(&c), state = 4.0 * np * sizeof(float);
+        double a0 = (double)tern_model_activation_bytes_for(&c, B, T, 0), a1 = (double)tern_model_activation_bytes_for(&c, B, T, 1);
         int f0 = state + a0 <= budget, f1 = state + a1 <= budget;
         printf("%-12s %9.0fM %10.2f %14.2f %14.2f %8s %8s\n", sizes[i].name, np / 1e6, state / gib, a0 / gib, a1 / gib,
                f0 ? "yes" : "no", f1 ? "yes" : "no");

@@ -80,12 +80,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     (void)tern_gguf_get_str(g, "general.architecture", &s);
     (void)tern_gguf_get_arr(g, "tokenizer.ggml.tokens", TERN_GGUF_STRING, &arr);
     /* a model from it, as tern sample FILE.gguf does */
-    tern_gpt2 *m = NULL;
+    tern_model *m = NULL;
     tern_err_clear();
-    st = tern_gguf_load_gpt2(g, &m);
+    st = tern_gguf_load_gpt2(g, &m, NULL);
     fuzz_check_refusal(st, label);
     FUZZ_REQUIRE((st == TERN_OK) == (m != NULL), "load_gpt2 status %d with model %p", (int)st, (void *)m);
-    tern_gpt2_free(m);
+    tern_model_free(m);
     if (tern_gguf_find_kv(g, "tokenizer.ggml.model")) tokenizer_round_trip(g);
     tern_gguf_free(g);
     return 0;

@@ -7,7 +7,7 @@
  * the safetensors reader itself (fuzz_safetensors.c). Format: docs/FORMATS.md "Run folder". */
 #include "fuzz.h"
 
-static const tern_gpt2_config tiny = {.n_layer = 1, .n_head = 1, .n_embd = 4, .n_ctx = 4, .vocab_size = 8};
+static tern_model_config tiny_config(void) { return tern_model_config_gpt2(1, 1, 4, 4, 8); }
 
 static void write_file(const char *path, const uint8_t *p, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -22,16 +22,20 @@ static void setup(const char *dir, char *cfg, char *latest, size_t n) {
     snprintf(latest, n, "%s/ckpt/latest", dir);
     snprintf(ck, sizeof ck, "%s/ckpt/step-000100", dir);
     FUZZ_REQUIRE(tern_mkdir_p(ck) == TERN_OK, "%s", tern_errmsg());
-    tern_gpt2 *m;
-    FUZZ_REQUIRE(tern_gpt2_init(&m, &tiny) == TERN_OK, "%s", tern_errmsg());
-    float *p = tern_gpt2_params(m);
-    for (size_t i = 0; i < tern_gpt2_config_num_params(&tiny); i++) p[i] = (float)i / 64;
+    tern_model *m;
+    const tern_model_config tiny = tiny_config();
+    FUZZ_REQUIRE(tern_model_init(&m, &tiny, NULL) == TERN_OK, "%s", tern_errmsg());
+    size_t np = tern_model_num_params(m);
+    float *p = malloc(np * sizeof(float));
+    for (size_t i = 0; i < np; i++) p[i] = (float)i / 64;
+    FUZZ_REQUIRE(tern_model_write(m, TERN_PARAMS, 0, np, p) == TERN_OK, "%s", tern_errmsg());
+    free(p);
     tern_st_writer *w;
-    FUZZ_REQUIRE(tern_io_model_to_st(m, "", &w) == TERN_OK, "%s", tern_errmsg());
+    FUZZ_REQUIRE(tern_st_writer_init(&w) == TERN_OK && tern_params_to_st(m, "", w) == TERN_OK, "%s", tern_errmsg());
     snprintf(st, sizeof st, "%s/model.safetensors", ck);
     FUZZ_REQUIRE(tern_st_write(w, st) == TERN_OK, "%s", tern_errmsg());
     tern_st_writer_free(w);
-    tern_gpt2_free(m);
+    tern_model_free(m);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -43,17 +47,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     write_file(cfg, data, k);
     if (k < size) write_file(latest, data + k + 1, size - k - 1);
     else unlink(latest);
-    tern_gpt2 *m = NULL;
+    tern_model *m = NULL;
     tern_err_clear();
-    tern_status st = tern_io_open_model(dir, 0, &m, NULL);
+    tern_status st = tern_io_open_model(dir, 0, &m, NULL, NULL, NULL);
     fuzz_check_refusal(st, dir);
     FUZZ_REQUIRE((st == TERN_OK) == (m != NULL), "status %d with model %p", (int)st, (void *)m);
     if (m) {
-        const tern_gpt2_config *c = tern_gpt2_cfg(m);
+        const tern_model_config *c = tern_model_cfg(m), tiny = tiny_config();
         FUZZ_REQUIRE(c->n_layer == tiny.n_layer && c->n_embd == tiny.n_embd && c->vocab_size == tiny.vocab_size,
                      "opened a model of another shape than its checkpoint's");
-        FUZZ_REQUIRE(tern_gpt2_params(m)[5] == 5.0f / 64, "the weights are not the checkpoint's");
+        float w5;
+        FUZZ_REQUIRE(tern_model_read(m, TERN_PARAMS, 5, 1, &w5) == TERN_OK && w5 == 5.0f / 64, "the weights are not the checkpoint's");
     }
-    tern_gpt2_free(m);
+    tern_model_free(m);
     return 0;
 }

@@ -161,17 +161,20 @@ static void run_folder(void) {
 /* ---- checkpoint weights and AdamW moments of fuzz_checkpoint.c's model (byte 0: weights, 1:
  * moments), as tern_ckpt_save writes them, and the weights as a Hugging Face file ---- */
 static void checkpoint(void) {
-    const tern_gpt2_config tiny = {.n_layer = 1, .n_head = 1, .n_embd = 4, .n_ctx = 4, .vocab_size = 8};
-    tern_gpt2 *m;
-    OK(tern_gpt2_init(&m, &tiny));
-    float *p = tern_gpt2_params(m);
-    for (size_t i = 0; i < tern_gpt2_num_params(m); i++) p[i] = (float)i / 64;
+    const tern_model_config tiny = tern_model_config_gpt2(1, 1, 4, 4, 8);
+    tern_model *m;
+    OK(tern_model_init(&m, &tiny, NULL));
+    size_t np = tern_model_num_params(m);
+    float *p = malloc(np * sizeof(float)), *mm = malloc(np * sizeof(float)), *vv = malloc(np * sizeof(float));
+    for (size_t i = 0; i < np; i++) p[i] = (float)i / 64, mm[i] = -(float)i, vv[i] = (float)i * i;
+    OK(tern_model_write(m, TERN_PARAMS, 0, np, p));
     tern_adamw opt;
-    OK(tern_adamw_init(&opt, 0, tern_gpt2_num_params(m)));
-    for (size_t i = 0; i < tern_gpt2_num_params(m); i++) opt.m[i] = -(float)i, opt.v[i] = (float)i * i;
+    OK(tern_adamw_init(&opt, NULL, 0, np));
+    OK(tern_adamw_write(&opt, 0, 0, np, mm));
+    OK(tern_adamw_write(&opt, 1, 0, np, vv));
     char dir[512], path[600];
     scratch_dir(dir, sizeof dir, "ckpt");
-    OK(tern_ckpt_save(dir, 100, m, &opt, "{\"step\": 100}", 1));
+    OK(tern_ckpt_save(dir, 100, m, &opt, "{\"step\": 100}", 1, NULL));
     size_t n;
     snprintf(path, sizeof path, "%s/ckpt/step-000100/model.safetensors", dir);
     char *b = slurp(path, &n);
@@ -182,8 +185,9 @@ static void checkpoint(void) {
     put("checkpoint", "optimizer", 1, b, n);
     free(b);
     tern_st_writer *w;
-    OK(tern_io_model_to_st(m, "transformer.", &w));
-    const tern_tensor *wte = tern_gpt2_find(m, "wte.weight");
+    OK(tern_st_writer_init(&w));
+    OK(tern_params_to_st(m, "transformer.", w));
+    const tern_tensor *wte = tern_model_find(m, "wte.weight");
     OK(tern_st_add(w, "lm_head.weight", TERN_DT_F32, 2, wte->shape, p + wte->offset));
     uint8_t *img;
     OK(tern_st_serialize(w, &img, &n));
@@ -191,7 +195,8 @@ static void checkpoint(void) {
     free(img);
     tern_st_writer_free(w);
     tern_adamw_free(&opt);
-    tern_gpt2_free(m);
+    tern_model_free(m);
+    free(p), free(mm), free(vv);
     remove_dir(dir);
 }
 
@@ -238,12 +243,14 @@ static void gguf(void) {
     free(img);
     tern_gguf_writer_free(w);
     /* a tiny GPT-2 with the 400-token test tokenizer, as `tern export --type f32` writes it */
-    tern_gpt2_config cfg = {.n_layer = 1, .n_head = 2, .n_embd = 8, .n_ctx = 4, .vocab_size = 400};
-    tern_gpt2 *m;
-    OK(tern_gpt2_init(&m, &cfg));
-    float *p = tern_gpt2_params(m);
-    size_t np = tern_gpt2_config_num_params(&cfg);
+    tern_model_config cfg = tern_model_config_gpt2(1, 2, 8, 4, 400);
+    tern_model *m;
+    OK(tern_model_init(&m, &cfg, NULL));
+    size_t np = tern_model_config_num_params(&cfg);
+    float *p = malloc(np * sizeof(float));
     for (size_t i = 0; i < np; i++) p[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    OK(tern_model_write(m, TERN_PARAMS, 0, np, p));
+    free(p);
     char tokdir[512], path[600];
     scratch_dir(tokdir, sizeof tokdir, "tok");
     size_t vn, mn;
@@ -263,7 +270,7 @@ static void gguf(void) {
     free(g);
     free(v);
     free(mg);
-    tern_gpt2_free(m);
+    tern_model_free(m);
     remove_dir(tokdir);
 }
 

@@ -13,6 +13,36 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A copy of the model's parameters (or gradients) in new host memory (free it), and the way back:
+ * tests reach a model's memory through its interface, as the rest of tern does. */
+static inline float *test_model_copy(tern_model *m, tern_which which) {
+    size_t n = tern_model_num_params(m);
+    float *p = malloc(n * sizeof(float));
+    if (!p || tern_model_read(m, which, 0, n, p) != TERN_OK) {
+        printf("cannot read the model: %s\n", tern_errmsg());
+        exit(2);
+    }
+    return p;
+}
+
+static inline void test_model_set(tern_model *m, tern_which which, const float *p) {
+    if (tern_model_write(m, which, 0, tern_model_num_params(m), p) != TERN_OK) {
+        printf("cannot write the model: %s\n", tern_errmsg());
+        exit(2);
+    }
+}
+
+/* Whether two models hold the same parameters, bit for bit. */
+static inline int test_same_params(tern_model *a, tern_model *b) {
+    size_t n = tern_model_num_params(a);
+    if (n != tern_model_num_params(b)) return 0;
+    float *x = test_model_copy(a, TERN_PARAMS), *y = test_model_copy(b, TERN_PARAMS);
+    int eq = !memcmp(x, y, n * sizeof(float));
+    free(x);
+    free(y);
+    return eq;
+}
+
 /* The model every end-to-end test trains: small enough for a step in milliseconds. */
 #define SMALL_FLAGS "--n-layer 2 --n-head 2 --n-embd 32 --seq 32 --batch 4 --lr 3e-3 --warmup 2 --eval-batches 2 --threads 2"
 

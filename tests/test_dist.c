@@ -400,7 +400,7 @@ static void test_killed_rank(void) {
     /* The last checkpoint is whole: the run resumes from it, on 2 ranks, for two more steps. */
     char rundir[600], *ck = NULL, *state = NULL;
     snprintf(rundir, sizeof rundir, "%s/k", d);
-    CHECK(tern_ckpt_latest(rundir, &ck) == TERN_OK && tern_ckpt_read_state(ck, &state) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_ckpt_latest(rundir, &ck) == TERN_OK && tern_ckpt_read_state(ck, &state, NULL) == TERN_OK, "%s", tern_errmsg());
     long step = state && strstr(state, "\"step\":") ? atol(strstr(state, "\"step\":") + 7) : 0;
     CHECK(step >= 5 && step % 5 == 0, "latest checkpoint at step %ld", step);
     rc = run_cmd(out, sizeof out, MPIRUN " -np 2 %s train -o %s --resume --stop-at %ld", t, rundir, step + 2);

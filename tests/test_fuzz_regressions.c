@@ -33,7 +33,7 @@ static tern_status replay_config(const char *path, const uint8_t *p, size_t n) {
 static tern_status replay_hf_config(const char *path, const uint8_t *p, size_t n) {
     (void)p, (void)n;
     snprintf(where, sizeof where, "%s", path);
-    tern_gpt2_config cfg;
+    tern_model_config cfg;
     return tern_io_read_hf_config(path, &cfg);
 }
 
@@ -56,9 +56,9 @@ static tern_status replay_gguf(const char *path, const uint8_t *p, size_t n) {
     tern_gguf *g = NULL;
     tern_status st = tern_gguf_from_buffer(&g, p, n, path);
     if (st == TERN_OK) {
-        tern_gpt2 *m = NULL;
-        st = tern_gguf_load_gpt2(g, &m);
-        tern_gpt2_free(m);
+        tern_model *m = NULL;
+        st = tern_gguf_load_gpt2(g, &m, NULL);
+        tern_model_free(m);
     }
     tern_gguf_free(g);
     return st;
@@ -82,16 +82,17 @@ static tern_status replay_run_folder(const char *path, const uint8_t *p, size_t 
     (void)path;
     snprintf(where, sizeof where, "%s", test_tmpdir("fuzz_run_folder"));
     char f[600];
-    const tern_gpt2_config tiny = {.n_layer = 1, .n_head = 1, .n_embd = 4, .n_ctx = 4, .vocab_size = 8};
-    tern_gpt2 *m = NULL;
+    const tern_model_config tiny = tern_model_config_gpt2(1, 1, 4, 4, 8);
+    tern_model *m = NULL;
     tern_st_writer *w = NULL;
     snprintf(f, sizeof f, "%s/ckpt/step-000100", where);
-    if (tern_mkdir_p(f) != TERN_OK || tern_gpt2_init(&m, &tiny) != TERN_OK || tern_io_model_to_st(m, "", &w) != TERN_OK)
+    if (tern_mkdir_p(f) != TERN_OK || tern_model_init(&m, &tiny, NULL) != TERN_OK || tern_st_writer_init(&w) != TERN_OK ||
+        tern_params_to_st(m, "", w) != TERN_OK)
         return TERN_EIO;
     snprintf(f, sizeof f, "%s/ckpt/step-000100/model.safetensors", where);
     tern_status st = tern_st_write(w, f);
     tern_st_writer_free(w);
-    tern_gpt2_free(m);
+    tern_model_free(m);
     if (st != TERN_OK) return st;
     const uint8_t *z = memchr(p, 0, n);
     size_t k = z ? (size_t)(z - p) : n;
@@ -101,8 +102,8 @@ static tern_status replay_run_folder(const char *path, const uint8_t *p, size_t 
     if (k < n && tern_write_file_atomic(f, p + k + 1, n - k - 1) != TERN_OK) return TERN_EIO;
     m = NULL;
     tern_err_clear();
-    st = tern_io_open_model(where, 0, &m, NULL);
-    tern_gpt2_free(m);
+    st = tern_io_open_model(where, 0, &m, NULL, NULL, NULL);
+    tern_model_free(m);
     return st;
 }
 
@@ -120,12 +121,15 @@ static const struct regression cases[] = {
     {"config", "int_above_2p53.json", replay_config, TERN_EINVAL,
      "%s: option batch must be at most 2^53 in magnitude, got "
      "'00000000000000000000000000000000000000000000000000000000000000000000000000000006148914691236517205'"},
-    /* io/hf.c json_int: n_positions 1.1e19 was converted to int (undefined behaviour) */
-    {"hf_config", "n_positions_1e19.json", replay_hf_config, TERN_EFORMAT, "%s: missing or non-integer \"n_positions\""},
+    /* io/hf.c json_int: n_positions 1.1e19 was converted to int (undefined behaviour); fields are
+     * now range-checked before conversion, and this file's n_layer of 0 is the first refused */
+    {"hf_config", "n_positions_1e19.json", replay_hf_config, TERN_EFORMAT,
+     "%s: field \"n_layer\" must be a whole number from 1 to 2147483647"},
     /* io/open.c get_int: a run's n_layer 4888888880 was converted to int (undefined behaviour) */
     {"run_folder", "n_layer_4888888880", replay_run_folder, TERN_EFORMAT,
-     "%s/config.json: not a run configuration (needs n_layer, n_head, n_embd, n_ctx, vocab_size)"},
-    /* io/open.c open_run: a shape tern_gpt2_config_check refuses was refused without naming the
+     "%s/config.json: not a run configuration (needs \"model\", or n_layer, n_head, n_embd, n_ctx and vocab_size as whole "
+     "numbers)"},
+    /* io/open.c open_run: a shape tern_model_config_check refuses was refused without naming the
      * file ("n_layer must be 1..1024, got 0") */
     {"run_folder", "n_layer_0", replay_run_folder, TERN_EINVAL, "%s/config.json: n_layer must be 1..1024, got 0"},
     /* io/open.c open_run: a config.json of width 16384 beside the tiny checkpoint made tern
@@ -133,7 +137,7 @@ static const struct regression cases[] = {
      * 8*16384 + 4*16384 + (12*16384^2 + 13*16384) + 2*16384 parameters, the file's bytes are
      * filled in by the test */
     {"run_folder", "n_embd_16384", replay_run_folder, TERN_EFORMAT,
-     "%s/config.json: describes a GPT-2 of 3221667840 parameters, but %s/ckpt/step-000100/model.safetensors has %lld bytes"},
+     "%s/config.json: describes a gpt2 of 3221667840 parameters, but %s/ckpt/step-000100/model.safetensors has %lld bytes"},
     /* io/gguf_gpt2.c: the test GPT-2 with embedding_length 8192 (and feed_forward_length to
      * match) in its metadata made tern_gguf_load_gpt2 allocate and zero 3.2 GB of parameters
      * (and as much for gradients) before finding that the 25 kB file held none of them; the
@@ -236,13 +240,14 @@ static void test_hf_config_larger_than_weights(void) {
     snprintf(p, sizeof p, "%s/model.safetensors", d);
     CHECK(tern_st_write(wr, p) == TERN_OK, "%s", tern_errmsg());
     tern_st_writer_free(wr);
-    tern_gpt2 *m = NULL;
-    tern_status st = tern_io_load_hf(d, &m);
+    tern_model *m = NULL;
+    tern_status st = tern_io_load_hf(d, &m, NULL);
     char want[1400];
-    snprintf(want, sizeof want, "%s: config.json describes a GPT-2 of 808738816 parameters, but %s holds 40 bytes of tensors", d, p);
+    snprintf(want, sizeof want, "%s: config.json describes a gpt2 of 808738816 parameters, but its weight files hold 40 bytes of "
+                                "tensors", d);
     CHECK(st == TERN_EFORMAT && m == NULL, "status %d", (int)st);
     CHECK(!strcmp(tern_errmsg(), want), "\n    message  %s\n    expected %s", tern_errmsg(), want);
-    tern_gpt2_free(m);
+    tern_model_free(m);
 }
 
 int main(void) {

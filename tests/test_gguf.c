@@ -4,7 +4,7 @@
  * f32 exact, f16 and q8_0 within the bounds their formats imply), f32 GGUF giving the run's logits
  * bit for bit through tern_io_open_model, and the loader's refusals. The name table, the half
  * decoder and the byte layout here are written independently of src/io/gguf*.c. */
-#include "check.h"
+#include "lib.h"
 #include "tern.h"
 
 #include <cjson/cJSON.h>
@@ -14,30 +14,32 @@
 #define V_FIX 457
 #define EOT_FIX 456
 
-static tern_gpt2 *random_model(int L, int NH, int C, int P, int V, uint64_t seed) {
-    tern_gpt2_config cfg = {L, NH, C, P, V};
-    tern_gpt2 *m;
-    if (tern_gpt2_init(&m, &cfg) != TERN_OK) {
+static tern_model *random_model(int L, int NH, int C, int P, int V, uint64_t seed) {
+    tern_model_config cfg = tern_model_config_gpt2(L, NH, C, P, V);
+    tern_model *m;
+    if (tern_model_init(&m, &cfg, NULL) != TERN_OK) {
         printf("%s\n", tern_errmsg());
         exit(2);
     }
-    tern_gpt2_init_weights(m, seed);
-    float *p = tern_gpt2_params(m); /* non-trivial LayerNorms and biases */
-    for (size_t i = 0; i < tern_gpt2_num_params(m); i++) p[i] += 0.01f * tern_rng_normal(seed, 99, i);
+    tern_model_init_weights(m, seed);
+    float *p = test_model_copy(m, TERN_PARAMS); /* non-trivial LayerNorms and biases */
+    for (size_t i = 0; i < tern_model_num_params(m); i++) p[i] += 0.01f * tern_rng_normal(seed, 99, i);
+    test_model_set(m, TERN_PARAMS, p);
+    free(p);
     return m;
 }
 
 /* A run folder as tern train leaves it: config.json, ckpt/step-000001, tokenizer/. */
-static void make_run(const char *dir, tern_gpt2 *m) {
-    const tern_gpt2_config *c = tern_gpt2_cfg(m);
+static void make_run(const char *dir, tern_model *m) {
+    const tern_model_config *c = tern_model_cfg(m);
     char cfg[256], path[600], out[256];
     snprintf(cfg, sizeof cfg, "{\"n_layer\": %d, \"n_head\": %d, \"n_embd\": %d, \"n_ctx\": %d, \"vocab_size\": %d}", c->n_layer,
              c->n_head, c->n_embd, c->n_ctx, c->vocab_size);
     snprintf(path, sizeof path, "%s/config.json", dir);
     CHECK(tern_write_file_atomic(path, cfg, strlen(cfg)) == TERN_OK, "%s", tern_errmsg());
     tern_adamw opt;
-    tern_adamw_init(&opt, 0, tern_gpt2_num_params(m));
-    CHECK(tern_ckpt_save(dir, 1, m, &opt, "{\"step\":1}", 1) == TERN_OK, "%s", tern_errmsg());
+    tern_adamw_init(&opt, NULL, 0, tern_model_num_params(m));
+    CHECK(tern_ckpt_save(dir, 1, m, &opt, "{\"step\":1}", 1, NULL) == TERN_OK, "%s", tern_errmsg());
     tern_adamw_free(&opt);
     CHECK(run_cmd(out, sizeof out, "cp -r %s '%s/tokenizer'", TOKDIR, dir) == 0, "%s", out);
 }
@@ -408,11 +410,11 @@ static void test_truncations_and_changes(void) {
 /* ---- GPT-2 export ---- */
 
 /* Checks an exported file against the model and the fixture tokenizer. */
-static void check_export(const char *path, tern_gpt2 *m, uint32_t type) {
+static void check_export(const char *path, tern_model *m, uint32_t type) {
     tern_gguf *g;
     CHECK(tern_gguf_open(&g, path) == TERN_OK, "%s", tern_errmsg());
     if (!g) return;
-    const tern_gpt2_config *c = tern_gpt2_cfg(m);
+    const tern_model_config *c = tern_model_cfg(m);
     tern_gguf_str s;
     uint32_t u;
     float f;
@@ -464,8 +466,8 @@ static void check_export(const char *path, tern_gpt2 *m, uint32_t type) {
 
     /* tensors: llama.cpp's names, the converter's types, ggml dims, and values */
     size_t nt;
-    const tern_tensor *t = tern_gpt2_tensors(m, &nt);
-    const float *p = tern_gpt2_params(m);
+    const tern_tensor *t = tern_model_tensors(m, &nt);
+    float *p = test_model_copy(m, TERN_PARAMS);
     CHECK(tern_gguf_tensor_count(g) == nt, "%zu tensors, want %zu (no output.weight)", tern_gguf_tensor_count(g), nt);
     for (size_t i = 0; i < nt; i++) {
         char name[64];
@@ -514,21 +516,22 @@ static void check_export(const char *path, tern_gpt2 *m, uint32_t type) {
             }
         CHECK(worst <= 1.0, "%s (%s): error %.3g times its bound", name, tern_ggml_type_name(want), worst);
     }
+    free(p);
     tern_gguf_free(g);
 }
 
-static float *logits_of(tern_gpt2 *m, const int32_t *in, size_t T) {
-    size_t V = (size_t)tern_gpt2_cfg(m)->vocab_size;
-    tern_gpt2_reserve(m, 1, T);
-    CHECK(tern_gpt2_forward(m, in, NULL, 1, T, NULL) == TERN_OK, "%s", tern_errmsg());
+static float *logits_of(tern_model *m, const int32_t *in, size_t T) {
+    size_t V = (size_t)tern_model_cfg(m)->vocab_size;
+    tern_model_reserve(m, 1, T);
+    CHECK(tern_model_forward(m, in, NULL, 1, T, NULL) == TERN_OK, "%s", tern_errmsg());
     float *out = malloc(T * V * sizeof(float));
-    memcpy(out, tern_gpt2_logits(m), T * V * sizeof(float));
+    CHECK(tern_model_logits(m, out) == TERN_OK, "%s", tern_errmsg());
     return out;
 }
 
 static void test_export_run(void) {
     const char *d = test_tmpdir("gguf_run");
-    tern_gpt2 *m = random_model(2, 4, 64, 32, V_FIX, 21);
+    tern_model *m = random_model(2, 4, 64, 32, V_FIX, 21);
     make_run(d, m);
     const char *types[3] = {"f32", "f16", "q8_0"};
     const uint32_t ids[3] = {0, 1, 8};
@@ -544,16 +547,16 @@ static void test_export_run(void) {
     int32_t in[20];
     for (int i = 0; i < 20; i++) in[i] = (int32_t)((i * 97 + 5) % V_FIX);
     float *want = logits_of(m, in, 20);
-    tern_gpt2 *back;
+    tern_model *back;
     char *tokdir;
     snprintf(path, sizeof path, "%s/m-f32.gguf", d);
-    CHECK(tern_io_open_model(path, 0, &back, &tokdir) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_io_open_model(path, 0, &back, &tokdir, NULL, NULL) == TERN_OK, "%s", tern_errmsg());
     if (back) {
         float *got = logits_of(back, in, 20);
         CHECK(!memcmp(got, want, 20 * V_FIX * sizeof(float)), "logits of the f32 GGUF differ from the run's");
-        CHECK(!memcmp(tern_gpt2_params(back), tern_gpt2_params(m), tern_gpt2_num_params(m) * sizeof(float)), "parameters differ");
+        CHECK(test_same_params(back, m), "parameters differ");
         free(got);
-        tern_gpt2_free(back);
+        tern_model_free(back);
         /* the extracted tokenizer is the same tokenizer */
         tern_tok *a, *b;
         CHECK(tern_tok_load(&a, TOKDIR) == TERN_OK && tern_tok_load(&b, tokdir) == TERN_OK, "%s", tern_errmsg());
@@ -585,32 +588,32 @@ static void test_export_run(void) {
     char hf[700];
     snprintf(hf, sizeof hf, "%s/hf-from-gguf", d);
     CHECK(run_cmd(out, sizeof out, "%s export '%s' -o '%s'", test_tern_bin(), path, hf) == 0, "%s", out);
-    tern_gpt2 *h = NULL;
-    CHECK(tern_io_load_hf(hf, &h) == TERN_OK && !memcmp(tern_gpt2_params(h), tern_gpt2_params(m), tern_gpt2_num_params(m) * sizeof(float)),
+    tern_model *h = NULL;
+    CHECK(tern_io_load_hf(hf, &h, NULL) == TERN_OK && test_same_params(h, m),
           "GGUF -> Hugging Face folder changed the parameters: %s", tern_errmsg());
-    tern_gpt2_free(h);
+    tern_model_free(h);
 
     /* refusals: a quantised file as a model, a step in a file, a bad --type */
     char msg[900];
     snprintf(path, sizeof path, "%s/m-q8_0.gguf", d);
     snprintf(msg, sizeof msg, "%s: tensor 'token_embd.weight' is q8_0; tern loads f32 GGUF files only (tern export --type f32)", path);
-    CHECK(tern_io_open_model(path, 0, &back, NULL) == TERN_EFORMAT && !strcmp(tern_errmsg(), msg), "%s", tern_errmsg());
+    CHECK(tern_io_open_model(path, 0, &back, NULL, NULL, NULL) == TERN_EFORMAT && !strcmp(tern_errmsg(), msg), "%s", tern_errmsg());
     snprintf(msg, sizeof msg, "%s: a GGUF file has no steps to choose from", path);
-    CHECK(tern_io_open_model(path, 2, &back, NULL) == TERN_EINVAL && !strcmp(tern_errmsg(), msg), "%s", tern_errmsg());
+    CHECK(tern_io_open_model(path, 2, &back, NULL, NULL, NULL) == TERN_EINVAL && !strcmp(tern_errmsg(), msg), "%s", tern_errmsg());
     CHECK(run_cmd(out, sizeof out, "%s export '%s' -o x.gguf --type q4_0", test_tern_bin(), d) == 2 &&
               !strcmp(out, "tern export: unknown --type 'q4_0' (f32, f16 or q8_0)\n"),
           "%s", out);
     CHECK(run_cmd(out, sizeof out, "%s export '%s' -o hfdir --type q8_0", test_tern_bin(), d) == 2 &&
               !strcmp(out, "tern export: --type applies to GGUF files only (--format gguf, or -o FILE.gguf)\n"),
           "%s", out);
-    tern_gpt2_free(m);
+    tern_model_free(m);
 }
 
 /* q8_0 of a width that is not a multiple of 32: those tensors fall back to f16, as llama.cpp's
  * converter does; ffn_down (rows of 4*48 = 192) stays q8_0. A tokenizer of another size is refused. */
 static void test_export_q8_fallback_and_mismatch(void) {
     const char *d = test_tmpdir("gguf_w48");
-    tern_gpt2 *m = random_model(1, 3, 48, 16, V_FIX, 8);
+    tern_model *m = random_model(1, 3, 48, 16, V_FIX, 8);
     char path[600], out[2048], want[1400];
     snprintf(path, sizeof path, "%s/m.gguf", d);
     CHECK(tern_gguf_export_gpt2(m, TOKDIR, TERN_GGML_Q8_0, "w48", path) == TERN_OK, "%s", tern_errmsg());
@@ -624,20 +627,20 @@ static void test_export_q8_fallback_and_mismatch(void) {
         CHECK(tern_gguf_get_str(g, "general.name", &s) == TERN_OK && same_str(s, "w48"), "general.name");
         tern_gguf_free(g);
     }
-    tern_gpt2_free(m);
+    tern_model_free(m);
     m = random_model(1, 2, 32, 8, V_FIX + 3, 9);
     make_run(d, m);
     CHECK(run_cmd(out, sizeof out, "%s export '%s' -o '%s'", test_tern_bin(), d, path) == 1, "%s", out);
     snprintf(want, sizeof want,
              "tern export: %s/tokenizer: the tokenizer has 457 tokens but the model's vocabulary is 460; llama.cpp needs them equal\n", d);
     CHECK(!strcmp(out, want), "%s", out);
-    tern_gpt2_free(m);
+    tern_model_free(m);
 }
 
 /* tern logits: the same numbers as a forward pass in this process, for a run and its GGUF. */
 static void test_logits_command(void) {
     const char *d = test_tmpdir("gguf_logits");
-    tern_gpt2 *m = random_model(1, 2, 32, 16, V_FIX, 12);
+    tern_model *m = random_model(1, 2, 32, 16, V_FIX, 12);
     make_run(d, m);
     char out[2048], path[600], gg[600], want[700];
     snprintf(gg, sizeof gg, "%s/m.gguf", d);
@@ -666,15 +669,15 @@ static void test_logits_command(void) {
               !strcmp(out, want),
           "%s", out);
     free(ref);
-    tern_gpt2_free(m);
+    tern_model_free(m);
 }
 
 /* ---- the loader's refusals, on files built here with the writer ---- */
 
 enum { OK_PLAIN, OK_TIED, ARCH, NO_KEY, KEY_TYPE, EPS, FF, F16_TENSOR, SHAPE, NO_TENSOR, EXTRA, UNTIED, NTOKENS, N_VARIANTS };
 
-static tern_status load_variant(tern_gpt2 *m, int v, tern_gpt2 **out) {
-    const tern_gpt2_config *c = tern_gpt2_cfg(m);
+static tern_status load_variant(tern_model *m, int v, tern_model **out) {
+    const tern_model_config *c = tern_model_cfg(m);
     tern_gguf_writer *w;
     tern_gguf_writer_init(&w);
     tern_gguf_add_str(w, "general.architecture", v == ARCH ? "llama" : "gpt2");
@@ -691,9 +694,9 @@ static tern_status load_variant(tern_gpt2 *m, int v, tern_gpt2 **out) {
     size_t lens[3] = {1, 1, 1};
     if (v == NTOKENS) tern_gguf_add_str_arr(w, "tokenizer.ggml.tokens", toks, lens, 3);
     size_t nt;
-    const tern_tensor *t = tern_gpt2_tensors(m, &nt);
-    const float *p = tern_gpt2_params(m);
-    float *tr = calloc(tern_gpt2_num_params(m), sizeof(float)); /* transposed copies */
+    const tern_tensor *t = tern_model_tensors(m, &nt);
+    float *p = test_model_copy(m, TERN_PARAMS);
+    float *tr = calloc(tern_model_num_params(m), sizeof(float)); /* transposed copies */
     uint16_t *h16 = malloc(4 * (size_t)c->n_embd * (size_t)c->n_embd * 2);
     for (size_t i = 0; i < nt; i++) {
         char name[64];
@@ -719,7 +722,7 @@ static tern_status load_variant(tern_gpt2 *m, int v, tern_gpt2 **out) {
         }
         tern_gguf_add_tensor(w, name, type, (uint32_t)t[i].ndim, ne, data);
     }
-    const tern_tensor *wte = tern_gpt2_find(m, "wte.weight");
+    const tern_tensor *wte = tern_model_find(m, "wte.weight");
     uint64_t ne[2] = {wte->shape[1], wte->shape[0]};
     if (v == OK_TIED) tern_gguf_add_tensor(w, "output.weight", TERN_GGML_F32, 2, ne, p + wte->offset);
     if (v == UNTIED) tern_gguf_add_tensor(w, "output.weight", TERN_GGML_F32, 2, ne, tr + wte->offset); /* wte is not transposed: zeros */
@@ -730,17 +733,18 @@ static tern_status load_variant(tern_gpt2 *m, int v, tern_gpt2 **out) {
     tern_gguf_writer_free(w);
     free(tr);
     free(h16);
+    free(p);
     if (st != TERN_OK) return st;
     tern_gguf *g;
     st = tern_gguf_from_buffer(&g, bytes, n, "m.gguf");
-    if (st == TERN_OK) st = tern_gguf_load_gpt2(g, out);
+    if (st == TERN_OK) st = tern_gguf_load_gpt2(g, out, NULL);
     tern_gguf_free(g);
     free(bytes);
     return st;
 }
 
 static void test_load_refusals(void) {
-    tern_gpt2 *m = random_model(2, 2, 16, 8, 11, 4);
+    tern_model *m = random_model(2, 2, 16, 8, 11, 4);
     static const char *const want[N_VARIANTS] = {
         [ARCH] = "m.gguf: architecture 'llama' is not gpt2",
         [NO_KEY] = "m.gguf: missing key 'gpt2.block_count'",
@@ -755,18 +759,18 @@ static void test_load_refusals(void) {
         [NTOKENS] = "m.gguf: tokenizer.ggml.tokens has 3 tokens but token_embd.weight has 11 rows",
     };
     for (int v = 0; v < N_VARIANTS; v++) {
-        tern_gpt2 *back = NULL;
+        tern_model *back = NULL;
         tern_status st = load_variant(m, v, &back);
         if (v == OK_PLAIN || v == OK_TIED) {
-            CHECK(st == TERN_OK && back && !memcmp(tern_gpt2_params(back), tern_gpt2_params(m), tern_gpt2_num_params(m) * sizeof(float)),
+            CHECK(st == TERN_OK && back && test_same_params(back, m),
                   "variant %d: %s", v, tern_errmsg());
         } else {
             CHECK(st != TERN_OK && back == NULL && !strcmp(tern_errmsg(), want[v]), "variant %d: want '%s'\n    got  '%s'", v, want[v],
                   tern_errmsg());
         }
-        tern_gpt2_free(back);
+        tern_model_free(back);
     }
-    tern_gpt2_free(m);
+    tern_model_free(m);
 }
 
 int main(void) {

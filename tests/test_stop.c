@@ -18,9 +18,9 @@ static char out[1 << 16];
 #define SOAK_FLAGS "--steps 24 --ckpt-every 5 --keep 2 --eval-every 4"
 
 static int latest_loads(const char *rd) {
-    tern_gpt2 *m;
-    if (tern_io_open_model(rd, 0, &m, NULL) != TERN_OK) return 0;
-    tern_gpt2_free(m);
+    tern_model *m;
+    if (tern_io_open_model(rd, 0, &m, NULL, NULL, NULL) != TERN_OK) return 0;
+    tern_model_free(m);
     return 1;
 }
 
@@ -122,6 +122,24 @@ static void wait_for_step(const char *rd, int step) {
     }
 }
 
+/* Waits (up to 10 s) until the log holds `what`; returns whether it did. */
+static int wait_for_text(const char *log, const char *what) {
+    for (int i = 0; i < 2000; i++) {
+        char *text;
+        size_t n;
+        if (tern_read_file(log, &text, &n) == TERN_OK) {
+            int found = strstr(text, what) != NULL;
+            free(text);
+            if (found) return 1;
+        }
+        test_sleep(0.005);
+    }
+    return 0;
+}
+
+/* Each signal is sent once the run has answered the one before, so that two of the same kind
+ * never merge into one pending signal; a run that finishes stopping between two signals (a
+ * slow scheduler) exits 0 with its checkpoint, which is also right, and is counted apart. */
 static void test_second_and_third_signal(void) {
     if (!test_small_data(&td, "stop_setup")) {
         CHECK(0, "setup");
@@ -129,27 +147,32 @@ static void test_second_and_third_signal(void) {
     }
     const char *d = test_tmpdir("stop_three");
     const char *t = test_tern_bin();
-    for (int k = 0; k < 3; k++) {
+    int full = 0, early = 0;
+    for (int k = 0; k < 8 && full < 3; k++) {
         char rd[600], log[700];
         snprintf(rd, sizeof rd, "%s/r%d", d, k);
         snprintf(log, sizeof log, "%s/r%d.log", d, k);
         pid_t pid = test_spawn(log, "%s train --data %s -o %s --tokenizer %s " SLOW_FLAGS " --ckpt-every 2", t, td.data, rd, td.tok);
-        wait_for_step(rd, 2 + k);
+        wait_for_step(rd, 3 + k % 3); /* after the checkpoint of step 2 */
         test_sleep(0.2 * tern_rng_uniform(99, 1, (uint64_t)k));
         kill(pid, SIGINT);
-        test_sleep(0.03);
-        kill(pid, SIGTERM);
-        test_sleep(0.03);
-        kill(pid, SIGINT);
+        if (wait_for_text(log, "tern train: SIGINT: will stop after ")) kill(pid, SIGTERM);
+        if (wait_for_text(log, "tern train: SIGTERM again: waiting for ")) kill(pid, SIGINT);
         int rc = test_wait(pid, NULL);
         char *text = NULL;
         size_t n;
         tern_read_file(log, &text, &n);
-        CHECK(rc == 130, "trial %d: exit %d (expected 130)", k, rc);
-        CHECK(text && strstr(text, "tern train: SIGINT: will stop after ") &&
-                  strstr(text, "tern train: SIGTERM again: waiting for ") &&
-                  strstr(text, "tern train: SIGINT a third time: quitting at once; the checkpoint of step "),
-              "trial %d: %s", k, text ? text : "");
+        if (rc == 0 && text && strstr(text, "stopped on request after step")) {
+            early++;
+        } else {
+            CHECK(rc == 130, "trial %d: exit %d (expected 130)", k, rc);
+            CHECK(text && strstr(text, "tern train: SIGINT: will stop after ") &&
+                      strstr(text, "tern train: SIGTERM again: waiting for ") &&
+                      (strstr(text, "tern train: SIGINT a third time: quitting at once; the checkpoint of step ") ||
+                       strstr(text, "tern train: SIGINT a third time: quitting at once; no checkpoint had been completed")),
+                  "trial %d: %s", k, text ? text : "");
+            full++;
+        }
         free(text);
         /* what is on disk is whole: the newest checkpoint loads, the ledger verifies, and the run
          * resumes */
@@ -159,6 +182,8 @@ static void test_second_and_third_signal(void) {
         rc = run_cmd(out, sizeof out, "%s train -o %s --resume --stop-at 0 --steps 1 --threads 2", t, rd);
         CHECK(rc == 0, "trial %d: %s", k, out);
     }
+    printf("  %d runs quit at the third signal, %d finished stopping before it\n", full, early);
+    CHECK(full >= 3, "only %d of the trials reached the third signal", full);
 }
 
 /* Every file under dir with its size, mtime and a hash of its bytes, one line each, sorted. */

@@ -1,8 +1,7 @@
 /* End-to-end tests of training as a user meets it, through the tern program: prepare a small
  * corpus, train, stop and resume (bit-exact), SIGINT and SIGKILL during checkpointing, export and
  * --init round trips, evaluation and sampling. */
-#include "check.h"
-#include "tern.h"
+#include "lib.h"
 #include "tern/data.h"
 #include "tern/train.h"
 
@@ -10,75 +9,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SMALL_FLAGS "--n-layer 2 --n-head 2 --n-embd 32 --seq 32 --batch 4 --lr 3e-3 --warmup 2 --eval-batches 2 --threads 2"
-
-static char corpus_dir[512], tok_dir[512], data_dir[512], small[1024];
+static test_data td;
 static char out[1 << 16];
 
-/* A small corpus (the first 60 kB of tinyshakespeare), a 320-token BPE trained on it, and a
- * prepared data folder with a val split. Made once per test program. */
-static int setup(void) {
-    if (data_dir[0]) return 1;
-    const char *root = test_tmpdir("train_setup");
-    snprintf(corpus_dir, sizeof corpus_dir, "%s/corpus.txt", root);
-    snprintf(tok_dir, sizeof tok_dir, "%s/tok", root);
-    snprintf(data_dir, sizeof data_dir, "%s/data", root);
-    const char *t = test_tern_bin();
-    int rc = run_cmd(out, sizeof out, "head -c 60000 data/tinyshakespeare/input.txt > %s && %s tokenizer train --vocab-size 320 -o %s %s && "
-                     "%s prepare --tokenizer %s --val-fraction 0.1 -o %s %s",
-                     corpus_dir, t, tok_dir, corpus_dir, t, tok_dir, data_dir, corpus_dir);
-    if (rc != 0) {
-        printf("setup failed: %s\n", out);
-        data_dir[0] = 0;
-        return 0;
-    }
-    snprintf(small, sizeof small, "--tokenizer %s " SMALL_FLAGS, tok_dir);
-    return 1;
-}
-
-
-/* The "loss" values of metrics.jsonl, as printed (9 significant digits, exact for float32). */
-static int losses(const char *rundir, char vals[][32], int max) {
-    char path[600];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", rundir);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char line[1024];
-    int n = 0;
-    while (fgets(line, sizeof line, f) && n < max) {
-        char *p = strstr(line, "\"loss\":");
-        if (!p || strstr(line, "val_loss")) continue;
-        sscanf(p + 7, "%31[^,}]", vals[n++]);
-    }
-    fclose(f);
-    return n;
-}
-
-static int files_equal(const char *a, const char *b) {
-    char *x, *y;
-    size_t nx, ny;
-    if (tern_read_file(a, &x, &nx) != TERN_OK) return 0;
-    if (tern_read_file(b, &y, &ny) != TERN_OK) {
-        free(x);
-        return 0;
-    }
-    int eq = nx == ny && !memcmp(x, y, nx);
-    free(x);
-    free(y);
-    return eq;
-}
+static int setup(void) { return test_small_data(&td, "train_setup"); }
 
 /* Two runs' losses step by step as printed, and their model files at step `step`: all equal. */
 static void same_runs(const char *d, const char *x, const char *y, int steps, const char *why) {
     char a[16][32], b[16][32], pa[600], pb[600];
     snprintf(pa, sizeof pa, "%s/%s", d, x);
     snprintf(pb, sizeof pb, "%s/%s", d, y);
-    int na = losses(pa, a, 16), nb = losses(pb, b, 16);
+    int na = test_losses(pa, a, 16), nb = test_losses(pb, b, 16);
     CHECK(na == steps && nb == steps, "%d and %d loss lines", na, nb);
     for (int i = 0; i < na && i < nb; i++) CHECK(!strcmp(a[i], b[i]), "step %d: %s vs %s (%s)", i + 1, a[i], b[i], why);
     snprintf(pa, sizeof pa, "%s/%s/ckpt/step-%06d/model.safetensors", d, x, steps);
     snprintf(pb, sizeof pb, "%s/%s/ckpt/step-%06d/model.safetensors", d, y, steps);
-    CHECK(files_equal(pa, pb), "model.safetensors of step %d differ (%s)", steps, why);
+    CHECK(test_files_equal(pa, pb), "model.safetensors of step %d differ (%s)", steps, why);
 }
 
 static void test_resume_is_bit_exact(void) {
@@ -88,19 +34,19 @@ static void test_resume_is_bit_exact(void) {
     }
     const char *d = test_tmpdir("train_resume");
     const char *t = test_tern_bin();
-    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/full %s --steps 10 --ckpt-every 5", t, data_dir, d, small);
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/full %s --steps 10 --ckpt-every 5", t, td.data, d, td.small);
     CHECK(rc == 0, "full run: %s", out);
-    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/split %s --steps 10 --stop-at 5", t, data_dir, d, small);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/split %s --steps 10 --stop-at 5", t, td.data, d, td.small);
     CHECK(rc == 0, "first half: %s", out);
-    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/split --resume", t, data_dir, d);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/split --resume", t, td.data, d);
     CHECK(rc == 0, "resume: %s", out);
     same_runs(d, "full", "split", 10, "resumed");
     char a[16][32], pa[600], pb[600];
     snprintf(pa, sizeof pa, "%s/full", d);
-    int na = losses(pa, a, 16);
+    int na = test_losses(pa, a, 16);
     snprintf(pa, sizeof pa, "%s/full/ckpt/step-000010/optimizer.safetensors", d);
     snprintf(pb, sizeof pb, "%s/split/ckpt/step-000010/optimizer.safetensors", d);
-    CHECK(files_equal(pa, pb), "optimizer.safetensors of step 10 differ");
+    CHECK(test_files_equal(pa, pb), "optimizer.safetensors of step 10 differ");
     /* the loss goes down on this small corpus */
     CHECK(na == 10 && atof(a[9]) < atof(a[0]) - 0.5, "loss %s -> %s", na == 10 ? a[0] : "?", na == 10 ? a[9] : "?");
 }
@@ -112,18 +58,18 @@ static void test_refusals(void) {
     }
     const char *d = test_tmpdir("train_refuse");
     const char *t = test_tern_bin();
-    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r %s --steps 2", t, data_dir, d, small);
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r %s --steps 2", t, td.data, d, td.small);
     CHECK(rc == 0, "%s", out);
-    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r %s --steps 2", t, data_dir, d, small);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r %s --steps 2", t, td.data, d, td.small);
     char want[1024];
     snprintf(want, sizeof want, "tern train: %s/r already holds a run (ckpt); continue it with --resume, or choose another folder\n", d);
     CHECK(rc == 1 && !strcmp(out, want), "rc %d: %s", rc, out);
-    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/none --resume", t, data_dir, d);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/none --resume", t, td.data, d);
     snprintf(want, sizeof want, "tern train: %s/none: no run to resume here (no such folder)\n", d);
     CHECK(rc == 1 && !strcmp(out, want), "rc %d: %s", rc, out);
-    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/x --n-embd 30 --n-head 4", t, data_dir, d);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/x --n-embd 30 --n-head 4", t, td.data, d);
     CHECK(rc == 1 && !strcmp(out, "tern train: n_embd (30) must be divisible by n_head (4)\n"), "rc %d: %s", rc, out);
-    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/x --bogus 1", t, data_dir, d);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/x --bogus 1", t, td.data, d);
     CHECK(rc == 2 && !strcmp(out, "tern train: unknown option 'bogus' (see tern train --help)\n"), "rc %d: %s", rc, out);
 }
 
@@ -140,7 +86,7 @@ static void test_sigint_checkpoints(void) {
                      "%s train --data %s -o %s/r %s --steps 100000 & pid=$!; "
                      "for i in $(seq 400); do grep -q '\"step\":3,' %s/r/metrics.jsonl 2>/dev/null && break; sleep 0.05; done; "
                      "kill -INT $pid; wait $pid",
-                     t, data_dir, d, small, d);
+                     t, td.data, d, td.small, d);
     CHECK(rc == 0, "exit %d: %s", rc, out);
     char p[600];
     snprintf(p, sizeof p, "%s/r", d);
@@ -148,7 +94,7 @@ static void test_sigint_checkpoints(void) {
     CHECK(tern_ckpt_latest(p, &ck) == TERN_OK, "%s", tern_errmsg());
     free(ck);
     CHECK(strstr(out, "stopped on request after step") != NULL, "%s", out);
-    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r --resume --steps 12", t, data_dir, d);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r --resume --steps 12", t, td.data, d);
     CHECK(rc == 0, "resume: %s", out);
 }
 
@@ -172,15 +118,15 @@ static void test_sigkill_while_checkpointing(void) {
                 "before=$(cat %s/ckpt/latest 2>/dev/null); %s train --data %s -o %s %s --steps 100000 --ckpt-every 1 --keep 2 %s & pid=$!; "
                 "for i in $(seq 1200); do now=$(cat %s/ckpt/latest 2>/dev/null); [ -n \"$now\" ] && [ \"$now\" != \"$before\" ] && break; sleep 0.05; done; "
                 "sleep %.3f; kill -KILL $pid; wait $pid",
-                rd, t, data_dir, rd, small, k ? "--resume" : "", rd, delay);
+                rd, t, td.data, rd, td.small, k ? "--resume" : "", rd, delay);
         char *ck = NULL;
         tern_status st = tern_ckpt_latest(rd, &ck);
         CHECK(st == TERN_OK, "trial %d: %s", k, tern_errmsg());
         if (st != TERN_OK) continue;
-        tern_gpt2 *m;
-        st = tern_io_open_model(rd, 0, &m, NULL);
+        tern_model *m;
+        st = tern_io_open_model(rd, 0, &m, NULL, NULL, NULL);
         CHECK(st == TERN_OK, "trial %d: latest does not load: %s", k, tern_errmsg());
-        if (st == TERN_OK) tern_gpt2_free(m);
+        if (st == TERN_OK) tern_model_free(m);
         free(ck);
         /* the ledger verifies after every kill, even one between a checkpoint and its entry */
         int lrc = run_cmd(out, sizeof out, "%s ledger verify %s", t, rd);
@@ -195,7 +141,7 @@ static void test_sigkill_while_checkpointing(void) {
     const char *s = ck ? strrchr(ck, '-') : NULL;
     long last = s ? atol(s + 1) : 0;
     free(ck);
-    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s --resume --steps %ld", t, data_dir, rd, last + 2);
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s --resume --steps %ld", t, td.data, rd, last + 2);
     CHECK(rc == 0, "final resume: %s", out);
     run_cmd(out, sizeof out, "ls -A %s/ckpt | grep -c '^[.]\\(tmp\\|del\\)-'", rd);
     CHECK(atoi(out) == 0, "%d half-written checkpoint folders left", atoi(out));
@@ -208,20 +154,19 @@ static void test_export_init_roundtrip_and_sample(void) {
     }
     const char *d = test_tmpdir("train_export");
     const char *t = test_tern_bin();
-    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r %s --steps 4 && %s export %s/r -o %s/hf", t, data_dir, d, small, t,
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r %s --steps 4 && %s export %s/r -o %s/hf", t, td.data, d, td.small, t,
                      d, d);
     CHECK(rc == 0, "%s", out);
     char r[600], hf[600];
     snprintf(r, sizeof r, "%s/r", d);
     snprintf(hf, sizeof hf, "%s/hf", d);
-    tern_gpt2 *a, *b;
-    CHECK(tern_io_open_model(r, 0, &a, NULL) == TERN_OK, "%s", tern_errmsg());
-    CHECK(tern_io_open_model(hf, 0, &b, NULL) == TERN_OK, "%s", tern_errmsg());
-    CHECK(tern_gpt2_num_params(a) == tern_gpt2_num_params(b) &&
-              !memcmp(tern_gpt2_params(a), tern_gpt2_params(b), tern_gpt2_num_params(a) * sizeof(float)),
+    tern_model *a, *b;
+    CHECK(tern_io_open_model(r, 0, &a, NULL, NULL, NULL) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_io_open_model(hf, 0, &b, NULL, NULL, NULL) == TERN_OK, "%s", tern_errmsg());
+    CHECK(test_same_params(a, b),
           "exported parameters differ from the run's");
-    tern_gpt2_free(a);
-    tern_gpt2_free(b);
+    tern_model_free(a);
+    tern_model_free(b);
     static const char *files[] = {"config.json", "model.safetensors", "vocab.json", "merges.txt", "generation_config.json"};
     for (int i = 0; i < 5; i++) {
         char p[700];
@@ -230,10 +175,10 @@ static void test_export_init_roundtrip_and_sample(void) {
     }
     /* --init from the export: its first checkpoint's starting point is the export itself */
     rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r2 --init %s --seq 32 --batch 4 --steps 1 --lr 1e-9 --warmup 0 --threads 2", t,
-                 data_dir, d, hf);
+                 td.data, d, hf);
     CHECK(rc == 0, "%s", out);
-    rc = run_cmd(out, sizeof out, "%s eval %s --data %s --batch 4 --seq 32 && %s eval %s --data %s --batch 4 --seq 32", t, hf, data_dir, t,
-                 r, data_dir);
+    rc = run_cmd(out, sizeof out, "%s eval %s --data %s --batch 4 --seq 32 && %s eval %s --data %s --batch 4 --seq 32", t, hf, td.data, t,
+                 r, td.data);
     CHECK(rc == 0, "%s", out);
     /* "<model> on <data> (val): loss X, perplexity Y over N tokens": the part from "loss" on */
     char *l1p = strstr(out, ": loss "), *l2p = l1p ? strstr(l1p + 1, ": loss ") : NULL;
@@ -256,17 +201,20 @@ static void test_eval_matches_torch(void) {
     tern_safetensors *st;
     CHECK(tern_st_open(&st, "tests/fixtures/gpt2_v300.safetensors") == TERN_OK, "%s", tern_errmsg());
     if (!st) return;
-    tern_gpt2_config cfg = {atoi(tern_st_meta(st, "n_layer")), atoi(tern_st_meta(st, "n_head")), atoi(tern_st_meta(st, "n_embd")),
-                            atoi(tern_st_meta(st, "n_ctx")), atoi(tern_st_meta(st, "vocab_size"))};
+    tern_model_config cfg = tern_model_config_gpt2(atoi(tern_st_meta(st, "n_layer")), atoi(tern_st_meta(st, "n_head")),
+                                                   atoi(tern_st_meta(st, "n_embd")), atoi(tern_st_meta(st, "n_ctx")),
+                                                   atoi(tern_st_meta(st, "vocab_size")));
     size_t B = (size_t)atoi(tern_st_meta(st, "B")), T = (size_t)atoi(tern_st_meta(st, "T"));
-    tern_gpt2 *m;
-    CHECK(tern_gpt2_init(&m, &cfg) == TERN_OK, "%s", tern_errmsg());
+    tern_model *m;
+    CHECK(tern_model_init(&m, &cfg, NULL) == TERN_OK, "%s", tern_errmsg());
     /* the fixture holds more than parameters, so load them one by one */
     size_t n;
-    const tern_tensor *t = tern_gpt2_tensors(m, &n);
+    const tern_tensor *t = tern_model_tensors(m, &n);
+    float *p = malloc(tern_model_num_params(m) * sizeof(float));
     for (size_t i = 0; i < n; i++)
-        CHECK(tern_st_read_f32(st, t[i].name, tern_gpt2_params(m) + t[i].offset, t[i].ndim, t[i].shape) == TERN_OK, "%s",
-              tern_errmsg());
+        CHECK(tern_st_read_f32(st, t[i].name, p + t[i].offset, t[i].ndim, t[i].shape) == TERN_OK, "%s", tern_errmsg());
+    test_model_set(m, TERN_PARAMS, p);
+    free(p);
     const tern_st_entry *e = tern_st_find(st, "eval_tokens");
     float want;
     CHECK(e && tern_st_read_f32(st, "eval_loss", &want, 0, NULL) == TERN_OK, "fixture lacks eval data");
@@ -291,7 +239,7 @@ static void test_eval_matches_torch(void) {
     tern_dataset *ds = NULL;
     CHECK(tern_dataset_open(&ds, d, "val", NULL) == TERN_OK, "%s", tern_errmsg());
     if (!ds) {
-        tern_gpt2_free(m);
+        tern_model_free(m);
         tern_st_free(st);
         return;
     }
@@ -302,7 +250,7 @@ static void test_eval_matches_torch(void) {
     CHECK(fabs(loss - want) <= 1e-5 * want, "eval loss %.8f vs torch %.8f", loss, want);
     printf("  eval: tern %.7f, torch %.7f\n", loss, want);
     tern_dataset_free(ds);
-    tern_gpt2_free(m);
+    tern_model_free(m);
     tern_st_free(st);
 }
 
@@ -316,21 +264,21 @@ static void test_recompute(void) {
     const char *d = test_tmpdir("train_recompute");
     const char *t = test_tern_bin();
     int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/plain %s --steps 4 && %s train --data %s -o %s/rc %s --steps 4 --recompute",
-                     t, data_dir, d, small, t, data_dir, d, small);
+                     t, td.data, d, td.small, t, td.data, d, td.small);
     CHECK(rc == 0, "%s", out);
     same_runs(d, "plain", "rc", 4, "--recompute");
     /* SMALL_FLAGS' model: 2 layers, 2 heads, width 32, context 32, vocabulary 320, batch 4 */
-    tern_gpt2_config c = {2, 2, 32, 32, 320};
-    double state = 4.0 * (double)tern_gpt2_config_num_params(&c) * sizeof(float);
-    double plain = (double)tern_gpt2_activation_bytes_for(&c, 4, 32, 0), less = (double)tern_gpt2_activation_bytes_for(&c, 4, 32, 1);
+    tern_model_config c = tern_model_config_gpt2(2, 2, 32, 32, 320);
+    double state = 4.0 * (double)tern_model_config_num_params(&c) * sizeof(float);
+    double plain = (double)tern_model_activation_bytes_for(&c, 4, 32, 0), less = (double)tern_model_activation_bytes_for(&c, 4, 32, 1);
     CHECK(less < 0.75 * plain, "recomputation keeps %.0f of %.0f activation bytes", less, plain);
     long long limit = (long long)(state + (plain + less) / 2);
-    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --steps 2 --max-memory %lld", t, data_dir, d, small, limit);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --steps 2 --max-memory %lld", t, td.data, d, td.small, limit);
     char want[512];
     const double gib = 1024.0 * 1024 * 1024;
     snprintf(want, sizeof want, "; --recompute would fit (activations %.2f GiB, the blocks' forward pass run twice)\n", less / gib);
     CHECK(rc == 1 && strstr(out, want), "rc %d: %s", rc, out);
-    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --steps 2 --max-memory %lld --recompute", t, data_dir, d, small, limit);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --steps 2 --max-memory %lld --recompute", t, td.data, d, td.small, limit);
     CHECK(rc == 0, "rc %d: %s", rc, out);
 }
 
@@ -344,7 +292,7 @@ static void test_numeric_faults(void) {
     const char *d = test_tmpdir("train_numeric");
     const char *t = test_tern_bin();
     int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r %s --steps 30 --lr 1e30 --grad-clip 0 --max-bad-steps 3 --ckpt-every 1 2>&1 | tail -1; exit $(%s train --data %s -o %s/r --resume >/dev/null 2>&1; echo 0)",
-                     t, data_dir, d, small, t, data_dir, d);
+                     t, td.data, d, td.small, t, td.data, d);
     (void)rc;
     CHECK(!strcmp(out, "tern train: 3 non-finite steps in a row (last at step 4); stopping, the last good checkpoint is kept\n"), "%s", out);
     char p[600];
@@ -357,22 +305,23 @@ static void test_numeric_faults(void) {
     free(text);
     CHECK(skipped >= 3, "%d skipped steps logged", skipped);
     snprintf(p, sizeof p, "%s/r", d);
-    tern_gpt2 *m;
-    CHECK(tern_io_open_model(p, 0, &m, NULL) == TERN_OK, "last good checkpoint: %s", tern_errmsg());
+    tern_model *m;
+    CHECK(tern_io_open_model(p, 0, &m, NULL, NULL, NULL) == TERN_OK, "last good checkpoint: %s", tern_errmsg());
     if (m) {
-        const float *w = tern_gpt2_params(m);
+        float *w = test_model_copy(m, TERN_PARAMS);
         int finite = 1;
-        for (size_t i = 0; i < tern_gpt2_num_params(m); i++) finite &= isfinite(w[i]) != 0;
+        for (size_t i = 0; i < tern_model_num_params(m); i++) finite &= isfinite(w[i]) != 0;
         CHECK(finite, "the kept checkpoint holds non-finite weights");
-        tern_gpt2_free(m);
+        free(w);
+        tern_model_free(m);
     }
     rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/a %s --steps 30 --lr 1e30 --grad-clip 0 --detect-anomaly 2>&1 >/dev/null | tail -1", t,
-                 data_dir, d, small);
+                 td.data, d, td.small);
     CHECK(strstr(out, "tern train: step 2, micro-batch 0: non-finite value in the forward pass: matmul_fwd (attn.c_attn) of block 0 produced ") == out,
           "%s", out);
-    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --max-memory 1M", t, data_dir, d, small);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --max-memory 1M", t, td.data, d, td.small);
     CHECK(rc == 1 && strstr(out, "but --max-memory is 0.00 GiB; ") && strstr(out, "tern train: the run needs "), "rc %d: %s", rc, out);
-    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --max-memory lots", t, data_dir, d, small);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --max-memory lots", t, td.data, d, td.small);
     CHECK(rc == 1 && !strcmp(out, "tern train: --max-memory: 'lots' is not a size (e.g. 8G, 512M, 4096; 0 = no check)\n"), "rc %d: %s", rc, out);
 }
 
@@ -387,11 +336,11 @@ static void test_write_faults(void) {
     const char *t = test_tern_bin();
     char rd[600];
     snprintf(rd, sizeof rd, "%s/r", d);
-    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s %s --steps 2", t, data_dir, rd, small);
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s %s --steps 2", t, td.data, rd, td.small);
     CHECK(rc == 0, "%s", out);
     /* full disk: files may not grow past 64 KiB; the model file of step 3 is larger */
     rc = run_cmd(out, sizeof out, "ulimit -f 64; %s train --data %s -o %s --resume --steps 3 2>&1 >/dev/null | tail -1; exit $(ulimit -f 64; %s train --data %s -o %s --resume --steps 3 >/dev/null 2>&1; echo $?)",
-                 t, data_dir, rd, t, data_dir, rd);
+                 t, td.data, rd, t, td.data, rd);
     CHECK(rc == 1, "exit %d under a full disk", rc);
     CHECK(strstr(out, "tern train: ") == out && strstr(out, "/model.safetensors: write failed: File too large"), "%s", out);
     char *ck;
@@ -399,13 +348,13 @@ static void test_write_faults(void) {
     free(ck);
     rc = run_cmd(out, sizeof out, "ls -A %s/ckpt | tr '\n' ' '", rd);
     CHECK(!strcmp(out, "latest step-000002 "), "left behind: %s", out);
-    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s --resume --steps 3", t, data_dir, rd);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s --resume --steps 3", t, td.data, rd);
     CHECK(rc == 0, "resume after the disk filled: %s", out);
     /* a read-only run folder (a read-only tmpfs: root ignores permission bits) */
     char ro[600];
     snprintf(ro, sizeof ro, "%s/ro", d);
     if (run_cmd(out, sizeof out, "mkdir -p %s && mount -t tmpfs -o size=4m tmpfs %s && cp -r %s %s/ && mount -o remount,ro %s", ro, ro, rd, ro, ro) == 0) {
-        rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r --resume --steps 4", t, data_dir, ro);
+        rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/r --resume --steps 4", t, td.data, ro);
         CHECK(rc == 1 && strstr(out, "Read-only file system"), "rc %d: %s", rc, out);
         char rr[700];
         snprintf(rr, sizeof rr, "%s/r", ro);
@@ -416,7 +365,7 @@ static void test_write_faults(void) {
         printf("  read-only folder: cannot mount a tmpfs here (%s), not checked\n", out);
     }
     /* a vanished data file: resuming says which file is missing */
-    rc = run_cmd(out, sizeof out, "cp -r %s %s/data && rm %s/data/train_000000.bin && %s train --data %s/data -o %s --resume --steps 4", data_dir, d, d, t, d,
+    rc = run_cmd(out, sizeof out, "cp -r %s %s/data && rm %s/data/train_000000.bin && %s train --data %s/data -o %s --resume --steps 4", td.data, d, d, t, d,
                  rd);
     CHECK(rc == 1 && strstr(out, "train_000000.bin") && strstr(out, "tern train: "), "rc %d: %s", rc, out);
     CHECK(tern_ckpt_latest(rd, &ck) == TERN_OK && strstr(ck, "step-000003"), "%s", tern_errmsg());
@@ -435,7 +384,7 @@ static void test_run_ledger(void) {
     const char *t = test_tern_bin();
     int rc = run_cmd(out, sizeof out, "%s keygen --sign -o %s/sign.key >/dev/null && %s train --data %s -o %s/r %s --steps 4 --stop-at 2 --sign-key %s/sign.key && "
                      "%s train --data %s -o %s/r --resume --sign-key %s/sign.key",
-                     t, d, t, data_dir, d, small, d, t, data_dir, d, d);
+                     t, d, t, td.data, d, td.small, d, t, td.data, d, d);
     CHECK(rc == 0, "%s", out);
     rc = run_cmd(out, sizeof out, "%s ledger verify %s/r --pub %s/sign.key.pub", t, d, d);
     CHECK(rc == 0 && strstr(out, "6 entries, hash chain intact, run ended"), "rc %d: %s", rc, out);

@@ -1,55 +1,49 @@
-/* safetensors reading and writing (the format of checkpoints, exports and test fixtures): an
- * 8-byte little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}},
- * then the tensors' bytes. Follows huggingface/safetensors' specification and its validation:
- * offsets must tile the byte buffer exactly, without gaps or overlaps. */
+/* Checkpoints (docs/FORMATS.md, "Checkpoints"): RUNDIR/ckpt/step-NNNNNN/ holding model.safetensors
+ * (the family's Hugging Face names), optimizer.safetensors (AdamW's moments per tensor, torch's
+ * exp_avg/exp_avg_sq names) and state.json, with RUNDIR/ckpt/latest naming the newest; and the
+ * generic move of a model's tensors to and from safetensors that checkpoints and the Hugging Face
+ * export share. A checkpoint does not depend on the backend or the number of ranks that wrote it. */
 #ifndef TERN_CKPT_H
 #define TERN_CKPT_H
-#include "tern/core.h"
+#include "tern/model.h"
+#include "tern/optim.h"
+#include "tern/safetensors.h"
 
-typedef enum {
-    TERN_DT_F32, TERN_DT_F16, TERN_DT_BF16, TERN_DT_I32, TERN_DT_I64, TERN_DT_U8, TERN_DT_F64,
-    TERN_DT_BOOL, TERN_DT_I8, TERN_DT_I16, TERN_DT_U16, TERN_DT_U32, TERN_DT_U64
-} tern_dtype;
-size_t tern_dtype_size(tern_dtype dt);
-const char *tern_dtype_name(tern_dtype dt);
+struct tern_key;
 
-#define TERN_ST_MAX_DIMS 8
-typedef struct tern_st_entry {
-    char *name;
-    tern_dtype dtype;
-    int ndim;
-    size_t shape[TERN_ST_MAX_DIMS];
-    size_t numel;
-    size_t begin, end; /* byte offsets into the data buffer */
-} tern_st_entry;
+/* How a run's checkpoint files are sealed: with key, under the identity "run <run_id> ckpt step
+ * <N> <file name>", so that a checkpoint of another run, step or role is refused; a NULL seal (or
+ * key) means plain files, and then a sealed file is refused, naming it. */
+typedef struct tern_ckpt_seal {
+    const struct tern_key *key;
+    const char *run_id;
+} tern_ckpt_seal;
 
-typedef struct tern_safetensors tern_safetensors;
+/* ---- tensors <-> safetensors ---- */
+/* Adds every tensor of the model's table to w under prefix + name, float32, read from the
+ * backend piece by piece as w is written; metadata format=pt. */
+tern_status tern_params_to_st(tern_model *m, const char *prefix, tern_st_writer *w);
+/* Whether a tensor in a file but not in the model may be left alone (e.g. Hugging Face's causal
+ * mask buffers, or a tied head equal to the embedding); returns TERN_OK to skip it, else a refusal. */
+typedef tern_status (*tern_params_extra)(tern_model *m, const tern_safetensors *sf, const tern_st_entry *e, void *ctx);
+/* Loads every tensor of the table from sf, named prefix + name or name alone, each with exactly
+ * the table's shape (F16, BF16 and F64 converted); a missing tensor or a wrong shape is refused by
+ * name, and so is any tensor the model does not have unless extra (may be NULL) lets it pass. */
+tern_status tern_params_from_st(tern_model *m, const tern_safetensors *sf, const char *prefix, tern_params_extra extra, void *ctx);
 
-/* Opens and validates a file (mapped, not read). Messages name the file and the problem. */
-tern_status tern_st_open(tern_safetensors **out, const char *path);
-/* Parses a buffer that the caller keeps alive until tern_st_free; `label` names it in messages. */
-tern_status tern_st_from_buffer(tern_safetensors **out, const uint8_t *p, size_t n, const char *label);
-void tern_st_free(tern_safetensors *st);
-size_t tern_st_count(const tern_safetensors *st);
-const tern_st_entry *tern_st_entry_at(const tern_safetensors *st, size_t i);
-const tern_st_entry *tern_st_find(const tern_safetensors *st, const char *name);
-const void *tern_st_data(const tern_safetensors *st, const tern_st_entry *e);
-/* A __metadata__ string value, or NULL. */
-const char *tern_st_meta(const tern_safetensors *st, const char *key);
-/* Copies a tensor into dst as float32 (converting F16/BF16/F64), checking that it exists and
- * has exactly the given shape. */
-tern_status tern_st_read_f32(const tern_safetensors *st, const char *name, float *dst, int ndim, const size_t *shape);
-const char *tern_st_label(const tern_safetensors *st);
-
-/* Writing: collect tensors (borrowed pointers, must stay valid until write) and metadata, then
- * write atomically. Tensors are laid out in the order added. */
-typedef struct tern_st_writer tern_st_writer;
-tern_status tern_st_writer_init(tern_st_writer **out);
-void tern_st_writer_free(tern_st_writer *w);
-tern_status tern_st_add(tern_st_writer *w, const char *name, tern_dtype dt, int ndim, const size_t *shape,
-                        const void *data);
-tern_status tern_st_add_meta(tern_st_writer *w, const char *key, const char *value);
-tern_status tern_st_write(tern_st_writer *w, const char *path);
-/* Serialises to memory (for sealing or hashing): *out is malloc'd. */
-tern_status tern_st_serialize(tern_st_writer *w, uint8_t **out, size_t *n);
+/* ---- checkpoint folders ---- */
+/* Writes a checkpoint folder atomically (written aside, fsynced, renamed), points
+ * RUNDIR/ckpt/latest at it, and removes all but the newest `keep`. opt must cover every
+ * parameter (a ZeRO run gathers its shards first). state_json is the run state. */
+tern_status tern_ckpt_save(const char *rundir, uint64_t step, tern_model *m, tern_adamw *opt, const char *state_json, int keep,
+                           const tern_ckpt_seal *seal);
+/* The folder `latest` points to (malloc'd), or TERN_ENOTFOUND when the run has no checkpoint. */
+tern_status tern_ckpt_latest(const char *rundir, char **ckptdir);
+/* The folder of a given step (malloc'd), checked to exist. */
+tern_status tern_ckpt_at_step(const char *rundir, uint64_t step, char **ckptdir);
+tern_status tern_ckpt_load_model(const char *ckptdir, tern_model *m, const tern_ckpt_seal *seal);
+/* Reads the moments of opt's range [begin, end) (one rank's shard, or all), whoever wrote them. */
+tern_status tern_ckpt_load_optimizer(const char *ckptdir, tern_model *m, tern_adamw *opt, const tern_ckpt_seal *seal);
+/* state.json as text (malloc'd). */
+tern_status tern_ckpt_read_state(const char *ckptdir, char **json, const tern_ckpt_seal *seal);
 #endif

@@ -11,7 +11,8 @@
  * rank r rows r*B .. r*B+B-1: the rows one process with batch B*W reads. The backward pass is
  * scaled by 1/W so that the sum over ranks is the gradient of the global mean loss. */
 typedef struct tern_ddp tern_ddp;
-struct tern_gpt2;
+struct tern_model;
+struct tern_ckpt_seal;
 struct tern_adamw;
 struct tern_dataset;
 
@@ -44,10 +45,10 @@ tern_status tern_ddp_fit_batch(tern_ddp *d, long long *batch, int batch_given, l
 
 /* Ties the model to the ranks: checks that all built the same model, broadcasts rank 0's
  * parameters, splits the parameter buffer into shards, and (overlap) hooks the backward pass. */
-tern_status tern_ddp_attach(tern_ddp *d, struct tern_gpt2 *m);
+tern_status tern_ddp_attach(tern_ddp *d, struct tern_model *m);
 /* The parameter range whose AdamW moments this rank keeps: everything with --zero 0. */
 void tern_ddp_shard(const tern_ddp *d, size_t *begin, size_t *end);
-/* tern_gpt2_forward_backward with the gradient scaled by loss_scale/W; `last`: the step's last
+/* tern_model_forward_backward with the gradient scaled by loss_scale/W; `last`: the step's last
  * micro-batch, whose gradients are reduced (as the pass goes on when overlapping). */
 tern_status tern_ddp_forward_backward(tern_ddp *d, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
                                       float loss_scale, int last, float *loss);
@@ -63,10 +64,9 @@ tern_status tern_ddp_eval_loss(tern_ddp *d, const struct tern_dataset *val, size
                                double *loss, size_t *tokens);
 /* tern_ckpt_save by rank 0, with every rank's shard of the moments gathered first under
  * --zero 1: the same files as one process writes. Every rank calls it. */
-tern_status tern_ddp_ckpt_save(tern_ddp *d, const char *rundir, uint64_t step, const struct tern_adamw *opt,
-                               const char *state_json, int keep);
+tern_status tern_ddp_ckpt_save(tern_ddp *d, const char *rundir, uint64_t step, struct tern_adamw *opt, const char *state_json,
+                               int keep, const struct tern_ckpt_seal *seal);
 /* Reads this rank's shard of a checkpoint's optimizer.safetensors (written by any number of
- * ranks) into opt, which must cover tern_ddp_shard's range. Under ZeRO-1 the whole state passes
- * through memory first (8 bytes per parameter, freed before training starts). */
-tern_status tern_ddp_ckpt_load_optimizer(tern_ddp *d, const char *ckptdir, struct tern_adamw *opt);
+ * ranks) into opt, which must cover tern_ddp_shard's range; a tensor at a time. */
+tern_status tern_ddp_ckpt_load_optimizer(tern_ddp *d, const char *ckptdir, struct tern_adamw *opt, const struct tern_ckpt_seal *seal);
 #endif

@@ -140,13 +140,13 @@ tern_status tern_gguf_serialize(tern_gguf_writer *w, uint8_t **out, size_t *n);
  * and EOS. type is TERN_GGML_F32, F16 or Q8_0; as llama.cpp's converter does, 1-D tensors and
  * position_embd stay f32, and a q8_0 tensor whose rows are not a multiple of 32 falls back to
  * f16. name goes to general.name (may be NULL). */
-tern_status tern_gguf_export_gpt2(tern_gpt2 *m, const char *tokdir, uint32_t type, const char *name, const char *path);
+tern_status tern_gguf_export_gpt2(tern_model *m, const char *tokdir, uint32_t type, const char *name, const char *path);
 /* Builds a model from a GGUF of architecture gpt2 whose tensors are all f32 (the inverse of the
  * export; output.weight is accepted when equal to token_embd.weight). */
-tern_status tern_gguf_load_gpt2(const tern_gguf *g, tern_gpt2 **out);
+tern_status tern_gguf_load_gpt2(const tern_gguf *g, tern_model **out, tern_backend *be);
 /* Writes the embedded tokenizer as vocab.json + merges.txt into dir (created if needed). */
 tern_status tern_gguf_write_tokenizer(const tern_gguf *g, const char *dir);
 /* Opens a GGUF file as a model; with tokdir non-NULL, extracts its tokenizer into a folder under
  * $TMPDIR (or /tmp) named by the tokenizer's hash, and returns that folder (malloc'd). */
-tern_status tern_gguf_open_model(const char *path, tern_gpt2 **out, char **tokdir);
+tern_status tern_gguf_open_model(const char *path, tern_model **out, char **tokdir, tern_backend *be);
 #endif

@@ -1,6 +1,7 @@
 /* AdamW with decoupled weight decay, learning-rate schedules, and global-norm gradient clipping,
- * on flat buffers (or one rank's range of them). Follows torch.optim.AdamW and
- * torch.nn.utils.clip_grad_norm_; knows nothing of models beyond the tensor table's decay flags. */
+ * over a model's flat parameter buffer (or one rank's range of it), computed by the model's
+ * backend. Follows torch.optim.AdamW and torch.nn.utils.clip_grad_norm_; knows nothing of models
+ * beyond the tensor table's decay flags. */
 #ifndef TERN_OPTIM_H
 #define TERN_OPTIM_H
 #include "tern/core.h"
@@ -14,18 +15,22 @@ typedef struct tern_adamw_hparams {
 } tern_adamw_hparams;
 
 /* Moments for the parameter range [begin, end) of the flat buffer (the whole buffer for a single
- * process; one rank's shard under ZeRO-1). */
+ * process; one rank's shard under ZeRO-1), in the backend's memory. */
 typedef struct tern_adamw {
+    tern_backend *be;
     float *m, *v;
     size_t begin, end;
 } tern_adamw;
 
-tern_status tern_adamw_init(tern_adamw *opt, size_t begin, size_t end);
+tern_status tern_adamw_init(tern_adamw *opt, tern_backend *be, size_t begin, size_t end);
 void tern_adamw_free(tern_adamw *opt);
-/* One update of params[begin, end) with grads (indexed like params), at 1-based step t and
- * learning rate lr. tensors give the decay flags by range. */
-void tern_adamw_step(tern_adamw *opt, float *params, const float *grads, const tern_tensor *tensors, size_t ntensors,
-                     float lr, uint64_t t, const tern_adamw_hparams *hp);
+/* One update of the model's parameters in [begin, end) with its gradients, at 1-based step t
+ * and learning rate lr; the tensor table gives the decay flags. */
+tern_status tern_adamw_step(tern_adamw *opt, tern_model *m, float lr, uint64_t t, const tern_adamw_hparams *hp);
+/* Copies moments [off, off+n) (relative to the whole buffer, inside [begin, end)) to or from the
+ * host: first moments when second is 0, second moments when it is 1. */
+tern_status tern_adamw_read(tern_adamw *opt, int second, size_t off, size_t n, float *dst);
+tern_status tern_adamw_write(tern_adamw *opt, int second, size_t off, size_t n, const float *src);
 
 typedef enum { TERN_SCHED_CONSTANT, TERN_SCHED_COSINE } tern_schedule;
 typedef struct tern_lr_schedule {
@@ -38,9 +43,10 @@ typedef struct tern_lr_schedule {
  * p = (s-warmup)/(total-warmup) clamped to [0,1]. */
 float tern_lr_at(const tern_lr_schedule *sch, uint64_t s);
 
-/* Sum of squares of x[0..n) in double, in a fixed order (blocks of 4096, summed in order), so
- * the result does not depend on the thread count. */
-double tern_sum_squares(const float *x, size_t n);
-/* Scales grads by max_norm/(norm+1e-6) when that is below 1 (torch's clip_grad_norm_). */
-void tern_clip_grads(float *grads, size_t n, double norm, float max_norm);
+/* Sum of squares of the model's gradients in [begin, end), in double, in a fixed order whatever
+ * the thread count. */
+double tern_grad_sum_squares(tern_model *m, size_t begin, size_t end);
+/* Scales the gradients in [begin, end) by max_norm/(norm+1e-6) when that is below 1 (torch's
+ * clip_grad_norm_). */
+void tern_clip_grads(tern_model *m, size_t begin, size_t end, double norm, float max_norm);
 #endif

@@ -6,6 +6,7 @@
 #define TERN_POLICY_H
 
 #include "tern/hw.h"
+#include "tern/model.h"
 
 /* ---- site declarations ---- */
 typedef struct tern_site_hw {
@@ -68,13 +69,15 @@ tern_status tern_policy_check(const char *policy_path, const char *site_path, co
 
 /* ---- the site planner ---- */
 typedef struct tern_plan_model {
-    long n_layer, n_head, n_embd, seq, vocab_size, batch;
+    tern_model_config cfg; /* the family and shape (n_ctx = seq) */
+    long seq, batch;
 } tern_plan_model;
 tern_status tern_plan_model_from_buffer(tern_plan_model *m, const char *p, size_t n, const char *what);
 tern_status tern_plan_model_load(tern_plan_model *m, const char *path);
-/* Parameters of GPT-2 with tied embeddings: V*C + T*C + L*(12*C*C + 13*C) + 2*C. */
+/* The model family's parameter count (GPT-2 with tied embeddings: V*C + T*C + L*(12*C*C + 13*C)
+ * + 2*C) and training FLOPs per token (forward and backward: 6 per parameter in a matrix product
+ * + 12*L*C*T; tern_model_config_flops_per_token). */
 double tern_plan_params(const tern_plan_model *m);
-/* 6*N + 12*L*C*T training FLOPs per token (forward and backward). */
 double tern_plan_flops_per_token(const tern_plan_model *m);
 
 typedef enum { TERN_PLAN_BY_TIME, TERN_PLAN_BY_COST } tern_plan_by;

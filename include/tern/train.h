@@ -13,11 +13,18 @@
 #define TERN_TRAIN_OPTS(X)                                                                                      \
     X(data, S, NULL, "data folder made by `tern prepare`")                                                    \
     X(out, S, NULL, "run folder (checkpoints, metrics, config)")                                              \
-    X(init, S, NULL, "start from a Hugging Face GPT-2 folder (config.json + model.safetensors)")              \
+    X(init, S, NULL, "start from a Hugging Face folder (GPT-2, Llama, Mistral or Qwen2: config.json + safetensors)") \
     X(tokenizer, S, NULL, "the tokenizer folder that made the data (kept in the run for export)")            \
+    X(arch, S, "gpt2", "model family: gpt2 or llama (from the model with --init)")                            \
     X(n_layer, I, 4, "transformer blocks")                                                                    \
     X(n_head, I, 4, "attention heads")                                                                        \
+    X(n_kv_head, I, 0, "llama: key/value heads, dividing n_head (0 = n_head; 1 = multi-query)")               \
     X(n_embd, I, 128, "width")                                                                                \
+    X(ffn_dim, I, 0, "the MLP's inner width (0 = 4 x n_embd for gpt2; for llama 8/3 x n_embd up to a multiple of 256)") \
+    X(rope_theta, F, 10000, "llama: the rotary embeddings' base")                                            \
+    X(norm_eps, F, 1e-5, "the LayerNorm (gpt2) or RMSNorm (llama) epsilon")                                  \
+    X(tie_embeddings, B, 0, "llama: the output head is the token embedding (gpt2's always is)")              \
+    X(qkv_bias, B, 0, "llama: biases on the q, k and v projections (Qwen2's layout)")                        \
     X(seq, I, 64, "tokens per row (context length)")                                                         \
     X(n_ctx, I, 0, "positions the model holds (default: seq; from the model with --init)")                    \
     X(vocab_size, I, 0, "vocabulary size (default: the data's)")                                              \
@@ -127,8 +134,8 @@ tern_status tern_train_run(const tern_train_opts *o, const tern_train_hooks *hoo
 
 /* Mean loss of a model over up to `batches` windows (B rows of T tokens) of a data folder's val
  * split, read in order. Stores the number of tokens evaluated. */
-struct tern_gpt2;
+struct tern_model;
 struct tern_dataset;
-tern_status tern_eval_loss(struct tern_gpt2 *m, const struct tern_dataset *val, size_t B, size_t T, size_t batches,
+tern_status tern_eval_loss(struct tern_model *m, const struct tern_dataset *val, size_t B, size_t T, size_t batches,
                            double *loss, size_t *tokens);
 #endif

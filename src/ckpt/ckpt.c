@@ -4,7 +4,7 @@
  * its files are written into a hidden folder, fsynced, and the folder renamed into place before
  * `latest` is switched (itself an atomic file). Unlike llm.c's in-place writes, a kill at any
  * moment leaves the previous checkpoint intact. */
-#include "tern/io.h"
+#include "tern/ckpt.h"
 #include "tern/secure.h"
 
 #include <dirent.h>
@@ -15,64 +15,60 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The key and run id checkpoints are sealed with (tern_ckpt_set_seal); none by default. */
-static const tern_key *seal_key;
-static char seal_run[128];
+static const tern_key *seal_key(const tern_ckpt_seal *seal) { return seal ? seal->key : NULL; }
 
-tern_status tern_ckpt_set_seal(const tern_key *key, const char *run_id) {
-    if (key && (!run_id || !run_id[0] || strlen(run_id) >= sizeof seal_run))
-        return tern_err(TERN_EINVAL, "a sealed run needs a run id of 1 to %zu bytes", sizeof seal_run - 1);
-    seal_key = key;
-    snprintf(seal_run, sizeof seal_run, "%s", key ? run_id : "");
-    return TERN_OK;
-}
+/* The names in model.safetensors are the family's whole Hugging Face names ("transformer.h.0..."
+ * for GPT-2), so that a checkpoint's model loads in transformers as it is. */
+static const char *ckpt_prefix(const tern_model *m) { return tern_model_hf_prefix(m); }
 
 /* "run <run id> ckpt step <N> <file name>": binds a sealed checkpoint file to its run, its step
  * and its role. The step comes from the folder's name (step-NNNNNN). */
-static tern_status ckpt_identity(char *out, size_t n, const char *ckptdir, const char *file) {
+static tern_status ckpt_identity(char *out, size_t n, const tern_ckpt_seal *seal, const char *ckptdir, const char *file) {
     const char *base = strrchr(ckptdir, '/');
     base = base ? base + 1 : ckptdir;
     unsigned long long step = 0;
     const char *p = strstr(base, "step-");
     if (p) step = strtoull(p + 5, NULL, 10);
     else return tern_err(TERN_EINVAL, "%s: not a checkpoint folder (its name is not step-N)", ckptdir);
-    snprintf(out, n, "run %s ckpt step %llu %s", seal_run, step, file);
+    if (!seal->run_id || !seal->run_id[0] || strlen(seal->run_id) > 64)
+        return tern_err(TERN_EINVAL, "a sealed run needs a run id of 1 to 64 bytes");
+    snprintf(out, n, "run %s ckpt step %llu %s", seal->run_id, step, file);
     return TERN_OK;
 }
 
 /* Writes the bytes of one checkpoint file: sealed when a key is set, else plainly (atomic). */
-static tern_status put_file(const char *dir, const char *path, const char *file, const void *p, size_t n) {
+static tern_status put_file(const tern_ckpt_seal *seal, const char *dir, const char *path, const char *file, const void *p, size_t n) {
     char ident[256];
-    if (seal_key) TERN_TRY(ckpt_identity(ident, sizeof ident, dir, file));
-    return tern_seal_file(path, seal_key, ident, p, n);
+    if (seal_key(seal)) TERN_TRY(ckpt_identity(ident, sizeof ident, seal, dir, file));
+    return tern_seal_file(path, seal_key(seal), ident, p, n);
 }
 
 /* Reads one checkpoint file whole: a sealed one is decrypted in memory (and refused without the
  * key, or when it was sealed for another run, step or role); with a key, a plain one is refused. */
-static tern_status get_file(const char *ckptdir, const char *file, tern_plain *out) {
+static tern_status get_file(const tern_ckpt_seal *seal, const char *ckptdir, const char *file, tern_plain *out) {
     memset(out, 0, sizeof *out);
     char *p = tern_path_join(ckptdir, file);
     if (!p) return tern_err(TERN_ENOMEM, "out of memory");
     char ident[256];
-    tern_status st = seal_key ? ckpt_identity(ident, sizeof ident, ckptdir, file) : TERN_OK;
-    if (st == TERN_OK) st = tern_secure_read_file(out, p, seal_key, seal_key ? ident : NULL);
+    tern_status st = seal_key(seal) ? ckpt_identity(ident, sizeof ident, seal, ckptdir, file) : TERN_OK;
+    if (st == TERN_OK) st = tern_secure_read_file(out, p, seal_key(seal), seal_key(seal) ? ident : NULL);
     free(p);
     return st;
 }
 
 /* A checkpoint's safetensors file, sealed or plain; *pl holds the bytes a sealed file parses
  * from and must outlive *out. */
-static tern_status open_st(tern_safetensors **out, tern_plain *pl, const char *ckptdir, const char *file) {
+static tern_status open_st(const tern_ckpt_seal *seal, tern_safetensors **out, tern_plain *pl, const char *ckptdir, const char *file) {
     *out = NULL;
     memset(pl, 0, sizeof *pl);
     char *p = tern_path_join(ckptdir, file);
     if (!p) return tern_err(TERN_ENOMEM, "out of memory");
     int sealed = 0;
     tern_status st = tern_sealed_probe(p, &sealed);
-    if (st == TERN_OK) st = tern_secure_check(p, sealed, seal_key);
+    if (st == TERN_OK) st = tern_secure_check(p, sealed, seal_key(seal));
     if (st == TERN_OK && !sealed) st = tern_st_open(out, p);
     if (st == TERN_OK && sealed) {
-        st = get_file(ckptdir, file, pl);
+        st = get_file(seal, ckptdir, file, pl);
         if (st == TERN_OK) st = tern_st_from_buffer(out, pl->data, pl->size, p);
         if (st != TERN_OK) tern_plain_free(pl);
     }
@@ -80,12 +76,12 @@ static tern_status open_st(tern_safetensors **out, tern_plain *pl, const char *c
     return st;
 }
 
-static tern_status write_st(tern_st_writer *w, const char *dir, const char *path, const char *file) {
-    if (!seal_key) return tern_st_write(w, path);
+static tern_status write_st(const tern_ckpt_seal *seal, tern_st_writer *w, const char *dir, const char *path, const char *file) {
+    if (!seal_key(seal)) return tern_st_write(w, path);
     uint8_t *buf = NULL;
     size_t n = 0;
     TERN_TRY(tern_st_serialize(w, &buf, &n));
-    tern_status st = put_file(dir, path, file, buf, n);
+    tern_status st = put_file(seal, dir, path, file, buf, n);
     sodium_memzero(buf, n);
     free(buf);
     return st;
@@ -139,23 +135,32 @@ static tern_status discard_tree(const char *ckroot, const char *name) {
     return st;
 }
 
-static tern_status write_optimizer(const char *dir, const char *path, const tern_gpt2 *m, const tern_adamw *opt, uint64_t step) {
+static tern_status fetch_moments(void *ctx, size_t tag, size_t off, void *dst, size_t n) {
+    /* tag: the tensor's offset, with the top bit set for the second moments */
+    int second = (tag >> (sizeof(size_t) * 8 - 1)) & 1;
+    size_t base = tag & ~((size_t)1 << (sizeof(size_t) * 8 - 1));
+    return tern_adamw_read(ctx, second, base + off / sizeof(float), n / sizeof(float), dst);
+}
+
+static tern_status write_optimizer(const tern_ckpt_seal *seal, const char *dir, const char *path, tern_model *m, tern_adamw *opt,
+                                   uint64_t step) {
     tern_st_writer *w;
     TERN_TRY(tern_st_writer_init(&w));
     size_t n;
-    const tern_tensor *t = tern_gpt2_tensors(m, &n);
+    const tern_tensor *t = tern_model_tensors(m, &n);
     char stepbuf[32];
     snprintf(stepbuf, sizeof stepbuf, "%llu", (unsigned long long)step);
     tern_status st = tern_st_add_meta(w, "step", stepbuf);
-    TERN_ASSERT(opt->begin == 0 && opt->end == tern_gpt2_num_params(m));
+    TERN_ASSERT(opt->begin == 0 && opt->end == tern_model_num_params(m));
+    const size_t top = (size_t)1 << (sizeof(size_t) * 8 - 1);
     for (size_t i = 0; st == TERN_OK && i < n; i++) {
-        char name[96];
+        char name[128];
         snprintf(name, sizeof name, "exp_avg.%s", t[i].name);
-        st = tern_st_add(w, name, TERN_DT_F32, t[i].ndim, t[i].shape, opt->m + t[i].offset);
+        st = tern_st_add_fetch(w, name, TERN_DT_F32, t[i].ndim, t[i].shape, fetch_moments, opt, t[i].offset);
         snprintf(name, sizeof name, "exp_avg_sq.%s", t[i].name);
-        if (st == TERN_OK) st = tern_st_add(w, name, TERN_DT_F32, t[i].ndim, t[i].shape, opt->v + t[i].offset);
+        if (st == TERN_OK) st = tern_st_add_fetch(w, name, TERN_DT_F32, t[i].ndim, t[i].shape, fetch_moments, opt, t[i].offset | top);
     }
-    if (st == TERN_OK) st = write_st(w, dir, path, "optimizer.safetensors");
+    if (st == TERN_OK) st = write_st(seal, w, dir, path, "optimizer.safetensors");
     tern_st_writer_free(w);
     return st;
 }
@@ -203,8 +208,8 @@ static tern_status prune(const char *ckroot, int keep) {
     return st;
 }
 
-tern_status tern_ckpt_save(const char *rundir, uint64_t step, tern_gpt2 *m, const tern_adamw *opt, const char *state_json,
-                           int keep) {
+tern_status tern_ckpt_save(const char *rundir, uint64_t step, tern_model *m, tern_adamw *opt, const char *state_json, int keep,
+                           const tern_ckpt_seal *seal) {
     char *ckroot = tern_path_join(rundir, "ckpt");
     if (!ckroot) return tern_err(TERN_ENOMEM, "out of memory");
     char name[64], tmpname[96];
@@ -223,12 +228,13 @@ tern_status tern_ckpt_save(const char *rundir, uint64_t step, tern_gpt2 *m, cons
     }
     if (st == TERN_OK) {
         tern_st_writer *w = NULL;
-        st = tern_io_model_to_st(m, "transformer.", &w);
-        if (st == TERN_OK) st = write_st(w, final, fm, "model.safetensors");
-        tern_st_writer_free(w); /* NULL when model_to_st failed */
+        st = tern_st_writer_init(&w);
+        if (st == TERN_OK) st = tern_params_to_st(m, ckpt_prefix(m), w);
+        if (st == TERN_OK) st = write_st(seal, w, final, fm, "model.safetensors");
+        tern_st_writer_free(w);
     }
-    if (st == TERN_OK) st = write_optimizer(final, fo, m, opt, step);
-    if (st == TERN_OK) st = put_file(final, fs, "state.json", state_json, strlen(state_json));
+    if (st == TERN_OK) st = write_optimizer(seal, final, fo, m, opt, step);
+    if (st == TERN_OK) st = put_file(seal, final, fs, "state.json", state_json, strlen(state_json));
     if (st == TERN_OK) st = tern_fsync_dir(tmp);
     /* A complete folder of this step may exist from a run that died before switching `latest`;
      * the new one replaces it. */
@@ -312,42 +318,50 @@ tern_status tern_ckpt_at_step(const char *rundir, uint64_t step, char **ckptdir)
     return TERN_OK;
 }
 
-tern_status tern_ckpt_load_model(const char *ckptdir, tern_gpt2 *m) {
-    tern_safetensors *st;
+tern_status tern_ckpt_load_model(const char *ckptdir, tern_model *m, const tern_ckpt_seal *seal) {
+    tern_safetensors *sf;
     tern_plain pl;
-    TERN_TRY(open_st(&st, &pl, ckptdir, "model.safetensors"));
-    tern_status s = tern_io_load_st_params(m, st);
-    tern_st_free(st);
+    TERN_TRY(open_st(seal, &sf, &pl, ckptdir, "model.safetensors"));
+    tern_status s = tern_params_from_st(m, sf, ckpt_prefix(m), NULL, NULL);
+    tern_st_free(sf);
     tern_plain_free(&pl);
     return s;
 }
 
-tern_status tern_ckpt_load_optimizer(const char *ckptdir, const tern_gpt2 *m, tern_adamw *opt) {
-    tern_safetensors *st;
+tern_status tern_ckpt_load_optimizer(const char *ckptdir, tern_model *m, tern_adamw *opt, const tern_ckpt_seal *seal) {
+    tern_safetensors *sf;
     tern_plain pl;
-    TERN_TRY(open_st(&st, &pl, ckptdir, "optimizer.safetensors"));
-    tern_status s = TERN_OK;
+    TERN_TRY(open_st(seal, &sf, &pl, ckptdir, "optimizer.safetensors"));
     size_t n;
-    const tern_tensor *t = tern_gpt2_tensors(m, &n);
+    const tern_tensor *t = tern_model_tensors(m, &n);
+    size_t most = 0;
+    for (size_t i = 0; i < n; i++) most = t[i].numel > most ? t[i].numel : most;
+    float *buf = malloc((most ? most : 1) * sizeof(float));
+    tern_status s = buf ? TERN_OK : tern_err(TERN_ENOMEM, "out of memory reading %s", tern_st_label(sf));
+    /* every tensor is checked; the part inside opt's range goes to the backend */
     for (size_t i = 0; s == TERN_OK && i < n; i++) {
-        char name[96];
-        snprintf(name, sizeof name, "exp_avg.%s", t[i].name);
-        s = tern_st_read_f32(st, name, opt->m + t[i].offset, t[i].ndim, t[i].shape);
-        snprintf(name, sizeof name, "exp_avg_sq.%s", t[i].name);
-        if (s == TERN_OK) s = tern_st_read_f32(st, name, opt->v + t[i].offset, t[i].ndim, t[i].shape);
+        size_t lo = t[i].offset > opt->begin ? t[i].offset : opt->begin;
+        size_t hi = t[i].offset + t[i].numel < opt->end ? t[i].offset + t[i].numel : opt->end;
+        for (int second = 0; s == TERN_OK && second < 2; second++) {
+            char name[128];
+            snprintf(name, sizeof name, "%s.%s", second ? "exp_avg_sq" : "exp_avg", t[i].name);
+            s = tern_st_read_f32(sf, name, buf, t[i].ndim, t[i].shape);
+            if (s == TERN_OK && lo < hi) s = tern_adamw_write(opt, second, lo, hi - lo, buf + (lo - t[i].offset));
+        }
     }
-    if (s == TERN_OK && tern_st_count(st) != 2 * n)
-        s = tern_err(TERN_EFORMAT, "%s: has %zu tensors, expected %zu (two moments per parameter tensor)", tern_st_label(st),
-                     tern_st_count(st), 2 * n);
-    tern_st_free(st);
+    free(buf);
+    if (s == TERN_OK && tern_st_count(sf) != 2 * n)
+        s = tern_err(TERN_EFORMAT, "%s: has %zu tensors, expected %zu (two moments per parameter tensor)", tern_st_label(sf),
+                     tern_st_count(sf), 2 * n);
+    tern_st_free(sf);
     tern_plain_free(&pl);
     return s;
 }
 
-tern_status tern_ckpt_read_state(const char *ckptdir, char **json) {
+tern_status tern_ckpt_read_state(const char *ckptdir, char **json, const tern_ckpt_seal *seal) {
     *json = NULL;
     tern_plain pl;
-    TERN_TRY(get_file(ckptdir, "state.json", &pl));
+    TERN_TRY(get_file(seal, ckptdir, "state.json", &pl));
     *json = malloc(pl.size + 1);
     if (*json) {
         if (pl.size) memcpy(*json, pl.data, pl.size);

@@ -1,7 +1,7 @@
 /* safetensors: a strict reader (every field, size and offset checked before use, so any file, by
  * mistake or by attack, gives a message rather than an out-of-bounds read) and an atomic writer.
  * Follows the specification in huggingface/safetensors' README. */
-#include "tern/ckpt.h"
+#include "tern/safetensors.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -304,6 +304,9 @@ typedef struct {
     size_t shape[TERN_ST_MAX_DIMS];
     const void *data;
     size_t bytes;
+    tern_st_fetch fetch; /* when data is NULL */
+    void *ctx;
+    size_t tag;
 } st_item;
 
 struct tern_st_writer {
@@ -327,8 +330,7 @@ void tern_st_writer_free(tern_st_writer *w) {
     free(w);
 }
 
-tern_status tern_st_add(tern_st_writer *w, const char *name, tern_dtype dt, int ndim, const size_t *shape,
-                        const void *data) {
+static tern_status add_item(tern_st_writer *w, const char *name, tern_dtype dt, int ndim, const size_t *shape, st_item **out) {
     TERN_ASSERT(ndim >= 0 && ndim <= TERN_ST_MAX_DIMS);
     if (w->n == w->cap) {
         size_t cap = w->cap ? 2 * w->cap : 64;
@@ -348,10 +350,48 @@ tern_status tern_st_add(tern_st_writer *w, const char *name, tern_dtype dt, int 
         it->shape[i] = shape[i];
         numel *= shape[i];
     }
-    it->data = data;
     it->bytes = numel * tern_dtype_size(dt);
     w->n++;
+    *out = it;
     return TERN_OK;
+}
+
+tern_status tern_st_add(tern_st_writer *w, const char *name, tern_dtype dt, int ndim, const size_t *shape,
+                        const void *data) {
+    st_item *it;
+    TERN_TRY(add_item(w, name, dt, ndim, shape, &it));
+    it->data = data;
+    return TERN_OK;
+}
+
+tern_status tern_st_add_fetch(tern_st_writer *w, const char *name, tern_dtype dt, int ndim, const size_t *shape,
+                              tern_st_fetch fetch, void *ctx, size_t tag) {
+    st_item *it;
+    TERN_TRY(add_item(w, name, dt, ndim, shape, &it));
+    it->fetch = fetch;
+    it->ctx = ctx;
+    it->tag = tag;
+    return TERN_OK;
+}
+
+/* Fetched tensors pass through a buffer of this many bytes. */
+#define FETCH_CHUNK ((size_t)4 << 20)
+
+/* Hands an item's bytes to put(ctx, p, n) in order: its data, or fetched chunk by chunk. */
+static tern_status item_bytes(const st_item *it, uint8_t *buf, tern_status (*put)(void *ctx, const void *p, size_t n), void *ctx) {
+    if (!it->fetch) return put(ctx, it->data, it->bytes);
+    for (size_t off = 0; off < it->bytes; off += FETCH_CHUNK) {
+        size_t n = it->bytes - off < FETCH_CHUNK ? it->bytes - off : FETCH_CHUNK;
+        TERN_TRY(it->fetch(it->ctx, it->tag, off, buf, n));
+        TERN_TRY(put(ctx, buf, n));
+    }
+    return TERN_OK;
+}
+
+static int needs_buffer(const tern_st_writer *w) {
+    for (size_t i = 0; i < w->n; i++)
+        if (w->items[i].fetch) return 1;
+    return 0;
 }
 
 tern_status tern_st_add_meta(tern_st_writer *w, const char *key, const char *value) {
@@ -398,22 +438,30 @@ static void le64(uint8_t *p, uint64_t v) {
     for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
+static tern_status put_afile(void *ctx, const void *p, size_t n) { return tern_afile_write(ctx, p, n); }
+
 tern_status tern_st_write(tern_st_writer *w, const char *path) {
     char *h;
     size_t hn, db;
     TERN_TRY(build_header(w, &h, &hn, &db));
-    uint8_t len[8];
+    uint8_t len[8], *buf = NULL;
     le64(len, hn);
+    if (needs_buffer(w) && !(buf = malloc(FETCH_CHUNK))) {
+        free(h);
+        return tern_err(TERN_ENOMEM, "out of memory");
+    }
     tern_afile af;
     tern_status rc = tern_afile_open(&af, path);
     if (rc != TERN_OK) {
         free(h);
+        free(buf);
         return rc;
     }
     rc = tern_afile_write(&af, len, 8);
     if (rc == TERN_OK) rc = tern_afile_write(&af, h, hn);
-    for (size_t i = 0; rc == TERN_OK && i < w->n; i++) rc = tern_afile_write(&af, w->items[i].data, w->items[i].bytes);
+    for (size_t i = 0; rc == TERN_OK && i < w->n; i++) rc = item_bytes(&w->items[i], buf, put_afile, &af);
     free(h);
+    free(buf);
     if (rc != TERN_OK) {
         tern_afile_abort(&af);
         return rc;
@@ -421,23 +469,40 @@ tern_status tern_st_write(tern_st_writer *w, const char *path) {
     return tern_afile_commit(&af);
 }
 
+typedef struct {
+    uint8_t *p;
+    size_t off;
+} mem_sink;
+
+static tern_status put_mem(void *ctx, const void *p, size_t n) {
+    mem_sink *s = ctx;
+    if (n) memcpy(s->p + s->off, p, n);
+    s->off += n;
+    return TERN_OK;
+}
+
 tern_status tern_st_serialize(tern_st_writer *w, uint8_t **out, size_t *n) {
     char *h;
     size_t hn, db;
     TERN_TRY(build_header(w, &h, &hn, &db));
     size_t total = 8 + hn + db;
-    uint8_t *p = malloc(total);
-    if (!p) {
+    uint8_t *p = malloc(total), *buf = needs_buffer(w) ? malloc(FETCH_CHUNK) : NULL;
+    if (!p || (needs_buffer(w) && !buf)) {
         free(h);
+        free(p);
+        free(buf);
         return tern_err(TERN_ENOMEM, "out of memory serialising %zu bytes", total);
     }
     le64(p, hn);
     memcpy(p + 8, h, hn);
     free(h);
-    size_t off = 8 + hn;
-    for (size_t i = 0; i < w->n; i++) {
-        memcpy(p + off, w->items[i].data, w->items[i].bytes);
-        off += w->items[i].bytes;
+    mem_sink sink = {p, 8 + hn};
+    tern_status st = TERN_OK;
+    for (size_t i = 0; st == TERN_OK && i < w->n; i++) st = item_bytes(&w->items[i], buf, put_mem, &sink);
+    free(buf);
+    if (st != TERN_OK) {
+        free(p);
+        return st;
     }
     *out = p;
     *n = total;

@@ -40,10 +40,10 @@ int cli_eval(int argc, char **argv) {
     tern_key *key = NULL;
     tern_status st = tern_key_load(&key, key_file, pass_file);
     if (st != TERN_OK) cli_fail("eval", st);
-    tern_gpt2 *m;
-    st = tern_io_open_model_key(src, step, &m, NULL, key);
+    tern_model *m;
+    st = tern_io_open_model(src, step, &m, NULL, key, NULL);
     if (st != TERN_OK) cli_fail("eval", st);
-    const tern_gpt2_config *c = tern_gpt2_cfg(m);
+    const tern_model_config *c = tern_model_cfg(m);
     if (seq == 0) seq = c->n_ctx;
     if (seq > c->n_ctx) cli_usage("eval", "--seq %lld exceeds the model's context (%d)", seq, c->n_ctx);
     tern_dataset *ds;
@@ -59,7 +59,7 @@ int cli_eval(int argc, char **argv) {
     if (st != TERN_OK) cli_fail("eval", st);
     printf("%s on %s (%s): loss %.6f, perplexity %.4f over %zu tokens\n", src, data, split, loss, exp(loss), ntok);
     tern_dataset_free(ds);
-    tern_gpt2_free(m);
+    tern_model_free(m);
     tern_key_free(key);
     return 0;
 }

@@ -50,9 +50,9 @@ int cli_export(int argc, char **argv) {
     if (key && !strcmp(format, "gguf"))
         cli_usage("export", "a sealed run exports to a Hugging Face folder (-o DIR) only; GGUF export would need the tokenizer in "
                             "plaintext outside DIR");
-    tern_gpt2 *m;
+    tern_model *m;
     char *tokdir;
-    st = tern_io_open_model_key(src, step, &m, &tokdir, key);
+    st = tern_io_open_model(src, step, &m, &tokdir, key, NULL);
     if (st != TERN_OK) cli_fail("export", st);
     tern_tok *tok;
     st = tern_tok_load_key(&tok, tokdir, key);
@@ -67,17 +67,17 @@ int cli_export(int argc, char **argv) {
         snprintf(name, sizeof name, "%.*s", (int)(n - b), src + b);
         st = tern_gguf_export_gpt2(m, tokdir, gtype, name, out);
     } else {
-        /* the tokenizer goes to DIR decrypted in memory: plaintext is written to DIR and nowhere else */
-        st = tern_io_export_hf(m, key ? NULL : tokdir, tern_tok_eot(tok), out);
-        if (st == TERN_OK && key) st = tern_io_copy_tokenizer_key(tokdir, out, key, NULL);
+        /* a sealed tokenizer goes to DIR decrypted in memory: plaintext is written to DIR and nowhere else */
+        st = tern_io_export_hf(m, tokdir, key, tern_tok_eot(tok), out);
     }
     if (st != TERN_OK) cli_fail("export", st);
-    const tern_gpt2_config *c = tern_gpt2_cfg(m);
-    printf("exported %s to %s%s%s: GPT-2 with %d layers, %d heads, width %d, %d positions, vocabulary %d (%.2fM parameters)\n",
-           src, out, strcmp(format, "gguf") ? "" : " as GGUF ", strcmp(format, "gguf") ? "" : type, c->n_layer, c->n_head, c->n_embd, c->n_ctx, c->vocab_size, (double)tern_gpt2_num_params(m) / 1e6);
+    const tern_model_config *c = tern_model_cfg(m);
+    printf("exported %s to %s%s%s: %s with %d layers, %d heads, width %d, %d positions, vocabulary %d (%.2fM parameters)\n",
+           src, out, strcmp(format, "gguf") ? "" : " as GGUF ", strcmp(format, "gguf") ? "" : type, c->arch, c->n_layer, c->n_head,
+           c->n_embd, c->n_ctx, c->vocab_size, (double)tern_model_num_params(m) / 1e6);
     tern_tok_free(tok);
     tern_key_free(key);
     free(tokdir);
-    tern_gpt2_free(m);
+    tern_model_free(m);
     return 0;
 }

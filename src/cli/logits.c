@@ -46,23 +46,27 @@ int cli_logits(int argc, char **argv) {
     tern_key *key = NULL;
     tern_status st = tern_key_load(&key, key_file, pass_file);
     if (st != TERN_OK) cli_fail("logits", st);
-    tern_gpt2 *m;
-    st = tern_io_open_model_key(src, step, &m, NULL, key);
+    tern_model *m;
+    st = tern_io_open_model(src, step, &m, NULL, key, NULL);
     tern_key_free(key);
     if (st != TERN_OK) cli_fail("logits", st);
-    const tern_gpt2_config *c = tern_gpt2_cfg(m);
+    const tern_model_config *c = tern_model_cfg(m);
     if (ids.n > (size_t)c->n_ctx) cli_usage("logits", "%zu tokens, more than the model's %d positions", ids.n, c->n_ctx);
-    if ((st = tern_gpt2_reserve(m, 1, ids.n)) != TERN_OK || (st = tern_gpt2_forward(m, ids.p, NULL, 1, ids.n, NULL)) != TERN_OK)
+    if ((st = tern_model_reserve(m, 1, ids.n)) != TERN_OK || (st = tern_model_forward(m, ids.p, NULL, 1, ids.n, NULL)) != TERN_OK)
         cli_fail("logits", st);
     tern_st_writer *w;
     size_t lshape[2] = {ids.n, (size_t)c->vocab_size}, tshape[1] = {ids.n};
+    float *logits = malloc(ids.n * (size_t)c->vocab_size * sizeof(float));
+    if (!logits) cli_fail("logits", tern_err(TERN_ENOMEM, "out of memory for the logits"));
+    if ((st = tern_model_logits(m, logits)) != TERN_OK) cli_fail("logits", st);
     if ((st = tern_st_writer_init(&w)) != TERN_OK ||
-        (st = tern_st_add(w, "logits", TERN_DT_F32, 2, lshape, tern_gpt2_logits(m))) != TERN_OK ||
+        (st = tern_st_add(w, "logits", TERN_DT_F32, 2, lshape, logits)) != TERN_OK ||
         (st = tern_st_add(w, "tokens", TERN_DT_I32, 1, tshape, ids.p)) != TERN_OK || (st = tern_st_write(w, out)) != TERN_OK)
         cli_fail("logits", st);
     printf("wrote logits [%zu, %d] of %s to %s\n", ids.n, c->vocab_size, src, out);
     tern_st_writer_free(w);
+    free(logits);
     tern_ids_free(&ids);
-    tern_gpt2_free(m);
+    tern_model_free(m);
     return 0;
 }

@@ -117,10 +117,10 @@ int cli_plan(int argc, char **argv) {
         free(s);
         return 0;
     }
-    printf("model: %ld layers, %ld heads, n_embd %ld, seq %ld, vocab %ld, batch %ld: %.4g parameters, "
+    printf("model: %s, %d layers, %d heads, n_embd %d, seq %ld, vocab %d, batch %ld: %.4g parameters, "
            "%.4g FLOPs/token (6N + 12*L*C*T)\n",
-           p.model.n_layer, p.model.n_head, p.model.n_embd, p.model.seq, p.model.vocab_size, p.model.batch, p.params,
-           p.flops_per_token);
+           p.model.cfg.arch, p.model.cfg.n_layer, p.model.cfg.n_head, p.model.cfg.n_embd, p.model.seq, p.model.cfg.vocab_size,
+           p.model.batch, p.params, p.flops_per_token);
     printf("run: %.4g tokens, %.0f tokens per step; moves %.4g bytes of data (%s) and %ld checkpoint%s of %.4g bytes\n",
            p.tokens, (double)p.model.batch * (double)p.model.seq, p.data_bytes, p.data_bytes_source,
            p.checkpoint_transfers, p.checkpoint_transfers == 1 ? "" : "s", p.checkpoint_bytes);

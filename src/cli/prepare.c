@@ -69,7 +69,7 @@ int cli_prepare(int argc, char **argv) {
     /* The data folder keeps the tokenizer that made it (DATADIR/tokenizer/), so that a run
      * trained on it can be exported and sampled without being told where the tokenizer is. */
     char *tokcopy = tern_path_join(o.out_dir, "tokenizer");
-    st = tokcopy ? tern_io_copy_tokenizer_key(o.tokenizer_dir, tokcopy, key, key) : tern_err(TERN_ENOMEM, "out of memory");
+    st = tokcopy ? tern_io_copy_tokenizer(o.tokenizer_dir, tokcopy, key, key) : tern_err(TERN_ENOMEM, "out of memory");
     free(tokcopy);
     if (st != TERN_OK) cli_fail(cmd, st);
     uint64_t tokens[2] = {0, 0};

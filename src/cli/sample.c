@@ -70,14 +70,14 @@ int cli_sample(int argc, char **argv) {
     tern_key *key = NULL;
     tern_status st = tern_key_load(&key, key_file, pass_file);
     if (st != TERN_OK) cli_fail("sample", st);
-    tern_gpt2 *m;
+    tern_model *m;
     char *tokdir;
-    st = tern_io_open_model_key(src, step, &m, &tokdir, key);
+    st = tern_io_open_model(src, step, &m, &tokdir, key, NULL);
     if (st != TERN_OK) cli_fail("sample", st);
     tern_tok *tok;
     if ((st = tern_tok_load_key(&tok, tokdir, key)) != TERN_OK) cli_fail("sample", st);
     tern_key_free(key);
-    const tern_gpt2_config *c = tern_gpt2_cfg(m);
+    const tern_model_config *c = tern_model_cfg(m);
     if (tern_tok_vocab_size(tok) != (size_t)c->vocab_size) {
         fprintf(stderr, "tern sample: %s: the tokenizer has %zu tokens but the model %d\n", tokdir, tern_tok_vocab_size(tok),
                 c->vocab_size);
@@ -88,14 +88,14 @@ int cli_sample(int argc, char **argv) {
     /* Generation starts after <|endoftext|>, as every training document does. */
     if ((st = tern_ids_push(&ids, &eot, 1)) != TERN_OK || (st = tern_tok_encode(tok, prompt, strlen(prompt), &ids)) != TERN_OK)
         cli_fail("sample", st);
-    tern_gpt2_cache *cache;
-    if ((st = tern_gpt2_cache_init(&cache, m)) != TERN_OK) cli_fail("sample", st);
+    tern_model_cache *cache;
+    if ((st = tern_model_cache_init(&cache, m)) != TERN_OK) cli_fail("sample", st);
     size_t V = (size_t)c->vocab_size, P = (size_t)c->n_ctx;
     float *scratch = malloc(V * sizeof(float));
     const float *logits = NULL;
     size_t start = ids.n > P ? ids.n - P : 0; /* the prompt's last n_ctx tokens */
     for (size_t i = start; i < ids.n; i++)
-        if ((st = tern_gpt2_cache_step(m, cache, ids.p[i], &logits)) != TERN_OK) cli_fail("sample", st);
+        if ((st = tern_model_cache_step(m, cache, ids.p[i], &logits)) != TERN_OK) cli_fail("sample", st);
     fputs(prompt, stdout);
     uint64_t stream = tern_rng_stream("sample", 0, 0);
     for (long long t = 0; t < n; t++) {
@@ -106,20 +106,20 @@ int cli_sample(int argc, char **argv) {
         fwrite(bytes, 1, len, stdout);
         fflush(stdout);
         if ((st = tern_ids_push(&ids, &next, 1)) != TERN_OK) cli_fail("sample", st);
-        if (tern_gpt2_cache_len(cache) == P) {
+        if (tern_model_cache_len(cache) == P) {
             /* Context full: keep the last half and refill the cache with it. */
-            tern_gpt2_cache_reset(cache);
+            tern_model_cache_reset(cache);
             for (size_t i = ids.n - P / 2 - 1; i < ids.n - 1; i++)
-                if ((st = tern_gpt2_cache_step(m, cache, ids.p[i], &logits)) != TERN_OK) cli_fail("sample", st);
+                if ((st = tern_model_cache_step(m, cache, ids.p[i], &logits)) != TERN_OK) cli_fail("sample", st);
         }
-        if ((st = tern_gpt2_cache_step(m, cache, next, &logits)) != TERN_OK) cli_fail("sample", st);
+        if ((st = tern_model_cache_step(m, cache, next, &logits)) != TERN_OK) cli_fail("sample", st);
     }
     fputc('\n', stdout);
     free(scratch);
-    tern_gpt2_cache_free(cache);
+    tern_model_cache_free(cache);
     tern_ids_free(&ids);
     tern_tok_free(tok);
     free(tokdir);
-    tern_gpt2_free(m);
+    tern_model_free(m);
     return 0;
 }

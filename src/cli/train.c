@@ -55,7 +55,7 @@ static void *signal_thread(void *arg) {
             if (ck >= 0)
                 fprintf(stderr, "\ntern train: %s a third time: quitting at once; the checkpoint of step %lld is kept\n", name, ck);
             else
-                fprintf(stderr, "\ntern train: %s a third time: quitting at once; no checkpoint was written yet\n", name);
+                fprintf(stderr, "\ntern train: %s a third time: quitting at once; no checkpoint had been completed\n", name);
             _exit(128 + sig);
         }
     }

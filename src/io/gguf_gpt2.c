@@ -77,17 +77,19 @@ static void byte_unicode(uint32_t cp[256]) {
 /* ---- export ---- */
 
 typedef struct {
-    tern_gpt2 *m;
+    tern_model *m;
     const tern_tensor **src; /* per written tensor */
     int *transpose;
     uint32_t *type;
-    float *tmp; /* the largest tensor, transposed */
+    float *tmp;   /* the largest tensor, transposed */
+    float *host;  /* the largest tensor, read from the backend */
 } export_ctx;
 
 static tern_status fill_tensor(void *vctx, size_t i, uint8_t *dst, size_t nbytes) {
     export_ctx *x = vctx;
     const tern_tensor *t = x->src[i];
-    const float *p = tern_gpt2_params(x->m) + t->offset;
+    TERN_TRY(tern_model_read(x->m, TERN_PARAMS, t->offset, t->numel, x->host));
+    const float *p = x->host;
     size_t n = t->numel;
     if (x->transpose[i]) {
         size_t r = t->shape[0], c = t->shape[1]; /* [r][c] in, [c][r] out */
@@ -145,18 +147,19 @@ static tern_status read_merges(const char *tokdir, char **text, const char ***li
     return TERN_OK;
 }
 
-tern_status tern_gguf_export_gpt2(tern_gpt2 *m, const char *tokdir, uint32_t type, const char *name, const char *path) {
+tern_status tern_gguf_export_gpt2(tern_model *m, const char *tokdir, uint32_t type, const char *name, const char *path) {
     if (type != TERN_GGML_F32 && type != TERN_GGML_F16 && type != TERN_GGML_Q8_0)
         return tern_err(TERN_EINVAL, "GGUF export: type %u is not f32, f16 or q8_0", type);
-    const tern_gpt2_config *c = tern_gpt2_cfg(m);
+    if (strcmp(tern_model_cfg(m)->arch, "gpt2")) return tern_err(TERN_EINVAL, "GGUF export: the model is a %s, not a gpt2", tern_model_cfg(m)->arch);
+    const tern_model_config *c = tern_model_cfg(m);
     tern_tok *tok = NULL;
     tern_gguf_writer *w = NULL;
     char *mtext = NULL, **toks = NULL;
     const char **mlines = NULL;
     size_t *mlens = NULL, *tlens = NULL, n_merges = 0, nt;
     int32_t *ttypes = NULL;
-    export_ctx x = {m, NULL, NULL, NULL, NULL};
-    const tern_tensor *t = tern_gpt2_tensors(m, &nt);
+    export_ctx x = {m, NULL, NULL, NULL, NULL, NULL};
+    const tern_tensor *t = tern_model_tensors(m, &nt);
 
     tern_status st = tern_tok_load(&tok, tokdir);
     size_t V = st == TERN_OK ? tern_tok_vocab_size(tok) : 0;
@@ -226,7 +229,8 @@ tern_status tern_gguf_export_gpt2(tern_gpt2 *m, const char *tokdir, uint32_t typ
         size_t maxn = 0;
         for (size_t i = 0; i < nt; i++) maxn = t[i].numel > maxn ? t[i].numel : maxn;
         x.tmp = malloc(maxn * sizeof(float));
-        if (!x.src || !x.transpose || !x.type || !x.tmp) st = tern_err(TERN_ENOMEM, "out of memory");
+        x.host = malloc(maxn * sizeof(float));
+        if (!x.src || !x.transpose || !x.type || !x.tmp || !x.host) st = tern_err(TERN_ENOMEM, "out of memory");
     }
     for (size_t i = 0; st == TERN_OK && i < nt; i++) {
         char gname[TERN_GGUF_MAX_NAME];
@@ -254,6 +258,7 @@ tern_status tern_gguf_export_gpt2(tern_gpt2 *m, const char *tokdir, uint32_t typ
     free(x.transpose);
     free(x.type);
     free(x.tmp);
+    free(x.host);
     for (size_t i = 0; toks && i < V; i++) free(toks[i]);
     free(toks);
     free(tlens);
@@ -282,18 +287,19 @@ static void fmt_dims(char *out, size_t n, uint32_t nd, const uint64_t *ne) {
     if (k < n) snprintf(out + k, n - k, "}");
 }
 
-tern_status tern_gguf_load_gpt2(const tern_gguf *g, tern_gpt2 **out) {
+tern_status tern_gguf_load_gpt2(const tern_gguf *g, tern_model **out, tern_backend *be) {
     *out = NULL;
     const char *L = tern_gguf_label(g);
     tern_gguf_str arch;
     TERN_TRY(tern_gguf_get_str(g, "general.architecture", &arch));
     if (arch.n != 4 || memcmp(arch.p, "gpt2", 4))
         return tern_err(TERN_EFORMAT, "%s: architecture '%.*s' is not gpt2", L, (int)(arch.n > 40 ? 40 : arch.n), arch.p);
-    tern_gpt2_config cfg = {0};
-    TERN_TRY(get_int(g, "gpt2.block_count", &cfg.n_layer));
-    TERN_TRY(get_int(g, "gpt2.attention.head_count", &cfg.n_head));
-    TERN_TRY(get_int(g, "gpt2.embedding_length", &cfg.n_embd));
-    TERN_TRY(get_int(g, "gpt2.context_length", &cfg.n_ctx));
+    int n_layer, n_head, n_embd, n_ctx;
+    TERN_TRY(get_int(g, "gpt2.block_count", &n_layer));
+    TERN_TRY(get_int(g, "gpt2.attention.head_count", &n_head));
+    TERN_TRY(get_int(g, "gpt2.embedding_length", &n_embd));
+    TERN_TRY(get_int(g, "gpt2.context_length", &n_ctx));
+    tern_model_config cfg = tern_model_config_gpt2(n_layer, n_head, n_embd, n_ctx, 0);
     float eps;
     TERN_TRY(tern_gguf_get_f32(g, "gpt2.attention.layer_norm_epsilon", &eps));
     if (eps != 1e-5f) return tern_err(TERN_EFORMAT, "%s: gpt2.attention.layer_norm_epsilon is %g; tern's GPT-2 uses 1e-05", L, (double)eps);
@@ -311,24 +317,26 @@ tern_status tern_gguf_load_gpt2(const tern_gguf *g, tern_gpt2 **out) {
     if (toks && toks->n != te->ne[1])
         return tern_err(TERN_EFORMAT, "%s: tokenizer.ggml.tokens has %llu tokens but token_embd.weight has %llu rows", L,
                         (unsigned long long)toks->n, (unsigned long long)te->ne[1]);
-    tern_status st = tern_gpt2_config_check(&cfg);
+    tern_status st = tern_model_config_check(&cfg);
     if (st != TERN_OK) return tern_err_wrap(st, "%s", L);
     /* Every parameter comes from a tensor of the file, so a shape the file cannot come near
      * filling (more than twice the values it holds; a file that merely lacks a tensor gets the
      * precise message below) is refused before the model is allocated: a few bytes of metadata
      * must not make tern allocate and zero gigabytes. Tensors lie inside the file at under 8
      * values a byte, so the sum cannot wrap. */
-    uint64_t need = tern_gpt2_config_num_params(&cfg), have = 0;
+    uint64_t need = tern_model_config_num_params(&cfg), have = 0;
     for (size_t i = 0; i < tern_gguf_tensor_count(g); i++) have += tern_gguf_tensor_at(g, i)->numel;
     if (need / 2 > have)
         return tern_err(TERN_EFORMAT, "%s: a GPT-2 of this shape has %llu parameters, but the file's tensors hold %llu values", L,
                         (unsigned long long)need, (unsigned long long)have);
 
-    tern_gpt2 *m;
-    TERN_TRY(tern_gpt2_init(&m, &cfg));
-    size_t nt;
-    const tern_tensor *t = tern_gpt2_tensors(m, &nt);
-    float *p = tern_gpt2_params(m);
+    tern_model *m;
+    TERN_TRY(tern_model_init(&m, &cfg, be));
+    size_t nt, most = 0;
+    const tern_tensor *t = tern_model_tensors(m, &nt);
+    for (size_t i = 0; i < nt; i++) most = t[i].numel > most ? t[i].numel : most;
+    float *dst = malloc(most * sizeof(float));
+    if (!dst) st = tern_err(TERN_ENOMEM, "out of memory reading %s", L);
     for (size_t i = 0; st == TERN_OK && i < nt; i++) {
         char gname[TERN_GGUF_MAX_NAME], have[96], want[96];
         int tr;
@@ -351,7 +359,6 @@ tern_status tern_gguf_load_gpt2(const tern_gguf *g, tern_gpt2 **out) {
             st = tern_err(TERN_EFORMAT, "%s: tensor '%s' has ggml dims %s, expected %s", L, gname, have, want);
             break;
         }
-        float *dst = p + t[i].offset;
         if (!tr) {
             memcpy(dst, s->data, t[i].numel * sizeof(float));
         } else {
@@ -359,7 +366,9 @@ tern_status tern_gguf_load_gpt2(const tern_gguf *g, tern_gpt2 **out) {
             for (size_t b = 0; b < c; b++)
                 for (size_t a = 0; a < r; a++) memcpy(&dst[a * c + b], s->data + 4 * (b * r + a), 4);
         }
+        st = tern_model_write(m, TERN_PARAMS, t[i].offset, t[i].numel, dst);
     }
+    free(dst);
     /* Anything else must be a tied output head; an unknown tensor means another model. Every
      * expected name was found above and names are unique, so the count bounds the scan. */
     size_t nf = tern_gguf_tensor_count(g);
@@ -383,7 +392,7 @@ tern_status tern_gguf_load_gpt2(const tern_gguf *g, tern_gpt2 **out) {
         if (!known) st = tern_err(TERN_EFORMAT, "%s: unexpected tensor '%s' for a GPT-2 of this shape", L, s->name);
     }
     if (st != TERN_OK) {
-        tern_gpt2_free(m);
+        tern_model_free(m);
         return st;
     }
     *out = m;
@@ -477,12 +486,12 @@ tern_status tern_gguf_write_tokenizer(const tern_gguf *g, const char *dir) {
     return st;
 }
 
-tern_status tern_gguf_open_model(const char *path, tern_gpt2 **out, char **tokdir) {
+tern_status tern_gguf_open_model(const char *path, tern_model **out, char **tokdir, tern_backend *be) {
     *out = NULL;
     if (tokdir) *tokdir = NULL;
     tern_gguf *g;
     TERN_TRY(tern_gguf_open(&g, path));
-    tern_status st = tern_gguf_load_gpt2(g, out);
+    tern_status st = tern_gguf_load_gpt2(g, out, be);
     if (st == TERN_OK && tokdir) {
         /* The tokenizer goes to a folder named by its content, so files with the same tokenizer
          * share it and a different one never overwrites it. */
@@ -508,7 +517,7 @@ tern_status tern_gguf_open_model(const char *path, tern_gpt2 **out, char **tokdi
     }
     tern_gguf_free(g);
     if (st != TERN_OK) {
-        tern_gpt2_free(*out);
+        tern_model_free(*out);
         *out = NULL;
         if (tokdir) {
             free(*tokdir);

@@ -1,12 +1,13 @@
-/* The site planner: for each candidate site, the time and cost of training a GPT-2 model on N
+/* The site planner: for each candidate site, the time and cost of training a model on N
  * tokens there, the time to move data and checkpoints, and whether the owner's policy allows
  * the site; ranked. An estimate from stated inputs (published peak x a stated utilisation on
- * GPUs, measured tokens/s on CPUs), not a measurement of the run. FLOPs per token follow the
- * 6N + 12*L*C*T count of Kaplan et al. (2020) / PaLM (Chowdhery et al., 2022, appendix B). */
+ * GPUs, measured tokens/s on CPUs), not a measurement of the run. Parameters and FLOPs per token
+ * are the model family's (tern_model_config_num_params, tern_model_config_flops_per_token: the
+ * 6N + 12*L*C*T count of Kaplan et al. (2020) / PaLM (Chowdhery et al., 2022, appendix B)). */
 #include "tern/json.h"
 #include "tern/policy.h"
 
-#include "kern/kern.h"
+#include "tern/backend.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -22,15 +23,34 @@ tern_status tern_plan_model_from_buffer(tern_plan_model *m, const char *p, size_
     TERN_TRY(tern_json_parse(&j, p, n, what));
     tern_status st = TERN_OK;
     if (!cJSON_IsObject(j)) st = tern_err(TERN_EFORMAT, "%s: the model configuration must be a JSON object", what);
-    /* Other keys (training settings) may share the file; only the shape is read here. */
-    if (st == TERN_OK) st = tern_json_long(j, "n_layer", 1, 1, 100000, &m->n_layer, what);
-    if (st == TERN_OK) st = tern_json_long(j, "n_head", 1, 1, 100000, &m->n_head, what);
-    if (st == TERN_OK) st = tern_json_long(j, "n_embd", 1, 1, 1L << 20, &m->n_embd, what);
+    /* Other keys (training settings) may share the file; only the shape is read here, with the
+     * names tern train's options use. */
+    char arch[16] = "gpt2";
+    long L = 0, H = 0, KV = 0, C = 0, V = 0, F = 0;
+    if (st == TERN_OK) st = tern_json_string(j, "arch", 0, arch, sizeof arch, what);
+    if (st == TERN_OK) st = tern_json_long(j, "n_layer", 1, 1, 100000, &L, what);
+    if (st == TERN_OK) st = tern_json_long(j, "n_head", 1, 1, 100000, &H, what);
+    if (st == TERN_OK) st = tern_json_long(j, "n_kv_head", 0, 0, 100000, &KV, what);
+    if (st == TERN_OK) st = tern_json_long(j, "n_embd", 1, 1, 1L << 20, &C, what);
+    if (st == TERN_OK) st = tern_json_long(j, "ffn_dim", 0, 0, 1L << 20, &F, what);
     if (st == TERN_OK) st = tern_json_long(j, "seq", 1, 1, 1L << 24, &m->seq, what);
-    if (st == TERN_OK) st = tern_json_long(j, "vocab_size", 1, 1, 1L << 24, &m->vocab_size, what);
+    if (st == TERN_OK) st = tern_json_long(j, "vocab_size", 1, 1, 1L << 24, &V, what);
     if (st == TERN_OK) st = tern_json_long(j, "batch", 1, 1, 1L << 24, &m->batch, what);
-    if (st == TERN_OK && m->n_embd % m->n_head != 0)
-        st = tern_err(TERN_EFORMAT, "%s: n_embd %ld is not a multiple of n_head %ld", what, m->n_embd, m->n_head);
+    if (st == TERN_OK && C % H != 0) st = tern_err(TERN_EFORMAT, "%s: n_embd %ld is not a multiple of n_head %ld", what, C, H);
+    if (st == TERN_OK) {
+        if (!strcmp(arch, "llama")) {
+            m->cfg = tern_model_config_llama((int)L, (int)H, (int)KV, (int)C, (int)m->seq, (int)V);
+            if (F) m->cfg.ffn_dim = (int)F;
+            const cJSON *tie = cJSON_GetObjectItemCaseSensitive(j, "tie_embeddings"), *qb = cJSON_GetObjectItemCaseSensitive(j, "qkv_bias");
+            m->cfg.tie_embeddings = cJSON_IsTrue(tie);
+            m->cfg.qkv_bias = cJSON_IsTrue(qb);
+        } else {
+            m->cfg = tern_model_config_gpt2((int)L, (int)H, (int)C, (int)m->seq, (int)V);
+            snprintf(m->cfg.arch, sizeof m->cfg.arch, "%s", arch);
+        }
+        st = tern_model_config_check(&m->cfg);
+        if (st != TERN_OK) tern_err_wrap(st, "%s", what);
+    }
     cJSON_Delete(j);
     return st;
 }
@@ -45,55 +65,26 @@ tern_status tern_plan_model_load(tern_plan_model *m, const char *path) {
     return st;
 }
 
-double tern_plan_params(const tern_plan_model *m) {
-    double V = (double)m->vocab_size, C = (double)m->n_embd, T = (double)m->seq, L = (double)m->n_layer;
-    /* wte (tied with the output head) + wpe + per block: two layernorms (4C), attention qkv
-     * (3C^2 + 3C) and projection (C^2 + C), MLP (4C^2 + 4C and 4C^2 + C) + final layernorm. */
-    return V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C;
-}
+double tern_plan_params(const tern_plan_model *m) { return (double)tern_model_config_num_params(&m->cfg); }
 
-double tern_plan_flops_per_token(const tern_plan_model *m) {
-    return 6 * tern_plan_params(m) + 12.0 * (double)m->n_layer * (double)m->n_embd * (double)m->seq;
-}
+double tern_plan_flops_per_token(const tern_plan_model *m) { return tern_model_config_flops_per_token(&m->cfg, (size_t)m->seq); }
 
 /* ---- the CPU benchmark ---- */
 
 tern_status tern_plan_measure_cpu(const tern_plan_model *m, double *flops_per_s, char *desc, size_t ndesc) {
     long bt = m->batch * m->seq;
     int M = (int)(bt < 512 ? bt : 512);
-    int K = (int)(m->n_embd < 2048 ? m->n_embd : 2048);
-    int N = (int)(4 * m->n_embd < 8192 ? 4 * m->n_embd : 8192);
-    size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
-    float *a = NULL, *b = NULL, *c = NULL;
-    tern_status st = tern_alloc((void **)&a, na * sizeof *a, "planner benchmark A");
-    if (st == TERN_OK) st = tern_alloc((void **)&b, nb * sizeof *b, "planner benchmark B");
-    if (st == TERN_OK) st = tern_alloc((void **)&c, nc * sizeof *c, "planner benchmark C");
-    if (st != TERN_OK) {
-        tern_free(a);
-        tern_free(b);
-        tern_free(c);
-        return st;
-    }
-    for (size_t i = 0; i < na; i++) a[i] = (float)((i % 17) * 0.01 - 0.08);
-    for (size_t i = 0; i < nb; i++) b[i] = (float)((i % 13) * 0.01 - 0.06);
-    const tern_kern *kern = tern_kern_get(); /* the matrix product tern trains with */
-    kern->sgemm(0, 0, (size_t)M, (size_t)N, (size_t)K, 1.0f, a, (size_t)K, b, (size_t)N, 0.0f, c, (size_t)N); /* warm up */
-    int calls = 0;
-    double t0 = tern_now(), t = 0;
-    while (calls < 3 || t < 0.3) {
-        kern->sgemm(0, 0, (size_t)M, (size_t)N, (size_t)K, 1.0f, a, (size_t)K, b, (size_t)N, 0.0f, c, (size_t)N);
-        calls++;
-        t = tern_now() - t0;
-    }
-    double flops = 2.0 * M * N * K * calls / t;
-    tern_free(a);
-    tern_free(b);
-    tern_free(c);
+    int K = m->cfg.n_embd < 2048 ? m->cfg.n_embd : 2048;
+    int N = m->cfg.ffn_dim < 8192 ? m->cfg.ffn_dim : 8192;
+    tern_backend *be = tern_backend_default(); /* the matrix product tern trains with */
+    double flops, t;
+    int calls;
+    TERN_TRY(tern_backend_sgemm_rate(be, (size_t)M, (size_t)N, (size_t)K, 0.3, &flops, &calls, &t));
     *flops_per_s = flops;
     snprintf(desc, ndesc,
              "measured here: tern's %s sgemm %dx%dx%d, %.1f GFLOP/s over %d calls (%.2f s); matmul rate only, so an "
              "upper bound",
-             kern->name, M, K, N, flops / 1e9, calls, t);
+             tern_backend_name(be), M, K, N, flops / 1e9, calls, t);
     return TERN_OK;
 }
 
@@ -183,7 +174,7 @@ tern_status tern_plan_run(tern_plan *p, const tern_plan_opts *o) {
     p->flops_per_token = tern_plan_flops_per_token(&p->model);
     p->checkpoint_bytes = 12 * p->params; /* fp32 weights + AdamW first and second moments */
     p->checkpoint_transfers = 1;
-    int bpt = p->model.vocab_size <= 65536 ? 2 : 4;
+    int bpt = p->model.cfg.vocab_size <= 65536 ? 2 : 4;
     p->data_bytes = p->tokens * bpt;
     snprintf(p->data_bytes_source, sizeof p->data_bytes_source, "tokens x %d bytes per token id (vocab_size %s 65536)",
              bpt, bpt == 2 ? "<=" : ">");
@@ -254,11 +245,12 @@ tern_status tern_plan_json(const tern_plan *p, cJSON **out) {
     if (ok) {
         ok &= (model = cJSON_AddObjectToObject(o, "model")) != NULL;
         if (ok) {
-            ok &= cJSON_AddNumberToObject(model, "n_layer", (double)p->model.n_layer) != NULL;
-            ok &= cJSON_AddNumberToObject(model, "n_head", (double)p->model.n_head) != NULL;
-            ok &= cJSON_AddNumberToObject(model, "n_embd", (double)p->model.n_embd) != NULL;
+            ok &= cJSON_AddStringToObject(model, "arch", p->model.cfg.arch) != NULL;
+            ok &= cJSON_AddNumberToObject(model, "n_layer", (double)p->model.cfg.n_layer) != NULL;
+            ok &= cJSON_AddNumberToObject(model, "n_head", (double)p->model.cfg.n_head) != NULL;
+            ok &= cJSON_AddNumberToObject(model, "n_embd", (double)p->model.cfg.n_embd) != NULL;
             ok &= cJSON_AddNumberToObject(model, "seq", (double)p->model.seq) != NULL;
-            ok &= cJSON_AddNumberToObject(model, "vocab_size", (double)p->model.vocab_size) != NULL;
+            ok &= cJSON_AddNumberToObject(model, "vocab_size", (double)p->model.cfg.vocab_size) != NULL;
             ok &= cJSON_AddNumberToObject(model, "batch", (double)p->model.batch) != NULL;
         }
         ok &= cJSON_AddNumberToObject(o, "params", p->params) != NULL;

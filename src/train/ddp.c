@@ -7,8 +7,9 @@
  * Not the training loop (train/) nor the MPI calls (mpi.c). */
 #include "tern/ddp.h"
 
+#include "backend/backend_int.h"
+#include "tern/ckpt.h"
 #include "tern/data.h"
-#include "tern/io.h"
 #include "tern/model.h"
 #include "tern/optim.h"
 
@@ -22,8 +23,8 @@ typedef struct range {
     size_t lo, hi;
 } range;
 
-/* Gradients are reduced in buckets: consecutive units of the backward pass (ln_f, each block,
- * then wte+wpe), grouped until a bucket holds BUCKET_MIN floats, so that each is one message.
+/* Gradients are reduced in buckets: consecutive units of the backward pass (the final norm and an
+ * untied head, each block, then the embeddings), grouped until a bucket holds BUCKET_MIN floats, so that each is one message.
  * A bucket of several ranges of the flat buffer is packed into a staging buffer first. */
 #define BUCKET_MIN ((size_t)1 << 18) /* 1 MiB of gradients; TERN_BUCKET_BYTES in the environment sets another */
 typedef struct bucket {
@@ -36,7 +37,8 @@ typedef struct bucket {
 struct tern_ddp {
     tern_comm *comm, *own; /* own: made here when the caller gave none */
     int rank, size;
-    tern_gpt2 *m;
+    tern_model *m;
+    tern_backend *be; /* the model's: the staging buffers live in its memory */
     size_t np; /* parameters */
     int zero, overlap;
     size_t *bounds;   /* (size+1): the ranks' shards of the parameter buffer */
@@ -44,7 +46,7 @@ struct tern_ddp {
     bucket *buckets;  /* in the order the backward pass completes them */
     int nbuckets;
     int *closes;      /* (nunits): the bucket that unit u completes, or -1 */
-    int nunits;       /* n_layer + 2: unit 0 = wte+wpe, unit l+1 = block l, unit n_layer+1 = ln_f */
+    int nunits;       /* n_layer + 2: unit 0 = the embeddings, unit l+1 = block l, unit n_layer+1 = the final norm */
     float *stage;     /* the staging buffers of all buckets */
     size_t *rbs;      /* the buckets' rb arrays */
     int armed;        /* the backward pass under way is the step's last micro-batch */
@@ -79,13 +81,13 @@ tern_status tern_ddp_init(tern_ddp **out, tern_comm *comm, int zero, int overlap
 
 void tern_ddp_free(tern_ddp *d) {
     if (!d) return;
-    if (d->m) tern_gpt2_set_grad_hook(d->m, NULL, NULL);
+    if (d->m) tern_model_set_grad_hook(d->m, NULL, NULL);
     free(d->bounds);
     free(d->ranges);
     free(d->buckets);
     free(d->closes);
     free(d->rbs);
-    tern_free(d->stage);
+    if (d->be) d->be->mem->free(d->be, d->stage);
     tern_comm_free(d->own);
     free(d);
 }
@@ -160,14 +162,6 @@ static int cmp_range(const void *a, const void *b) {
     return (x->lo > y->lo) - (x->lo < y->lo);
 }
 
-/* Which unit of the backward pass finishes a tensor's gradient (see tern_gpt2_set_grad_hook). */
-static int unit_of(const char *name, int L) {
-    int l;
-    if (sscanf(name, "h.%d.", &l) == 1 && l >= 0 && l < L) return l + 1;
-    if (!strncmp(name, "ln_f.", 5)) return L + 1;
-    return 0; /* wte, wpe: final only when the pass ends */
-}
-
 /* This rank's (or rank r's) part of range x: [a, z), empty when a >= z. */
 static void part(const tern_ddp *d, int r, range x, size_t *a, size_t *z) {
     *a = x.lo > d->bounds[r] ? x.lo : d->bounds[r];
@@ -178,8 +172,8 @@ static void part(const tern_ddp *d, int r, range x, size_t *a, size_t *z) {
  * and reserves the nonblocking operations one step launches. */
 static tern_status build_buckets(tern_ddp *d) {
     size_t nt;
-    const tern_tensor *t = tern_gpt2_tensors(d->m, &nt);
-    int L = tern_gpt2_cfg(d->m)->n_layer;
+    const tern_tensor *t = tern_model_tensors(d->m, &nt);
+    int L = tern_model_cfg(d->m)->n_layer;
     size_t bmin = BUCKET_MIN;
     const char *env = getenv("TERN_BUCKET_BYTES");
     if (env) {
@@ -202,7 +196,7 @@ static tern_status build_buckets(tern_ddp *d) {
             b->r0 = k;
         }
         for (size_t i = 0; i < nt; i++)
-            if (unit_of(t[i].name, L) == u) {
+            if (t[i].hook + 1 == u) { /* the model's hook reports unit u as block u-1 */
                 d->ranges[k++] = (range){t[i].offset, t[i].offset + t[i].numel};
                 b->n += t[i].numel;
             }
@@ -225,7 +219,7 @@ static tern_status build_buckets(tern_ddp *d) {
         b = NULL;
     }
     TERN_ASSERT(covered == d->np); /* every parameter in exactly one bucket */
-    if (nstage) TERN_TRY(tern_alloc((void **)&d->stage, nstage * sizeof(float), "the gradient buckets"));
+    if (nstage) TERN_TRY(d->be->mem->alloc(d->be, (void **)&d->stage, nstage * sizeof(float), "the gradient buckets"));
     size_t nrb = (size_t)d->nbuckets * ((size_t)d->size + 1);
     d->rbs = calloc(nrb, sizeof *d->rbs);
     if (!d->rbs) return tern_err(TERN_ENOMEM, "out of memory");
@@ -253,7 +247,7 @@ static tern_status build_buckets(tern_ddp *d) {
 
 /* Starts bucket b's reduction: packed (rank by rank under ZeRO-1) or in place. */
 static tern_status launch(tern_ddp *d, const bucket *b) {
-    float *g = tern_gpt2_grads(d->m);
+    float *g = tern_model_buffer(d->m, TERN_GRADS);
     if (!b->stage) {
         range x = d->ranges[b->r0];
         return d->zero ? tern_comm_ireduce_scatter_f32(d->comm, g, x.lo, x.hi, d->bounds)
@@ -263,7 +257,7 @@ static tern_status launch(tern_ddp *d, const bucket *b) {
     if (!d->zero) {
         for (size_t j = b->r0; j < b->r1; j++) {
             range x = d->ranges[j];
-            memcpy(b->stage + k, g + x.lo, (x.hi - x.lo) * sizeof(float));
+            d->be->mem->copy(d->be, b->stage + k, g + x.lo, (x.hi - x.lo) * sizeof(float));
             k += x.hi - x.lo;
         }
         return tern_comm_iallreduce_f32(d->comm, b->stage, b->n);
@@ -273,7 +267,7 @@ static tern_status launch(tern_ddp *d, const bucket *b) {
             size_t a, z;
             part(d, r, d->ranges[j], &a, &z);
             if (a >= z) continue;
-            memcpy(b->stage + k, g + a, (z - a) * sizeof(float));
+            d->be->mem->copy(d->be, b->stage + k, g + a, (z - a) * sizeof(float));
             k += z - a;
         }
     return tern_comm_ireduce_scatter_f32(d->comm, b->stage, 0, b->n, b->rb);
@@ -282,13 +276,13 @@ static tern_status launch(tern_ddp *d, const bucket *b) {
 /* After the reductions: a packed bucket's sums (all of them, or this rank's part) go back. */
 static void unpack(tern_ddp *d, const bucket *b) {
     if (!b->stage) return;
-    float *g = tern_gpt2_grads(d->m);
+    float *g = tern_model_buffer(d->m, TERN_GRADS);
     size_t k = d->zero ? b->rb[d->rank] : 0;
     for (size_t j = b->r0; j < b->r1; j++) {
         size_t a = d->ranges[j].lo, z = d->ranges[j].hi;
         if (d->zero) part(d, d->rank, d->ranges[j], &a, &z);
         if (a >= z) continue;
-        memcpy(g + a, b->stage + k, (z - a) * sizeof(float));
+        d->be->mem->copy(d->be, g + a, b->stage + k, (z - a) * sizeof(float));
         k += z - a;
     }
 }
@@ -309,10 +303,11 @@ static void on_grads(void *ctx, int block) {
     d->hook_st = st;
 }
 
-tern_status tern_ddp_attach(tern_ddp *d, tern_gpt2 *m) {
+tern_status tern_ddp_attach(tern_ddp *d, tern_model *m) {
     TERN_ASSERT(!d->m);
     d->m = m;
-    d->np = tern_gpt2_num_params(m);
+    d->be = tern_model_backend(m);
+    d->np = tern_model_num_params(m);
     d->bounds = calloc((size_t)d->size + 1, sizeof *d->bounds);
     if (!d->bounds) return tern_err(TERN_ENOMEM, "out of memory");
     tern_comm_shard_bounds(d->np, d->size, d->bounds);
@@ -324,10 +319,10 @@ tern_status tern_ddp_attach(tern_ddp *d, tern_gpt2 *m) {
                                     "same data folder and options",
                         (long long)-n[1], (long long)n[0]);
     /* Every rank starts from rank 0's parameters, whatever each read or drew. */
-    TERN_TRY(tern_comm_bcast(d->comm, tern_gpt2_params(m), d->np * sizeof(float), 0));
+    TERN_TRY(tern_comm_bcast(d->comm, tern_model_buffer(m, TERN_PARAMS), d->np * sizeof(float), 0));
     if (d->overlap) {
         TERN_TRY(build_buckets(d));
-        tern_gpt2_set_grad_hook(m, on_grads, d);
+        tern_model_set_grad_hook(m, on_grads, d);
     }
     return TERN_OK;
 }
@@ -341,16 +336,16 @@ void tern_ddp_shard(const tern_ddp *d, size_t *begin, size_t *end) {
 tern_status tern_ddp_forward_backward(tern_ddp *d, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
                                       float loss_scale, int last, float *loss) {
     d->armed = last && d->size > 1 && d->overlap;
-    tern_status st = tern_gpt2_forward_backward(d->m, inputs, targets, B, T, d->size > 1 ? loss_scale / (float)d->size : loss_scale,
+    tern_status st = tern_model_forward_backward(d->m, inputs, targets, B, T, d->size > 1 ? loss_scale / (float)d->size : loss_scale,
                                                 loss);
     d->armed = 0;
     return st;
 }
 
 tern_status tern_ddp_reduce_grads(tern_ddp *d, double *loss, double *norm) {
-    float *g = tern_gpt2_grads(d->m);
+    float *g = tern_model_buffer(d->m, TERN_GRADS);
     if (d->size == 1) {
-        *norm = sqrt(tern_sum_squares(g, d->np));
+        *norm = sqrt(tern_grad_sum_squares(d->m, 0, d->np));
         return TERN_OK;
     }
     tern_status st = d->hook_st;
@@ -370,7 +365,7 @@ tern_status tern_ddp_reduce_grads(tern_ddp *d, double *loss, double *norm) {
     if (st != TERN_OK) return st;
     /* The gradients were scaled by 1/W in the backward pass: the sums are the global mean's. */
     size_t b = d->bounds[d->rank], e = d->bounds[d->rank + 1];
-    double v[2] = {tern_sum_squares(g + b, e - b), *loss};
+    double v[2] = {tern_grad_sum_squares(d->m, b, e), *loss};
     TERN_TRY(tern_comm_allreduce_f64(d->comm, v, 2));
     *loss = v[1] / (double)d->size;
     *norm = sqrt(v[0]);
@@ -379,7 +374,7 @@ tern_status tern_ddp_reduce_grads(tern_ddp *d, double *loss, double *norm) {
 
 tern_status tern_ddp_sync_params(tern_ddp *d) {
     if (d->size == 1 || !d->zero) return TERN_OK;
-    return tern_comm_allgather_f32(d->comm, tern_gpt2_params(d->m), 0, d->np, d->bounds);
+    return tern_comm_allgather_f32(d->comm, tern_model_buffer(d->m, TERN_PARAMS), 0, d->np, d->bounds);
 }
 
 tern_status tern_ddp_eval_loss(tern_ddp *d, const tern_dataset *val, size_t B, size_t T, size_t batches, double *loss,
@@ -390,12 +385,12 @@ tern_status tern_ddp_eval_loss(tern_ddp *d, const tern_dataset *val, size_t B, s
     uint64_t k = tern_loader_windows_per_epoch(l);
     if (batches == 0 || batches > k) batches = (size_t)k; /* each window once */
     int32_t *in = malloc(B * T * sizeof(int32_t)), *tg = malloc(B * T * sizeof(int32_t));
-    tern_status st = in && tg ? tern_gpt2_reserve(d->m, B, T) : tern_err(TERN_ENOMEM, "out of memory");
+    tern_status st = in && tg ? tern_model_reserve(d->m, B, T) : tern_err(TERN_ENOMEM, "out of memory");
     double sum = 0;
     for (size_t b = 0; st == TERN_OK && b < batches; b++) {
-        float lb;
+        float lb = 0;
         st = tern_loader_get(l, b, (size_t)d->rank * B, B, in, tg);
-        if (st == TERN_OK) st = tern_gpt2_forward(d->m, in, tg, B, T, &lb);
+        if (st == TERN_OK) st = tern_model_forward(d->m, in, tg, B, T, &lb);
         sum += lb;
     }
     free(in);
@@ -411,35 +406,26 @@ tern_status tern_ddp_eval_loss(tern_ddp *d, const tern_dataset *val, size_t B, s
     return TERN_OK;
 }
 
-tern_status tern_ddp_ckpt_save(tern_ddp *d, const char *rundir, uint64_t step, const tern_adamw *opt, const char *state_json,
-                               int keep) {
-    if (d->size == 1 || !d->zero) return d->rank == 0 ? tern_ckpt_save(rundir, step, d->m, opt, state_json, keep) : TERN_OK;
+tern_status tern_ddp_ckpt_save(tern_ddp *d, const char *rundir, uint64_t step, tern_adamw *opt, const char *state_json, int keep,
+                               const tern_ckpt_seal *seal) {
+    if (d->size == 1 || !d->zero) return d->rank == 0 ? tern_ckpt_save(rundir, step, d->m, opt, state_json, keep, seal) : TERN_OK;
     /* ZeRO-1: rank 0 gathers the moments into whole buffers, laid out as one process keeps them,
      * and writes the same files. */
     tern_adamw full;
     memset(&full, 0, sizeof full);
-    tern_status st = d->rank == 0 ? tern_adamw_init(&full, 0, d->np) : TERN_OK;
+    tern_status st = d->rank == 0 ? tern_adamw_init(&full, d->be, 0, d->np) : TERN_OK;
     if (st == TERN_OK) st = tern_comm_gather_f32(d->comm, full.m, opt->m, d->bounds, 0);
     if (st == TERN_OK) st = tern_comm_gather_f32(d->comm, full.v, opt->v, d->bounds, 0);
-    if (st == TERN_OK && d->rank == 0) st = tern_ckpt_save(rundir, step, d->m, &full, state_json, keep);
+    if (st == TERN_OK && d->rank == 0) st = tern_ckpt_save(rundir, step, d->m, &full, state_json, keep, seal);
     tern_adamw_free(&full);
     return st;
 }
 
-tern_status tern_ddp_ckpt_load_optimizer(tern_ddp *d, const char *ckptdir, tern_adamw *opt) {
+tern_status tern_ddp_ckpt_load_optimizer(tern_ddp *d, const char *ckptdir, tern_adamw *opt, const tern_ckpt_seal *seal) {
     size_t b, e;
     tern_ddp_shard(d, &b, &e);
     TERN_ASSERT(opt->begin == b && opt->end == e);
-    if (b == 0 && e == d->np) return tern_ckpt_load_optimizer(ckptdir, d->m, opt);
-    /* ZeRO-1: the whole state is read (through ckpt/, which checks every tensor and opens sealed
-     * checkpoints) and this rank keeps its shard. The file is the same whoever wrote it. */
-    tern_adamw full;
-    TERN_TRY(tern_adamw_init(&full, 0, d->np));
-    tern_status st = tern_ckpt_load_optimizer(ckptdir, d->m, &full);
-    if (st == TERN_OK) {
-        memcpy(opt->m, full.m + b, (e - b) * sizeof(float));
-        memcpy(opt->v, full.v + b, (e - b) * sizeof(float));
-    }
-    tern_adamw_free(&full);
-    return st;
+    /* each rank reads its shard of the moments from the same file, whoever wrote it (ckpt/ checks
+     * every tensor and opens sealed checkpoints) */
+    return tern_ckpt_load_optimizer(ckptdir, d->m, opt, seal);
 }

@@ -111,6 +111,7 @@ tern_status tern_train_opts_load_json(tern_train_opts *o, const char *path) {
     if (!strcmp(it->string, #k)) idx = OPT_##k;
         TERN_TRAIN_OPTS(X)
 #undef X
+        if (idx < 0 && !strcmp(it->string, "model")) continue; /* a run's resolved model, written beside its options */
         if (idx < 0) {
             st = tern_err(TERN_EINVAL, "%s: unknown option \"%s\"", path, it->string);
             break;
@@ -144,6 +145,17 @@ tern_status tern_train_opts_check(const tern_train_opts *o) {
         return tern_err(TERN_EINVAL, "n_layer, n_head, n_embd and seq must be positive");
     if (o->n_embd % o->n_head)
         return tern_err(TERN_EINVAL, "n_embd (%lld) must be divisible by n_head (%lld)", o->n_embd, o->n_head);
+    if (strcmp(o->arch, "gpt2") && strcmp(o->arch, "llama"))
+        return tern_err(TERN_EINVAL, "arch must be gpt2 or llama, got '%s'", o->arch);
+    if (o->n_kv_head < 0 || (o->n_kv_head && o->n_head % o->n_kv_head))
+        return tern_err(TERN_EINVAL, "n_kv_head (%lld) must divide n_head (%lld)", o->n_kv_head, o->n_head);
+    if (o->ffn_dim < 0) return tern_err(TERN_EINVAL, "ffn_dim must not be negative");
+    if (!(o->rope_theta > 1)) return tern_err(TERN_EINVAL, "rope_theta must be above 1, got %g", o->rope_theta);
+    if (!(o->norm_eps > 0 && o->norm_eps < 1)) return tern_err(TERN_EINVAL, "norm_eps must be in (0, 1), got %g", o->norm_eps);
+    if (!strcmp(o->arch, "gpt2") && (o->n_kv_head && o->n_kv_head != o->n_head))
+        return tern_err(TERN_EINVAL, "--n-kv-head is llama's: GPT-2 has as many key/value heads as heads");
+    if (!strcmp(o->arch, "gpt2") && (o->qkv_bias || o->tie_embeddings))
+        return tern_err(TERN_EINVAL, "--qkv-bias and --tie-embeddings are llama's options: GPT-2's q, k, v have biases and its head is tied");
     if (o->steps < 1) return tern_err(TERN_EINVAL, "steps must be at least 1, got %lld", o->steps);
     if (o->stop_at < 0) return tern_err(TERN_EINVAL, "stop_at must not be negative");
     if (o->time_limit < 0) return tern_err(TERN_EINVAL, "time_limit must not be negative");

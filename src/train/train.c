@@ -7,12 +7,13 @@
 
 #include "train/train_int.h"
 
+#include "tern/ckpt.h"
 #include "tern/data.h"
 #include "tern/ddp.h"
-#include "tern/policy.h"
 #include "tern/io.h"
 #include "tern/model.h"
 #include "tern/optim.h"
+#include "tern/policy.h"
 #include "tern/secure.h"
 #include "tern/tok.h"
 
@@ -28,7 +29,7 @@ typedef struct run {
     const tern_train_opts *o;
     tern_dataset *train, *val;
     tern_loader *loader, *val_loader;
-    tern_gpt2 *m;
+    tern_model *m;
     tern_adamw opt;
     tern_ddp *dp;    /* the data-parallel ranks (one process: one rank) */
     int batch_given; /* --batch given now: a resumed run keeps it even when the number of ranks changes */
@@ -48,22 +49,24 @@ typedef struct run {
     tern_train_control *ctl; /* the caller's view of the run (may be NULL) */
     long long ckpt_step;     /* the step of the newest checkpoint on disk; -1: none */
     tern_dir_lock lock;      /* rank 0 holds the run folder for the run's life */
+    tern_ckpt_seal seal;     /* how checkpoints are sealed: the key and the run id (key NULL: plain) */
+    tern_model_config mc;    /* the model's family and shape */
     int made_dir;            /* this process created the run folder */
 } run;
 
-tern_status tern_eval_loss(tern_gpt2 *m, const tern_dataset *val, size_t B, size_t T, size_t batches, double *loss,
+tern_status tern_eval_loss(tern_model *m, const tern_dataset *val, size_t B, size_t T, size_t batches, double *loss,
                            size_t *tokens) {
     tern_loader *l;
     TERN_TRY(tern_loader_init(&l, val, B, T, 0, 0));
     uint64_t k = tern_loader_windows_per_epoch(l);
     if (batches == 0 || batches > k) batches = (size_t)k; /* each window once */
     int32_t *in = malloc(B * T * sizeof(int32_t)), *tg = malloc(B * T * sizeof(int32_t));
-    tern_status st = in && tg ? tern_gpt2_reserve(m, B, T) : tern_err(TERN_ENOMEM, "out of memory");
+    tern_status st = in && tg ? tern_model_reserve(m, B, T) : tern_err(TERN_ENOMEM, "out of memory");
     double sum = 0;
     for (size_t b = 0; st == TERN_OK && b < batches; b++) {
-        float lb;
+        float lb = 0;
         st = tern_loader_get(l, b, 0, B, in, tg);
-        if (st == TERN_OK) st = tern_gpt2_forward(m, in, tg, B, T, &lb);
+        if (st == TERN_OK) st = tern_model_forward(m, in, tg, B, T, &lb);
         sum += lb;
     }
     free(in);
@@ -110,7 +113,7 @@ static tern_status keep_tokenizer(const tern_train_opts *o, const uint8_t want[T
     tern_err_clear();
     if (st == TERN_OK && found) {
         char *dst = tern_path_join(rundir, "tokenizer");
-        st = dst ? tern_io_copy_tokenizer_key(found, dst, key, key) : tern_err(TERN_ENOMEM, "out of memory");
+        st = dst ? tern_io_copy_tokenizer(found, dst, key, key) : tern_err(TERN_ENOMEM, "out of memory");
         free(dst);
     } else if (st == TERN_OK) {
         tern_log(TERN_LOG_WARN, "no tokenizer matching the data was found (looked in %s/tokenizer%s%s); the run will not "
@@ -188,6 +191,22 @@ static tern_status load_sealed_metrics(const char *path, const tern_train_opts *
     return TERN_OK;
 }
 
+/* The run's options as JSON with the model's family and shape under "model": what config.json and
+ * each checkpoint's state.json record, so that the architecture is read back, not re-derived. */
+static cJSON *config_json(const tern_train_opts *o, const tern_model_config *mc) {
+    char *text = tern_train_opts_to_json(o), *model = tern_model_config_to_json(mc);
+    cJSON *j = text ? cJSON_Parse(text) : NULL, *m = model ? cJSON_Parse(model) : NULL;
+    free(text);
+    free(model);
+    if (!j || !m) {
+        cJSON_Delete(j);
+        cJSON_Delete(m);
+        return NULL;
+    }
+    cJSON_AddItemToObject(j, "model", m);
+    return j;
+}
+
 static char *state_json(const run *r, double elapsed) {
     cJSON *j = cJSON_CreateObject();
     char hex[2 * TERN_HASH_BYTES + 1];
@@ -200,9 +219,9 @@ static char *state_json(const run *r, double elapsed) {
     tern_hex(hex, r->tok_hash, TERN_HASH_BYTES);
     cJSON_AddStringToObject(j, "tokenizer_hash", hex);
     cJSON_AddStringToObject(j, "tern_version", TERN_VERSION);
-    char *cfg = tern_train_opts_to_json(r->o);
-    cJSON_AddItemToObject(j, "config", cJSON_Parse(cfg));
-    free(cfg);
+    cJSON *cfg = config_json(r->o, &r->mc);
+    if (cfg) cJSON_AddItemToObject(j, "model", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(cfg, "model"), 1));
+    if (cfg) cJSON_AddItemToObject(j, "config", cfg);
     char *s = cJSON_Print(j);
     cJSON_Delete(j);
     return s;
@@ -217,13 +236,13 @@ static tern_status checkpoint(run *r, double elapsed) {
     char *s = state_json(r, elapsed);
     if (!s) return tern_err(TERN_ENOMEM, "out of memory");
     tern_status st = r->o->seal_metrics && tern_ddp_is_root(r->dp) ? flush_sealed_metrics(r) : TERN_OK;
-    if (st == TERN_OK) st = tern_ddp_ckpt_save(r->dp, r->rundir, r->step, &r->opt, s, (int)r->o->keep);
+    if (st == TERN_OK) st = tern_ddp_ckpt_save(r->dp, r->rundir, r->step, &r->opt, s, (int)r->o->keep, &r->seal);
     free(s);
-    if (st == TERN_OK && r->ledger) st = tern_run_record_checkpoint(r->ledger, r->step, r->o->seal_metrics ? NAN : r->last_loss);
     if (st == TERN_OK) {
         r->ckpt_step = (long long)r->step;
         if (r->ctl) atomic_store(&r->ctl->ckpt_step, r->ckpt_step);
     }
+    if (st == TERN_OK && r->ledger) st = tern_run_record_checkpoint(r->ledger, r->step, r->o->seal_metrics ? NAN : r->last_loss);
     return st;
 }
 
@@ -258,54 +277,98 @@ static tern_status open_data(run *r) {
     return st;
 }
 
-/* The model's shape, resolved without allocating anything: from the options, from a Hugging
- * Face folder's config.json (--init), or from the run's config.json (--resume). */
-static tern_status model_config(run *r, tern_train_opts *o, tern_gpt2_config *c) {
-    size_t V = tern_dataset_vocab_size(r->train);
-    if (o->resume) {
-        *c = (tern_gpt2_config){(int)o->n_layer, (int)o->n_head, (int)o->n_embd, (int)o->n_ctx, (int)o->vocab_size};
-        return tern_gpt2_config_check(c);
+/* The model of a new run from its options: the family (--arch) and its shape, each family's
+ * defaults where an option is left at 0. */
+static tern_model_config config_from_opts(const tern_train_opts *o, size_t V) {
+    tern_model_config c;
+    if (!strcmp(o->arch, "llama")) {
+        c = tern_model_config_llama((int)o->n_layer, (int)o->n_head, (int)o->n_kv_head, (int)o->n_embd, (int)o->n_ctx, (int)V);
+        c.rope_theta = o->rope_theta;
+        c.tie_embeddings = o->tie_embeddings;
+        c.qkv_bias = o->qkv_bias;
+    } else {
+        c = tern_model_config_gpt2((int)o->n_layer, (int)o->n_head, (int)o->n_embd, (int)o->n_ctx, (int)V);
+        snprintf(c.arch, sizeof c.arch, "%s", o->arch); /* an unknown family is refused by the check */
     }
-    if (o->init) {
-        char *cp = tern_path_join(o->init, "config.json");
+    if (o->ffn_dim) c.ffn_dim = (int)o->ffn_dim;
+    if (tern_train_opts_is_set(o, "norm_eps")) c.norm_eps = o->norm_eps;
+    return c;
+}
+
+/* Options whose values must agree with a model that comes from elsewhere (--init or the run's
+ * own config.json): given explicitly with another value, they are refused by name. */
+static tern_status agree(const tern_train_opts *o, const char *key, long long given, long long model, const char *from) {
+    if (tern_train_opts_is_set(o, key) && given != model)
+        return tern_err(TERN_EINVAL, "--%s %lld differs from the model's %lld (%s)", key, given, model, from);
+    return TERN_OK;
+}
+
+/* The model's family and shape, resolved without allocating anything: from the options, from a
+ * Hugging Face folder's config.json (--init), or from the run's config.json (--resume). The
+ * options then describe it. */
+static tern_status model_config(run *r, tern_train_opts *o, tern_model_config *c) {
+    size_t V = tern_dataset_vocab_size(r->train);
+    const char *from = NULL;
+    char *cp = NULL;
+    if (o->resume) {
+        TERN_TRY(tern_io_run_model_config(o->out, c));
+        from = "the run's config.json";
+    } else if (o->init) {
+        cp = tern_path_join(o->init, "config.json");
         if (!cp) return tern_err(TERN_ENOMEM, "out of memory");
         tern_status st = tern_io_read_hf_config(cp, c);
         free(cp);
         TERN_TRY(st);
-        if ((size_t)c->vocab_size != V)
-            return tern_err(TERN_EINVAL, "%s: the model's vocabulary (%d) differs from the data's (%zu)", o->init,
-                            c->vocab_size, V);
-        o->n_layer = c->n_layer;
-        o->n_head = c->n_head;
-        o->n_embd = c->n_embd;
-        o->n_ctx = c->n_ctx;
-        if (!tern_train_opts_is_set(o, "seq")) o->seq = c->n_ctx < o->seq ? c->n_ctx : o->seq;
-        if (o->seq > c->n_ctx) return tern_err(TERN_EINVAL, "--seq %lld exceeds the model's n_positions (%d)", o->seq, c->n_ctx);
+        from = o->init;
     } else {
         if (o->vocab_size && (size_t)o->vocab_size != V)
             return tern_err(TERN_EINVAL, "--vocab-size %lld differs from the data's vocabulary (%zu)", o->vocab_size, V);
         if (!o->n_ctx) o->n_ctx = o->seq;
         if (o->seq > o->n_ctx) return tern_err(TERN_EINVAL, "--seq %lld exceeds --n-ctx %lld", o->seq, o->n_ctx);
-        *c = (tern_gpt2_config){(int)o->n_layer, (int)o->n_head, (int)o->n_embd, (int)o->n_ctx, (int)V};
+        *c = config_from_opts(o, V);
+        o->vocab_size = (long long)V;
+        return tern_model_config_check(c);
     }
-    o->vocab_size = (long long)V;
-    return tern_gpt2_config_check(c);
+    TERN_TRY(agree(o, "n_layer", o->n_layer, c->n_layer, from));
+    TERN_TRY(agree(o, "n_head", o->n_head, c->n_head, from));
+    TERN_TRY(agree(o, "n_embd", o->n_embd, c->n_embd, from));
+    if (!strcmp(c->arch, "llama")) {
+        TERN_TRY(agree(o, "n_kv_head", o->n_kv_head, c->n_kv_head, from));
+        TERN_TRY(agree(o, "ffn_dim", o->ffn_dim, c->ffn_dim, from));
+    }
+    if (tern_train_opts_is_set(o, "arch") && strcmp(o->arch, c->arch))
+        return tern_err(TERN_EINVAL, "--arch %s differs from the model's %s (%s)", o->arch, c->arch, from);
+    if ((size_t)c->vocab_size != V)
+        return tern_err(TERN_EINVAL, "%s: the model's vocabulary (%d) differs from the data's (%zu)", from, c->vocab_size, V);
+    o->arch = c->arch;
+    o->n_layer = c->n_layer;
+    o->n_head = c->n_head;
+    o->n_kv_head = c->n_kv_head;
+    o->n_embd = c->n_embd;
+    o->ffn_dim = c->ffn_dim;
+    o->n_ctx = c->n_ctx;
+    o->vocab_size = c->vocab_size;
+    if (!tern_train_opts_is_set(o, "seq") && !o->resume) o->seq = c->n_ctx < o->seq ? c->n_ctx : o->seq;
+    if (o->seq > c->n_ctx) return tern_err(TERN_EINVAL, "--seq %lld exceeds the model's context (%d positions)", o->seq, c->n_ctx);
+    if (c->sliding_window && o->seq > c->sliding_window)
+        return tern_err(TERN_EINVAL, "%s: the model's sliding attention window (%d) is shorter than --seq %lld; tern computes full "
+                                     "causal attention, equal to the window's only up to its length: give --seq %d or less",
+                        from, c->sliding_window, o->seq, c->sliding_window);
+    return TERN_OK;
 }
 
 /* Allocates the model of shape c and fills it: from the checkpoint (resume), the --init folder,
- * or GPT-2's initialisation from the seed. */
-static tern_status build_model(run *r, const tern_train_opts *o, const tern_gpt2_config *c, const char *ckdir) {
+ * or the family's initialisation from the seed. */
+static tern_status build_model(run *r, const tern_train_opts *o, const tern_model_config *c, const char *ckdir) {
     if (o->init && !o->resume) {
-        TERN_TRY(tern_io_load_hf(o->init, &r->m));
-        const tern_gpt2_config *got = tern_gpt2_cfg(r->m);
-        if (memcmp(got, c, sizeof *c))
+        TERN_TRY(tern_io_load_hf(o->init, &r->m, NULL));
+        if (memcmp(tern_model_cfg(r->m), c, sizeof *c))
             return tern_err(TERN_EFORMAT, "%s: config.json changed while the run started", o->init);
         return TERN_OK;
     }
-    TERN_TRY(tern_gpt2_init(&r->m, c));
-    if (o->resume) return tern_ckpt_load_model(ckdir, r->m);
-    tern_gpt2_init_weights(r->m, (uint64_t)o->seed);
-    return TERN_OK;
+    TERN_TRY(tern_model_init(&r->m, c, NULL));
+    if (o->resume) return tern_ckpt_load_model(ckdir, r->m, &r->seal);
+    return tern_model_init_weights(r->m, (uint64_t)o->seed);
 }
 
 /* "8G", "512M", "1.5GiB", "4096" (bytes) -> bytes; -1 on a malformed size; "0" is 0. */
@@ -332,7 +395,7 @@ static double parse_size(const char *s) {
  * ranks on this node. Counts parameters, gradients, AdamW's two moments (this rank's shard of
  * them under ZeRO-1) and the activations, which is what the process holds beyond its fixed
  * ~0.1 GiB (docs/PERFORMANCE.md compares this accounting with measured peak RSS). */
-static tern_status check_memory(const run *r, const tern_train_opts *o, const tern_gpt2_config *c) {
+static tern_status check_memory(const run *r, const tern_train_opts *o, const tern_model_config *c) {
     double limit;
     char what[1500];
     if (o->max_memory) {
@@ -353,19 +416,19 @@ static tern_status check_memory(const run *r, const tern_train_opts *o, const te
             snprintf(what, sizeof what, "%s is", src);
     }
     const double gib = 1024.0 * 1024 * 1024;
-    size_t np = tern_gpt2_config_num_params(c);
+    size_t np = tern_model_config_num_params(c);
     double shard = (double)np / (o->zero ? tern_ddp_size(r->dp) : 1);
     double state = (2.0 * (double)np + 2.0 * shard) * sizeof(float);
     size_t B = (size_t)o->batch, T = (size_t)o->seq;
-    double acts = (double)tern_gpt2_activation_bytes_for(c, B, T, (int)o->recompute);
+    double acts = (double)tern_model_activation_bytes_for(c, B, T, (int)o->recompute);
     if (state + acts <= limit) return TERN_OK;
     size_t fit = 0, fit_rc = 0; /* the largest batch that fits, as configured and with --recompute */
     for (size_t b = B; b-- > 1 && !(fit && fit_rc);) {
-        if (!fit && state + (double)tern_gpt2_activation_bytes_for(c, b, T, (int)o->recompute) <= limit) fit = b;
-        if (!fit_rc && state + (double)tern_gpt2_activation_bytes_for(c, b, T, 1) <= limit) fit_rc = b;
+        if (!fit && state + (double)tern_model_activation_bytes_for(c, b, T, (int)o->recompute) <= limit) fit = b;
+        if (!fit_rc && state + (double)tern_model_activation_bytes_for(c, b, T, 1) <= limit) fit_rc = b;
     }
     char hint[400];
-    double acts_rc = (double)tern_gpt2_activation_bytes_for(c, B, T, 1);
+    double acts_rc = (double)tern_model_activation_bytes_for(c, B, T, 1);
     if (!o->recompute && state + acts_rc <= limit)
         snprintf(hint, sizeof hint, "--recompute would fit (activations %.2f GiB, the blocks' forward pass run twice)",
                  acts_rc / gib);
@@ -392,9 +455,8 @@ static int stop_requested(const run *r) { return r->ctl && atomic_load(&r->ctl->
 static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
     const tern_train_opts *o = r->o;
     size_t B = (size_t)o->batch, T = (size_t)o->seq, A = (size_t)o->grad_accum;
-    size_t np = tern_gpt2_num_params(r->m), ntens;
-    const tern_tensor *tens = tern_gpt2_tensors(r->m, &ntens);
-    float *params = tern_gpt2_params(r->m), *grads = tern_gpt2_grads(r->m);
+    size_t shard0, shard1; /* the parameters this rank updates (all, or its ZeRO shard) */
+    tern_ddp_shard(r->dp, &shard0, &shard1);
     tern_adamw_hparams hp = {(float)o->beta1, (float)o->beta2, (float)o->eps, (float)o->weight_decay};
     float lr_min = o->min_lr >= 0 ? (float)o->min_lr : (float)o->lr / 10.0f;
     tern_lr_schedule sch = {strcmp(o->schedule, "cosine") ? TERN_SCHED_CONSTANT : TERN_SCHED_COSINE, (float)o->lr, lr_min,
@@ -423,17 +485,17 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
             set_phase(r, TERN_PHASE_STEP);
         }
         float lr = tern_lr_at(&sch, r->step);
-        tern_gpt2_zero_grad(r->m);
+        tern_model_zero_grad(r->m);
         double loss = 0;
         for (size_t a = 0; a < A && st == TERN_OK; a++) {
-            float lb;
+            float lb = 0;
             st = tern_loader_get(r->loader, r->step * A + a, (size_t)tern_ddp_rank(r->dp) * B, B, r->in, r->tg);
             if (st == TERN_OK) st = tern_ddp_forward_backward(r->dp, r->in, r->tg, B, T, 1.0f / (float)A, a + 1 == A, &lb);
             if (st == TERN_ENUMERIC) tern_err_wrap(st, "step %llu, micro-batch %zu", (unsigned long long)r->step + 1, a);
             if (st == TERN_OK) {
-                if (tern_gpt2_anomaly(r->m)) {
+                if (tern_model_anomaly(r->m)) {
                     st = tern_err(TERN_ENUMERIC, "step %llu, micro-batch %zu: non-finite value in the backward pass: %s",
-                                  (unsigned long long)r->step + 1, a, tern_gpt2_anomaly(r->m));
+                                  (unsigned long long)r->step + 1, a, tern_model_anomaly(r->m));
                     break;
                 }
                 loss += (double)lb / (double)A;
@@ -445,8 +507,8 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
         int finite = isfinite(loss) && isfinite(norm);
         if (finite) {
             bad = 0;
-            if (o->grad_clip > 0) tern_clip_grads(grads, np, norm, (float)o->grad_clip);
-            tern_adamw_step(&r->opt, params, grads, tens, ntens, lr, r->step + 1, &hp);
+            if (o->grad_clip > 0) tern_clip_grads(r->m, shard0, shard1, norm, (float)o->grad_clip);
+            if ((st = tern_adamw_step(&r->opt, r->m, lr, r->step + 1, &hp)) != TERN_OK) break;
             if ((st = tern_ddp_sync_params(r->dp)) != TERN_OK) break;
         }
         r->step++;
@@ -511,7 +573,7 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
 static tern_status resume_state(run *r, tern_train_opts *o, char **ckdir) {
     TERN_TRY(tern_ckpt_latest(o->out, ckdir));
     char *text;
-    TERN_TRY(tern_ckpt_read_state(*ckdir, &text));
+    TERN_TRY(tern_ckpt_read_state(*ckdir, &text, &r->seal));
     cJSON *j = cJSON_Parse(text);
     free(text);
     cJSON *s = j ? cJSON_GetObjectItemCaseSensitive(j, "step") : NULL;
@@ -640,7 +702,7 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         st = tern_err(TERN_EINVAL, "--seal-metrics needs a key: give --key KEYFILE or --passphrase-file FILE, or set TERN_KEY_FILE");
         goto done;
     }
-    if (o.run_id && (st = tern_ckpt_set_seal(r.key, o.run_id)) != TERN_OK) goto done;
+    r.seal = (tern_ckpt_seal){r.key, o.run_id};
     if ((st = tern_ddp_init(&r.dp, hooks ? hooks->comm : NULL, (int)o.zero, (int)o.overlap)) != TERN_OK) goto done;
     r.batch_given = tern_train_opts_is_set(given, "batch");
     tern_train_hooks rank_hooks = hooks ? *hooks : (tern_train_hooks){0};
@@ -657,17 +719,17 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
     }
     /* What needs no memory comes first: the model's shape, the data holding a window, and then
      * whether the whole run fits in memory, before the model or its activations are allocated. */
-    tern_gpt2_config mc;
-    if ((st = model_config(&r, &o, &mc)) != TERN_OK) goto done;
+    tern_model_config *mc = &r.mc;
+    if ((st = model_config(&r, &o, mc)) != TERN_OK) goto done;
     size_t B = (size_t)o.batch, T = (size_t)o.seq;
     /* A window holds the rows of all ranks; rank r reads rows r*B .. r*B+B-1 of it. */
     if ((st = tern_loader_init(&r.loader, r.train, B * (size_t)tern_ddp_size(r.dp), T, !o.no_shuffle, (uint64_t)o.seed)) != TERN_OK)
         goto done;
-    if ((st = check_memory(&r, &o, &mc)) != TERN_OK) goto done;
-    if ((st = build_model(&r, &o, &mc, ckdir)) != TERN_OK) goto done;
-    tern_gpt2_set_anomaly_detection(r.m, o.detect_anomaly);
-    tern_gpt2_set_recompute(r.m, o.recompute);
-    if ((st = tern_gpt2_reserve(r.m, B, T)) != TERN_OK) goto done;
+    if ((st = check_memory(&r, &o, mc)) != TERN_OK) goto done;
+    if ((st = build_model(&r, &o, mc, ckdir)) != TERN_OK) goto done;
+    tern_model_set_anomaly_detection(r.m, o.detect_anomaly);
+    tern_model_set_recompute(r.m, o.recompute);
+    if ((st = tern_model_reserve(r.m, B, T)) != TERN_OK) goto done;
     char *same = tern_train_opts_to_json(&o);
     st = same ? tern_ddp_check_same(r.dp, "options", same, strlen(same)) : tern_err(TERN_ENOMEM, "out of memory");
     free(same);
@@ -679,12 +741,12 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         randombytes_buf(rb, sizeof rb);
         tern_hex(run_id, rb, sizeof rb);
         o.run_id = run_id;
-        if ((st = tern_ckpt_set_seal(r.key, o.run_id)) != TERN_OK) goto done;
+        r.seal.run_id = o.run_id;
     }
     size_t shard0, shard1; /* the parameters whose AdamW moments this rank keeps */
     tern_ddp_shard(r.dp, &shard0, &shard1);
-    if ((st = tern_adamw_init(&r.opt, shard0, shard1)) != TERN_OK) goto done;
-    if (o.resume && (st = tern_ddp_ckpt_load_optimizer(r.dp, ckdir, &r.opt)) != TERN_OK) goto done;
+    if ((st = tern_adamw_init(&r.opt, tern_model_backend(r.m), shard0, shard1)) != TERN_OK) goto done;
+    if (o.resume && (st = tern_ddp_ckpt_load_optimizer(r.dp, ckdir, &r.opt, &r.seal)) != TERN_OK) goto done;
     r.in = malloc(B * T * sizeof(int32_t));
     r.tg = malloc(B * T * sizeof(int32_t));
     if (!r.in || !r.tg) {
@@ -695,7 +757,9 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
     if (!tern_ddp_is_root(r.dp)) {
         /* rank 0 alone writes the run folder */
     } else if (!o.resume) {
-        char *cfg = tern_train_opts_to_json(&o);
+        cJSON *cj = config_json(&o, &r.mc);
+        char *cfg = cj ? cJSON_Print(cj) : NULL;
+        cJSON_Delete(cj);
         st = cfg ? write_text(o.out, "config.json", cfg) : tern_err(TERN_ENOMEM, "out of memory");
         free(cfg);
         if (st == TERN_OK) st = keep_tokenizer(&o, r.tok_hash, o.out, r.key);
@@ -729,7 +793,7 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         if (st != TERN_OK) goto done;
     }
     if (hooks && hooks->progress) {
-        size_t np = tern_gpt2_num_params(r.m);
+        size_t np = tern_model_num_params(r.m);
         fprintf(stderr, "%s %s: %lld layers, %lld heads, width %lld, context %lld, vocabulary %lld: %.2fM parameters\n",
                 o.resume ? "resuming" : "training", o.out, o.n_layer, o.n_head, o.n_embd, o.seq, o.vocab_size, (double)np / 1e6);
         fprintf(stderr, "data %s: %llu train tokens%s; %zu rows x %zu tokens x %lld micro-batches per step, %llu steps\n",
@@ -761,7 +825,6 @@ done:
         sodium_memzero(r.mbuf, r.mlen);
         free(r.mbuf);
     }
-    tern_ckpt_set_seal(NULL, NULL);
     if (st != TERN_OK && r.made_dir) forget_new_folder(o.out);
     tern_dir_lock_release(&r.lock);
     tern_key_free(r.key);
@@ -772,7 +835,7 @@ done:
     tern_dataset_free(r.train);
     tern_dataset_free(r.val);
     tern_ddp_free(r.dp);
-    tern_gpt2_free(r.m);
+    tern_model_free(r.m);
     free(ckdir);
     free(cfgpath);
     free(mpath);

@@ -1,8 +1,7 @@
 /* The AVX-512 set: the CPU set's oneDNN GEMMs plus the vectorised kernels of vec_impl.h at 16
  * lanes. Chosen at run time only on CPUs with AVX-512 F/DQ/BW/VL. */
-#include "kern/kern.h"
+#include "backend/backend_int.h"
 #include "tern/core.h"
-#include "kern/kern_int.h"
 
 #include <math.h>
 #include <string.h>
@@ -31,7 +30,7 @@ typedef __m512 VT;
 #define V_COPYSIGN(t, u)                                                                      \
     _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(t),                               \
                                         _mm512_and_si512(_mm512_castps_si512(u), _mm512_set1_epi32((int)0x80000000))))
-#include "kern/cpu/vec_impl.h"
+#include "backend/cpu/vec_impl.h"
 #pragma GCC pop_options
 
 const tern_kern tern_kern_avx512 = {
@@ -41,6 +40,8 @@ const tern_kern tern_kern_avx512 = {
     .crossentropy_fwd_bwd = crossentropy_fwd_bwd_avx512,
     .attention_fwd = attention_fwd_avx512,
     .attention_bwd = attention_bwd_avx512,
+    .swiglu_fwd = swiglu_fwd_avx512,
+    .swiglu_bwd = swiglu_bwd_avx512,
 };
 
 int tern_kern_avx512_supported(void) {

@@ -1,8 +1,7 @@
 /* The AVX2 set: the CPU set's oneDNN GEMMs plus the vectorised kernels of vec_impl.h at 8 lanes.
  * Chosen at run time on CPUs with AVX2 and FMA but without AVX-512. */
-#include "kern/kern.h"
+#include "backend/backend_int.h"
 #include "tern/core.h"
-#include "kern/kern_int.h"
 
 #include <math.h>
 #include <string.h>
@@ -37,7 +36,7 @@ static inline __m256 scale2_avx2(__m256 p, __m256 n) {
 #define V_SCALE2(p, n) scale2_avx2(p, n)
 #define V_ABS(a) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a)
 #define V_COPYSIGN(t, u) _mm256_or_ps(t, _mm256_and_ps(u, _mm256_set1_ps(-0.0f)))
-#include "kern/cpu/vec_impl.h"
+#include "backend/cpu/vec_impl.h"
 #pragma GCC pop_options
 
 const tern_kern tern_kern_avx2 = {
@@ -47,6 +46,8 @@ const tern_kern tern_kern_avx2 = {
     .crossentropy_fwd_bwd = crossentropy_fwd_bwd_avx2,
     .attention_fwd = attention_fwd_avx2,
     .attention_bwd = attention_bwd_avx2,
+    .swiglu_fwd = swiglu_fwd_avx2,
+    .swiglu_bwd = swiglu_bwd_avx2,
 };
 
 int tern_kern_avx2_supported(void) {

@@ -48,7 +48,8 @@ static inline VT FN(gelu1_grad)(VT x, VT dy) {
     return V_MUL(d, dy);
 }
 
-static void FN(gelu_fwd)(float *out, const float *inp, size_t n) {
+static void FN(gelu_fwd)(tern_backend *be, float *out, const float *inp, size_t n) {
+    (void)be;
     size_t nv = n / VW * VW;
 #pragma omp parallel for schedule(static) if ((nv) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < nv; i += VW) V_STORE(out + i, FN(gelu1)(V_LOAD(inp + i)));
@@ -60,7 +61,8 @@ static void FN(gelu_fwd)(float *out, const float *inp, size_t n) {
     }
 }
 
-static void FN(gelu_bwd)(float *dinp, const float *inp, const float *dout, size_t n) {
+static void FN(gelu_bwd)(tern_backend *be, float *dinp, const float *inp, const float *dout, size_t n) {
+    (void)be;
     size_t nv = n / VW * VW;
 #pragma omp parallel for schedule(static) if ((nv) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < nv; i += VW) V_STORE(dinp + i, FN(gelu1_grad)(V_LOAD(inp + i), V_LOAD(dout + i)));
@@ -116,8 +118,9 @@ static void FN(row_scale)(float *x, size_t n, float s) {
     for (size_t i = nv; i < n; i++) x[i] *= s;
 }
 
-static void FN(crossentropy_fwd_bwd)(float *losses, float *dlogits, const float *logits, const int32_t *targets,
-                                     float dscale, size_t N, size_t V) {
+static void FN(crossentropy_fwd_bwd)(tern_backend *be, float *losses, float *dlogits, const float *logits,
+                                     const int32_t *targets, float dscale, size_t N, size_t V) {
+    (void)be;
 #pragma omp parallel for schedule(static) if ((N * V) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < N; i++) {
         const float *x = logits + i * V;
@@ -166,12 +169,47 @@ static void FN(dsoftmax_row)(float *dp, const float *p, size_t t, size_t n, floa
     if (n > m) memset(dp + m, 0, (n - m) * sizeof(float));
 }
 
-static void FN(attention_fwd)(float *out, float *lse, float *scratch, const float *qkv, size_t B, size_t T, size_t C,
-                              size_t NH) {
-    tern_kern_attention_fwd_blocked(out, lse, scratch, qkv, B, T, C, NH, FN(softmax_row));
+static void FN(attention_fwd)(tern_backend *be, float *out, float *lse, float *scratch, const float *q, const float *k,
+                              const float *v, const tern_att_shape *sh) {
+    tern_kern_attention_fwd_blocked(be, out, lse, scratch, q, k, v, sh, FN(softmax_row));
 }
 
-static void FN(attention_bwd)(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *lse, size_t B,
-                              size_t T, size_t C, size_t NH) {
-    tern_kern_attention_bwd_blocked(dqkv, scratch, dout, qkv, lse, B, T, C, NH, FN(probs_row), FN(dsoftmax_row));
+static void FN(attention_bwd)(tern_backend *be, float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                              const float *q, const float *k, const float *v, const float *lse, const tern_att_shape *sh) {
+    tern_kern_attention_bwd_blocked(be, dq, dk, dv, scratch, dout, q, k, v, lse, sh, FN(probs_row), FN(dsoftmax_row));
+}
+
+/* SwiGLU: out = gate * sigmoid(gate) * up, with the vectorised exp. */
+static void FN(swiglu_fwd)(tern_backend *be, float *out, const float *gate, const float *up, size_t n) {
+    (void)be;
+    size_t nv = n / VW * VW;
+#pragma omp parallel for schedule(static) if ((nv) >= TERN_OMP_MIN_WORK)
+    for (size_t i = 0; i < nv; i += VW) {
+        VT g = V_LOAD(gate + i);
+        VT sg = V_DIV(V_SET1(1.0f), V_ADD(V_SET1(1.0f), FN(vexp)(V_SUB(V_SET1(0.0f), g))));
+        V_STORE(out + i, V_MUL(V_MUL(g, sg), V_LOAD(up + i)));
+    }
+    for (size_t i = nv; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+static void FN(swiglu_bwd)(tern_backend *be, float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                           size_t n) {
+    (void)be;
+    size_t nv = n / VW * VW;
+#pragma omp parallel for schedule(static) if ((nv) >= TERN_OMP_MIN_WORK)
+    for (size_t i = 0; i < nv; i += VW) {
+        VT g = V_LOAD(gate + i), d = V_LOAD(dout + i), one = V_SET1(1.0f);
+        VT sg = V_DIV(one, V_ADD(one, FN(vexp)(V_SUB(V_SET1(0.0f), g))));
+        VT dg = V_MUL(V_MUL(V_MUL(d, V_LOAD(up + i)), sg), V_FMADD(g, V_SUB(one, sg), one));
+        V_STORE(dup + i, V_MUL(V_MUL(d, g), sg));
+        V_STORE(dgate + i, dg);
+    }
+    for (size_t i = nv; i < n; i++) {
+        float g = gate[i], d = dout[i], sg = 1.0f / (1.0f + expf(-g));
+        dup[i] = d * g * sg;
+        dgate[i] = d * up[i] * sg * (1.0f + g * (1.0f - sg));
+    }
 }

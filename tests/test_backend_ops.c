@@ -1,0 +1,388 @@
+/* Every kernel of every backend against ref, from one table of cases (ggml's test-backend-ops
+ * is the model): each case draws its inputs from the counter RNG, puts them in the backend's
+ * memory, fills the outputs with NaN first (or with values, for the kernels that add into
+ * them) so that an element left unwritten fails, runs the kernel, and the results come back to
+ * be compared with ref's by relative L2 error. Shapes are awkward on purpose: primes, sizes below
+ * a vector or a tile, a sequence that spans three attention blocks, grouped-query and multi-query
+ * heads. A new backend is checked by this table as soon as tern_backend_open knows it; one this
+ * machine cannot run is reported as skipped, not passed. */
+#include "check.h"
+#include "tern.h"
+
+#include "backend/backend_int.h"
+
+/* ---- the harness ---- */
+
+#define MAX_OUT 8
+
+/* One run of a case on one backend: the outputs, copied back to the host. */
+typedef struct {
+    float *out[MAX_OUT];
+    size_t n[MAX_OUT];
+    const char *what[MAX_OUT];
+    int nout;
+    tern_backend *be;
+    void *dev[32]; /* the case's buffers, freed after it */
+    int ndev;
+} run;
+
+static float *host_random(size_t n, uint64_t stream, float scale) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = scale * tern_rng_normal(77, stream, i);
+    return p;
+}
+
+/* A buffer in the backend's memory holding host[0..n) (or NaN when host is NULL). */
+static float *dev(run *r, const float *host, size_t n) {
+    float *d;
+    if (r->be->mem->alloc(r->be, (void **)&d, (n ? n : 1) * sizeof(float), "a test buffer") != TERN_OK) {
+        printf("%s\n", tern_errmsg());
+        exit(2);
+    }
+    r->dev[r->ndev++] = d;
+    if (host) {
+        r->be->mem->upload(r->be, d, host, n * sizeof(float));
+    } else {
+        float *nan = malloc((n ? n : 1) * sizeof(float));
+        for (size_t i = 0; i < n; i++) nan[i] = NAN;
+        r->be->mem->upload(r->be, d, nan, n * sizeof(float));
+        free(nan);
+    }
+    return d;
+}
+
+static int32_t *dev_ids(run *r, const int32_t *host, size_t n) {
+    int32_t *d;
+    if (r->be->mem->alloc(r->be, (void **)&d, n * sizeof(int32_t), "test ids") != TERN_OK) exit(2);
+    r->dev[r->ndev++] = d;
+    r->be->mem->upload(r->be, d, host, n * sizeof(int32_t));
+    return d;
+}
+
+/* Marks a device buffer as an output to compare. */
+static void out(run *r, const float *d, size_t n, const char *what) {
+    int k = r->nout++;
+    r->out[k] = malloc((n ? n : 1) * sizeof(float));
+    r->be->mem->download(r->be, r->out[k], d, n * sizeof(float));
+    r->n[k] = n;
+    r->what[k] = what;
+}
+
+/* A host value the kernel returned (a reduction), as a one-element output. */
+static void out_value(run *r, double v, const char *what) {
+    int k = r->nout++;
+    r->out[k] = malloc(sizeof(float));
+    r->out[k][0] = (float)v;
+    r->n[k] = 1;
+    r->what[k] = what;
+}
+
+static void run_free(run *r) {
+    for (int i = 0; i < r->ndev; i++) r->be->mem->free(r->be, r->dev[i]);
+    for (int i = 0; i < r->nout; i++) free(r->out[i]);
+}
+
+typedef struct {
+    const char *name;
+    double tol;          /* relative L2 error allowed against ref */
+    void (*fn)(run *r, int variant);
+    int variants;
+} op_case;
+
+/* ---- the cases ---- */
+
+static const size_t gemm_dims[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 17, 65}, {97, 31, 3}};
+
+static void c_sgemm(run *r, int v) {
+    size_t M = gemm_dims[v / 4][0], N = gemm_dims[v / 4][1], K = gemm_dims[v / 4][2];
+    int ta = v & 1, tb = (v >> 1) & 1;
+    float *a = host_random(M * K, 1, 1), *b = host_random(K * N, 2, 1), *c = host_random(M * N, 3, 1);
+    float *C = dev(r, c, M * N);
+    r->be->k->sgemm(r->be, ta, tb, M, N, K, 0.5f, dev(r, a, M * K), ta ? M : K, dev(r, b, K * N), tb ? K : N, 0.25f, C, N);
+    out(r, C, M * N, "C");
+    free(a), free(b), free(c);
+}
+
+static const size_t mm_dims[][3] = {{1, 1, 1}, {5, 7, 3}, {37, 24, 40}, {64, 17, 129}};
+
+static void c_matmul_fwd(run *r, int v) {
+    size_t N = mm_dims[v / 4][0], C = mm_dims[v / 4][1], OC = mm_dims[v / 4][2];
+    int wt = v & 1, bias = (v >> 1) & 1;
+    float *x = host_random(N * C, 4, 1), *w = host_random(C * OC, 5, 0.3f), *b = host_random(OC, 6, 1);
+    float *o = dev(r, NULL, N * OC);
+    r->be->k->matmul_fwd(r->be, o, dev(r, x, N * C), dev(r, w, C * OC), bias ? dev(r, b, OC) : NULL, N, C, OC, wt);
+    out(r, o, N * OC, "out");
+    free(x), free(w), free(b);
+}
+
+static void c_matmul_bwd(run *r, int v) {
+    size_t N = mm_dims[v / 4][0], C = mm_dims[v / 4][1], OC = mm_dims[v / 4][2];
+    int wt = v & 1, bias = (v >> 1) & 1;
+    float *x = host_random(N * C, 7, 1), *w = host_random(C * OC, 8, 0.3f), *dy = host_random(N * OC, 9, 1),
+          *dw0 = host_random(C * OC, 10, 1), *db0 = host_random(OC, 11, 1);
+    float *dx = dev(r, NULL, N * C), *dw = dev(r, dw0, C * OC), *db = dev(r, db0, OC);
+    r->be->k->matmul_bwd(r->be, dx, dw, bias ? db : NULL, dev(r, dy, N * OC), dev(r, x, N * C), dev(r, w, C * OC), N, C, OC, wt);
+    out(r, dx, N * C, "dinp");
+    out(r, dw, C * OC, "dw");
+    out(r, db, OC, "dbias");
+    free(x), free(w), free(dy), free(dw0), free(db0);
+}
+
+/* tokens with repeats, so that the backward pass adds several rows into one */
+static void tokens(int32_t *t, size_t n, size_t V) {
+    for (size_t i = 0; i < n; i++) t[i] = (int32_t)(tern_rng_u64(5, 1, i) % (V < 5 ? V : 5 + i % (V - 4)));
+}
+
+static void c_encoder(run *r, int v) {
+    size_t B = 3, T = v & 2 ? 17 : 5, C = v & 2 ? 40 : 7, V = 23;
+    int pos = v & 1;
+    int32_t ids[3 * 17];
+    tokens(ids, B * T, V);
+    float *wte = host_random(V * C, 12, 1), *wpe = host_random(T * C, 13, 1), *dy = host_random(B * T * C, 14, 1),
+          *g0 = host_random(V * C, 15, 1), *p0 = host_random(T * C, 16, 1);
+    int32_t *in = dev_ids(r, ids, B * T);
+    float *o = dev(r, NULL, B * T * C), *dwte = dev(r, g0, V * C), *dwpe = dev(r, p0, T * C);
+    r->be->k->encoder_fwd(r->be, o, in, dev(r, wte, V * C), pos ? dev(r, wpe, T * C) : NULL, B, T, C);
+    r->be->k->encoder_bwd(r->be, dwte, pos ? dwpe : NULL, dev(r, dy, B * T * C), in, B, T, C);
+    out(r, o, B * T * C, "out");
+    out(r, dwte, V * C, "dwte");
+    out(r, dwpe, T * C, "dwpe");
+    free(wte), free(wpe), free(dy), free(g0), free(p0);
+}
+
+static const size_t norm_dims[][2] = {{1, 1}, {7, 13}, {33, 64}, {5, 131}};
+
+static void c_layernorm(run *r, int v) {
+    size_t N = norm_dims[v][0], C = norm_dims[v][1];
+    float *x = host_random(N * C, 17, 2), *w = host_random(C, 18, 1), *b = host_random(C, 19, 1), *dy = host_random(N * C, 20, 1),
+          *dx0 = host_random(N * C, 21, 1), *dw0 = host_random(C, 22, 1), *db0 = host_random(C, 23, 1);
+    float *o = dev(r, NULL, N * C), *mean = dev(r, NULL, N), *rstd = dev(r, NULL, N), *dX = dev(r, x, N * C), *dW = dev(r, w, C);
+    r->be->k->layernorm_fwd(r->be, o, mean, rstd, dX, dW, dev(r, b, C), N, C, 1e-5f);
+    float *dx = dev(r, dx0, N * C), *dw = dev(r, dw0, C), *db = dev(r, db0, C);
+    r->be->k->layernorm_bwd(r->be, dx, dw, db, dev(r, dy, N * C), dX, dW, mean, rstd, N, C);
+    out(r, o, N * C, "out"), out(r, mean, N, "mean"), out(r, rstd, N, "rstd");
+    out(r, dx, N * C, "dinp"), out(r, dw, C, "dw"), out(r, db, C, "db");
+    free(x), free(w), free(b), free(dy), free(dx0), free(dw0), free(db0);
+}
+
+static void c_rmsnorm(run *r, int v) {
+    size_t N = norm_dims[v][0], C = norm_dims[v][1];
+    float *x = host_random(N * C, 24, 2), *w = host_random(C, 25, 1), *dy = host_random(N * C, 26, 1), *dx0 = host_random(N * C, 27, 1),
+          *dw0 = host_random(C, 28, 1);
+    float *o = dev(r, NULL, N * C), *rstd = dev(r, NULL, N), *dX = dev(r, x, N * C), *dW = dev(r, w, C);
+    r->be->k->rmsnorm_fwd(r->be, o, rstd, dX, dW, N, C, 1e-6f);
+    float *dx = dev(r, dx0, N * C), *dw = dev(r, dw0, C);
+    r->be->k->rmsnorm_bwd(r->be, dx, dw, dev(r, dy, N * C), dX, dW, rstd, N, C);
+    out(r, o, N * C, "out"), out(r, rstd, N, "rstd"), out(r, dx, N * C, "dinp"), out(r, dw, C, "dw");
+    free(x), free(w), free(dy), free(dx0), free(dw0);
+}
+
+/* B, T, NH, NKV, hs, packed (GPT-2's one (B,T,3C) buffer for q, k, v) */
+static const size_t att_shapes[][6] = {
+    {2, 13, 3, 3, 12, 1}, /* multi-head, packed, hs not a multiple of 8 */
+    {1, 1, 2, 2, 8, 1},   /* one position */
+    {3, 31, 4, 2, 12, 0}, /* grouped-query: 2 key/value heads for 4 */
+    {2, 150, 2, 1, 16, 0}, /* multi-query over three query blocks, the last one partial */
+    {1, 70, 6, 3, 6, 0},
+};
+
+static void c_attention(run *r, int v) {
+    const size_t *s = att_shapes[v];
+    size_t B = s[0], T = s[1], NH = s[2], NKV = s[3], hs = s[4], Q = NH * hs, KV = NKV * hs;
+    int packed = (int)s[5];
+    tern_att_shape as = {B, T, NH, NKV, hs, packed ? 3 * Q : Q, packed ? 3 * Q : KV, packed ? 3 * Q : KV};
+    size_t nq = B * T * as.ldq, nk = B * T * as.ldk, nv = B * T * as.ldv;
+    float *hq = host_random(nq, 29, 1), *hk = host_random(nk, 30, 1), *hv = host_random(nv, 31, 1), *hdy = host_random(B * T * Q, 32, 1);
+    float *q = dev(r, hq, nq), *k = packed ? q + Q : dev(r, hk, nk), *vv = packed ? q + 2 * Q : dev(r, hv, nv);
+    float *o = dev(r, NULL, B * T * Q), *lse = dev(r, NULL, B * NH * T), *scr = dev(r, NULL, TERN_ATT_SCRATCH(B, T, NH));
+    r->be->k->attention_fwd(r->be, o, lse, scr, q, k, vv, &as);
+    /* the gradients are laid out as their inputs; a packed buffer's three parts are one output */
+    float *dq = dev(r, NULL, nq), *dk = packed ? dq + Q : dev(r, NULL, nk), *dv = packed ? dq + 2 * Q : dev(r, NULL, nv);
+    r->be->k->attention_bwd(r->be, dq, dk, dv, scr, dev(r, hdy, B * T * Q), q, k, vv, lse, &as);
+    out(r, o, B * T * Q, "out"), out(r, lse, B * NH * T, "lse"), out(r, dq, nq, "dq");
+    if (!packed) out(r, dk, nk, "dk"), out(r, dv, nv, "dv");
+    free(hq), free(hk), free(hv), free(hdy);
+}
+
+static void c_attention_decode(run *r, int v) {
+    size_t len = v ? 37 : 1, NH = 4, NKV = v ? 2 : 4, hs = 10, ld = NKV * hs + (v ? 6 : 0);
+    float *hq = host_random(NH * hs, 33, 1), *hk = host_random(len * ld, 34, 1), *hv = host_random(len * ld, 35, 1);
+    float *o = dev(r, NULL, NH * hs);
+    r->be->k->attention_decode(r->be, o, dev(r, NULL, len), dev(r, hq, NH * hs), dev(r, hk, len * ld), dev(r, hv, len * ld), len, NH,
+                               NKV, hs, ld);
+    out(r, o, NH * hs, "out");
+    free(hq), free(hk), free(hv);
+}
+
+static void c_rope(run *r, int v) {
+    size_t B = 2, T = v ? 9 : 1, H = 3, hs = 10, ld = v ? H * hs + 4 : H * hs, pos0 = v ? 7 : 0;
+    float freq[5];
+    for (size_t i = 0; i < 5; i++) freq[i] = 1.0f / powf(10000.0f, (float)(2 * i) / (float)hs);
+    float *x = host_random(B * T * ld, 36, 1), *dx = host_random(B * T * ld, 37, 1);
+    float *f = dev(r, freq, 5), *X = dev(r, x, B * T * ld), *DX = dev(r, dx, B * T * ld);
+    r->be->k->rope_fwd(r->be, X, f, B, T, H, hs, ld, pos0);
+    r->be->k->rope_bwd(r->be, DX, f, B, T, H, hs, ld, pos0);
+    out(r, X, B * T * ld, "x rotated"), out(r, DX, B * T * ld, "dx rotated back");
+    free(x), free(dx);
+}
+
+static const size_t pw_lens[] = {1, 7, 1037, 4099};
+
+static void c_gelu(run *r, int v) {
+    size_t n = pw_lens[v];
+    float *x = host_random(n, 38, 4), *dy = host_random(n, 39, 1);
+    float *X = dev(r, x, n), *o = dev(r, NULL, n), *dx = dev(r, NULL, n);
+    r->be->k->gelu_fwd(r->be, o, X, n);
+    r->be->k->gelu_bwd(r->be, dx, X, dev(r, dy, n), n);
+    out(r, o, n, "out"), out(r, dx, n, "dinp");
+    free(x), free(dy);
+}
+
+static void c_swiglu(run *r, int v) {
+    size_t n = pw_lens[v];
+    float *g = host_random(n, 40, 4), *u = host_random(n, 41, 1), *dy = host_random(n, 42, 1);
+    float *G = dev(r, g, n), *U = dev(r, u, n), *o = dev(r, NULL, n), *dg = dev(r, NULL, n), *du = dev(r, NULL, n);
+    r->be->k->swiglu_fwd(r->be, o, G, U, n);
+    r->be->k->swiglu_bwd(r->be, dg, du, dev(r, dy, n), G, U, n);
+    out(r, o, n, "out"), out(r, dg, n, "dgate"), out(r, du, n, "dup");
+    free(g), free(u), free(dy);
+}
+
+static void c_residual(run *r, int v) {
+    size_t n = pw_lens[v];
+    float *a = host_random(n, 43, 1), *b = host_random(n, 44, 1);
+    float *o = dev(r, NULL, n);
+    r->be->k->residual_fwd(r->be, o, dev(r, a, n), dev(r, b, n), n);
+    out(r, o, n, "out");
+    free(a), free(b);
+}
+
+static void c_crossentropy(run *r, int v) {
+    size_t N = v ? 7 : 1, V = v ? 1003 : 2;
+    int32_t tg[7] = {0, 1002, 5, 77, 999, 3, 500};
+    if (!v) tg[0] = 1;
+    float *lg = host_random(N * V, 45, 6);
+    float *L = dev(r, lg, N * V), *losses = dev(r, NULL, N), *d = dev(r, NULL, N * V), *losses2 = dev(r, NULL, N);
+    int32_t *t = dev_ids(r, tg, N);
+    r->be->k->crossentropy_fwd_bwd(r->be, losses, d, L, t, 0.25f, N, V);
+    r->be->k->crossentropy_fwd_bwd(r->be, losses2, NULL, L, t, 0.25f, N, V);
+    out(r, losses, N, "losses"), out(r, d, N * V, "dlogits"), out(r, losses2, N, "losses without gradient");
+    free(lg);
+}
+
+static void c_adamw(run *r, int v) {
+    size_t n = pw_lens[v];
+    float *p = host_random(n, 46, 1), *g = host_random(n, 47, 1), *m = host_random(n, 48, 0.1f), *vv = host_random(n, 49, 0.1f);
+    for (size_t i = 0; i < n; i++) vv[i] = fabsf(vv[i]);
+    tern_adamw_args a = {3e-3f, 0.9f, 0.95f, 1e-8f, 1.0f - 3e-3f * 0.1f, 1.0f - 0.9f * 0.9f, sqrtf(1.0f - 0.95f * 0.95f)};
+    float *P = dev(r, p, n), *M = dev(r, m, n), *Vv = dev(r, vv, n);
+    r->be->k->adamw(r->be, P, dev(r, g, n), M, Vv, n, &a);
+    out(r, P, n, "params"), out(r, M, n, "m"), out(r, Vv, n, "v");
+    free(p), free(g), free(m), free(vv);
+}
+
+static void c_reductions(run *r, int v) {
+    size_t n = v ? 100003 : 3;
+    float *x = host_random(n, 50, 1);
+    float *X = dev(r, x, n);
+    out_value(r, r->be->k->sumsq(r->be, X, n), "sumsq");
+    out_value(r, r->be->k->sum(r->be, X, n), "sum");
+    r->be->k->scale(r->be, X, n, -0.5f);
+    out(r, X, n, "scaled");
+    float *F = dev(r, NULL, n), *G = dev(r, NULL, n);
+    r->be->k->fill(r->be, F, n, 0.75f);
+    r->be->k->fill_normal(r->be, G, n, 0.02f, 123, 456);
+    out(r, F, n, "fill"), out(r, G, n, "fill_normal");
+    x[n / 2] = v ? INFINITY : NAN;
+    float *Y = dev(r, x, n), val = 0;
+    long long at = r->be->k->find_nonfinite(r->be, Y, n, &val);
+    out_value(r, (double)at, "first non-finite index");
+    out_value(r, at >= 0 && isinf(val) ? 1.0 : at >= 0 && isnan(val) ? 2.0 : 0.0, "its kind");
+    free(x);
+}
+
+static const op_case cases[] = {
+    {"sgemm", 1e-6, c_sgemm, 16},
+    {"matmul_fwd", 1e-6, c_matmul_fwd, 16},
+    {"matmul_bwd", 1e-6, c_matmul_bwd, 16},
+    {"encoder_fwd/bwd", 1e-7, c_encoder, 4},
+    {"layernorm_fwd/bwd", 1e-6, c_layernorm, 4},
+    {"rmsnorm_fwd/bwd", 1e-6, c_rmsnorm, 4},
+    {"attention_fwd/bwd", 1e-5, c_attention, 5},
+    {"attention_decode", 1e-6, c_attention_decode, 2},
+    {"rope_fwd/bwd", 1e-6, c_rope, 2},
+    {"gelu_fwd/bwd", 1e-6, c_gelu, 4},
+    {"swiglu_fwd/bwd", 1e-6, c_swiglu, 4},
+    {"residual_fwd", 0, c_residual, 4},
+    {"crossentropy_fwd_bwd", 1e-6, c_crossentropy, 2},
+    {"adamw", 1e-6, c_adamw, 4},
+    {"sumsq, sum, scale, fill, fill_normal, find_nonfinite", 1e-7, c_reductions, 2},
+};
+
+/* Every case of the table on backend `name` against ref. */
+static void check_backend(const char *name) {
+    tern_backend *ref, *be;
+    if (tern_backend_open(&ref, "ref") != TERN_OK || tern_backend_open(&be, name) != TERN_OK) {
+        CHECK(0, "%s", tern_errmsg());
+        return;
+    }
+    int checked = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        double worst = 0;
+        for (int v = 0; v < cases[c].variants; v++) {
+            run a = {.be = ref}, b = {.be = be};
+            cases[c].fn(&a, v);
+            cases[c].fn(&b, v);
+            CHECK(tern_backend_sync(be) == TERN_OK, "%s %s: %s", name, cases[c].name, tern_errmsg());
+            for (int k = 0; k < a.nout; k++) {
+                double e = rel_l2(b.out[k], a.out[k], a.n[k]);
+                if (!(e <= cases[c].tol)) /* NaN fails too: an element left unwritten */
+                    CHECK(0, "%s %s variant %d, %s: relative error %.3g > %.g", name, cases[c].name, v, a.what[k], e, cases[c].tol);
+                worst = e > worst ? e : worst;
+                checked++;
+            }
+            run_free(&a);
+            run_free(&b);
+        }
+        printf("  %s %s: worst relative error %.3g\n", name, cases[c].name, worst);
+    }
+    printf("  %s: %d outputs of %zu kernels compared with ref\n", name, checked, sizeof cases / sizeof cases[0]);
+    tern_backend_free(ref);
+    tern_backend_free(be);
+}
+
+static void test_every_backend_against_ref(void) {
+    for (const char *const *n = tern_backend_names; *n; n++) {
+        if (!strcmp(*n, "ref")) continue;
+        char why[256];
+        if (!tern_backend_available(*n, why, sizeof why)) {
+            printf("SKIP backend %s: %s\n", *n, why);
+            continue;
+        }
+        check_backend(*n);
+    }
+}
+
+/* ref against itself: the table's own outputs are deterministic (the same inputs give the same
+ * bits), and a kernel that leaves an output unwritten is caught (a NaN-filled buffer compared). */
+static void test_harness_catches_unwritten(void) {
+    tern_backend *ref;
+    CHECK(tern_backend_open(&ref, "ref") == TERN_OK, "%s", tern_errmsg());
+    run a = {.be = ref}, b = {.be = ref};
+    c_gelu(&a, 2);
+    c_gelu(&b, 2);
+    CHECK(!memcmp(a.out[0], b.out[0], a.n[0] * sizeof(float)), "ref is not deterministic");
+    float *poisoned = dev(&b, NULL, a.n[0]);
+    out(&b, poisoned, a.n[0], "unwritten");
+    double e = rel_l2(b.out[b.nout - 1], a.out[0], a.n[0]);
+    CHECK(!(e <= 1.0), "an unwritten output compared as %.3g", e);
+    run_free(&a);
+    run_free(&b);
+    tern_backend_free(ref);
+}
+
+int main(void) {
+    RUN(test_harness_catches_unwritten);
+    RUN(test_every_backend_against_ref);
+    return check_exit();
+}
