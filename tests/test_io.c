@@ -3,6 +3,8 @@
  * full forward pass, and checkpoint folders (latest pointer, keeping the last K). */
 #include "lib.h"
 
+#include <cjson/cJSON.h>
+
 #include <unistd.h>
 
 static tern_model *random_model(int L, int NH, int C, int P, int V, uint64_t seed) {
@@ -234,6 +236,109 @@ static void test_ckpt_keep_and_latest(void) {
     tern_model_free(b);
 }
 
+/* transformers' own save_pretrained folders of each family load with transformers' logits:
+ * grouped-query attention, sharded weights, transformers 4's config layout, Llama 3's rope scaling
+ * with a tied head, Qwen2's biases, Mistral without a window. */
+static void test_hf_families_load_with_transformers_logits(void) {
+    static const struct {
+        const char *folder, *ref;
+    } cases[] = {
+        {"llama_tiny", "llama_tiny_ref"},     {"llama_tiny_sharded", "llama_tiny_ref"}, {"llama_tiny_tf4", "llama_tiny_ref"},
+        {"llama3_tiny_tf4", "llama3_tiny_tf4_ref"}, {"qwen2_tiny", "qwen2_tiny_ref"},       {"mistral_tiny", "mistral_tiny_ref"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char dir[256], ref[256];
+        snprintf(dir, sizeof dir, "tests/fixtures/hf/%s", cases[i].folder);
+        snprintf(ref, sizeof ref, "tests/fixtures/hf/%s.safetensors", cases[i].ref);
+        tern_model *m = NULL;
+        tern_safetensors *st = NULL;
+        CHECK(tern_io_load_hf(dir, &m, NULL) == TERN_OK, "%s: %s", dir, tern_errmsg());
+        CHECK(tern_st_open(&st, ref) == TERN_OK, "%s", tern_errmsg());
+        if (!m || !st) {
+            tern_model_free(m);
+            tern_st_free(st);
+            continue;
+        }
+        const tern_st_entry *ids = tern_st_find(st, "input_ids");
+        size_t B = ids->shape[0], T = ids->shape[1], V = (size_t)tern_model_cfg(m)->vocab_size;
+        float *want = malloc(B * T * V * sizeof(float)), *got = malloc(B * T * V * sizeof(float));
+        size_t shape[3] = {B, T, V};
+        CHECK(tern_st_read_f32(st, "logits_f64", want, 3, shape) == TERN_OK, "%s", tern_errmsg());
+        CHECK(tern_model_reserve(m, B, T) == TERN_OK && tern_model_forward(m, tern_st_data(st, ids), NULL, B, T, NULL) == TERN_OK &&
+                  tern_model_logits(m, got) == TERN_OK,
+              "%s", tern_errmsg());
+        double e = rel_l2(got, want, B * T * V);
+        CHECK(e <= 1e-5, "%s: logits relative error %.3g against transformers", cases[i].folder, e);
+        printf("  %s (%s): logits within %.3g of transformers'\n", cases[i].folder, tern_model_cfg(m)->arch, e);
+        free(want);
+        free(got);
+        tern_st_free(st);
+        tern_model_free(m);
+    }
+}
+
+/* Writes tests/fixtures/hf/llama_tiny's config.json with one edit into dir/config.json and links
+ * its weights beside it. edit: a JSON text of keys to replace or add (null removes). */
+static void edited_llama(const char *dir, const char *edit) {
+    char out[1024];
+    run_cmd(out, sizeof out, "rm -rf '%s' && mkdir -p '%s' && cp tests/fixtures/hf/llama_tiny/model.safetensors '%s/'", dir, dir, dir);
+    char *text;
+    size_t n;
+    tern_read_file("tests/fixtures/hf/llama_tiny/config.json", &text, &n);
+    cJSON *j = cJSON_Parse(text), *e = cJSON_Parse(edit);
+    free(text);
+    for (cJSON *it = e ? e->child : NULL; it; it = it->next) {
+        cJSON_DeleteItemFromObjectCaseSensitive(j, it->string);
+        if (!cJSON_IsNull(it)) cJSON_AddItemToObject(j, it->string, cJSON_Duplicate(it, 1));
+    }
+    char *s = cJSON_Print(j), *path = tern_path_join(dir, "config.json");
+    tern_write_file_atomic(path, s, strlen(s));
+    free(s);
+    free(path);
+    cJSON_Delete(j);
+    cJSON_Delete(e);
+}
+
+/* What tern cannot compute exactly is refused by name before anything is allocated. */
+static void test_hf_refusals(void) {
+    const char *d = test_tmpdir("io_hf_refuse");
+    static const struct {
+        const char *edit, *want;
+    } cases[] = {
+        {"{\"model_type\": \"mixtral\"}", "config.json: model_type \"mixtral\" is not one tern trains (gpt2, llama, mistral, qwen2)"},
+        {"{\"num_local_experts\": 8}", "config.json: a mixture of experts is not a model tern trains"},
+        {"{\"num_key_value_heads\": 3}", "config.json: the key/value heads (3) must divide the heads (4)"},
+        {"{\"hidden_act\": \"gelu\"}", "config.json: hidden_act \"gelu\" is not supported (tern's Llama uses SwiGLU with silu)"},
+        {"{\"attention_bias\": true}", "config.json: attention_bias is set (biases on q, k, v and o); tern computes Qwen2's q, k, v "
+                                         "biases but no o_proj bias"},
+        {"{\"rope_parameters\": {\"rope_type\": \"yarn\", \"rope_theta\": 10000, \"factor\": 4}}",
+         "config.json: rope scaling of type \"yarn\" is not supported (tern computes plain rotary embeddings and Llama 3's \"llama3\" "
+         "scaling)"},
+        {"{\"intermediate_size\": 48}", "model.safetensors: tensor 'model.layers.0.mlp.gate_proj.weight' has shape [40, 32], expected "
+                                          "[48, 32]"},
+        {"{\"num_hidden_layers\": 3}", "missing tensor 'model.layers.2.self_attn.q_proj.weight' in its weight files"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char dir[600];
+        snprintf(dir, sizeof dir, "%s/c%zu", d, i);
+        edited_llama(dir, cases[i].edit);
+        tern_model *m = NULL;
+        tern_status st = tern_io_load_hf(dir, &m, NULL);
+        CHECK(st != TERN_OK && !m && strstr(tern_errmsg(), cases[i].want), "%s: got '%s', want '...%s'", cases[i].edit, tern_errmsg(),
+              cases[i].want);
+        tern_model_free(m);
+    }
+    /* Mistral's sliding window: the model loads, and a sequence longer than the window is refused */
+    tern_model *m = NULL;
+    CHECK(tern_io_load_hf("tests/fixtures/hf/mistral_window", &m, NULL) == TERN_OK, "%s", tern_errmsg());
+    if (m) {
+        CHECK(tern_model_cfg(m)->sliding_window == 16, "window %d", tern_model_cfg(m)->sliding_window);
+        CHECK(tern_model_reserve(m, 1, 16) == TERN_OK, "%s", tern_errmsg());
+        CHECK(tern_model_reserve(m, 1, 17) == TERN_EINVAL && strstr(tern_errmsg(), "sliding attention window (16)"), "%s", tern_errmsg());
+        tern_model_free(m);
+    }
+}
+
 int main(void) {
     RUN(test_st_roundtrip);
     RUN(test_st_malformed);
@@ -241,5 +346,7 @@ int main(void) {
     RUN(test_hf_hub_layouts);
     RUN(test_kv_cache_matches_forward);
     RUN(test_ckpt_keep_and_latest);
+    RUN(test_hf_families_load_with_transformers_logits);
+    RUN(test_hf_refusals);
     return check_exit();
 }

@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""The transformers round trip of tern's train issue, run end to end.
+"""The transformers round trip, run end to end, for each model family tern trains.
 
 1. Prepares a slice of tinyshakespeare with GPT-2's own tokenizer (data/gpt2), trains a small
-   tern model for a few steps, and exports it as a Hugging Face folder (tern export).
-2. Loads the folder with transformers' GPT2LMHeadModel.from_pretrained and
+   tern model for a few steps (--arch gpt2, llama with grouped-query attention, or qwen2: llama
+   with q/k/v biases), and exports it as a Hugging Face folder (tern export).
+2. Loads the folder with transformers' AutoModelForCausalLM.from_pretrained (which picks
+   GPT2LMHeadModel, LlamaForCausalLM or Qwen2ForCausalLM from config.json) and
    GPT2TokenizerFast.from_pretrained, and requires no missing or unexpected weights.
-3. Compares transformers' logits with tern's (tern logits) on a prompt, to 1e-4 relative.
+3. Compares transformers' logits with tern's (tern logits) on a prompt, to 1e-5 relative.
 4. Compares tern eval's loss on the val split with the same loss computed by transformers over
    the same windows (B rows of T tokens, read in order), to 1e-4 relative.
 5. Checks that the tokenizer encodes the prompt to the same ids in tern and in transformers.
+6. Saves transformers' model again with save_pretrained (its own layout and config keys), starts
+   a tern run from it with --init, and compares that run's logits with transformers', to 1e-5.
 
-Usage: python3 tools/check_hf.py [--tern build/tern] [--keep DIR]
+Usage: python3 tools/check_hf.py [--arch gpt2|llama|qwen2] [--tern build/tern] [--keep DIR]
 Needs torch and transformers (pip). Prints one line per check and exits non-zero on a failure.
 """
 import argparse
@@ -23,7 +27,7 @@ import tempfile
 
 import numpy as np
 import torch
-from transformers import GPT2LMHeadModel, GPT2TokenizerFast
+from transformers import AutoModelForCausalLM, GPT2TokenizerFast
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -57,6 +61,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tern", default=os.path.join(ROOT, "build", "tern"))
     ap.add_argument("--keep", help="work in this folder and keep it")
+    ap.add_argument("--arch", default="gpt2", choices=["gpt2", "llama", "qwen2"])
     args = ap.parse_args()
     work = args.keep or tempfile.mkdtemp(prefix="tern-check-hf-")
     os.makedirs(work, exist_ok=True)
@@ -64,23 +69,25 @@ def main():
     corpus = os.path.join(work, "corpus.txt")
     with open(os.path.join(ROOT, "data", "tinyshakespeare", "input.txt"), "rb") as f:
         open(corpus, "wb").write(f.read(200_000))
-    data, rundir, hf = (os.path.join(work, x) for x in ("data", "run", "hf"))
+    data, rundir, hf = (os.path.join(work, x) for x in ("data", "run-" + args.arch, "hf-" + args.arch))
     tok = os.path.join(ROOT, "data", "gpt2")
     B, T = 4, 64
     if not os.path.exists(os.path.join(data, "manifest.json")):
         run([t, "prepare", "--tokenizer", tok, "--val-fraction", "0.1", "-o", data, corpus])
     if not os.path.exists(os.path.join(rundir, "ckpt", "latest")):
+        shape = {"gpt2": [], "llama": ["--arch", "llama", "--n-kv-head", "2"],
+                 "qwen2": ["--arch", "llama", "--n-kv-head", "2", "--qkv-bias", "--rope-theta", "1000000"]}[args.arch]
         run([t, "train", "--data", data, "-o", rundir, "--tokenizer", tok, "--n-layer", "2", "--n-head", "4",
-             "--n-embd", "64", "--seq", str(T), "--batch", str(B), "--steps", "20", "--lr", "3e-3", "--warmup", "5"])
+             "--n-embd", "64", "--seq", str(T), "--batch", str(B), "--steps", "20", "--lr", "3e-3", "--warmup", "5"] + shape)
     run([t, "export", rundir, "-o", hf])
     failures = 0
 
-    model, info = GPT2LMHeadModel.from_pretrained(hf, output_loading_info=True)
+    model, info = AutoModelForCausalLM.from_pretrained(hf, output_loading_info=True, torch_dtype=torch.float32)
     model.eval()
     problems = {k: v for k, v in info.items() if v}
     ok = not problems
     failures += not ok
-    print(f"{'ok' if ok else 'FAIL'}: GPT2LMHeadModel.from_pretrained: missing/unexpected/mismatched: {problems or 'none'}")
+    print(f"{'ok' if ok else 'FAIL'}: {type(model).__name__}.from_pretrained: missing/unexpected/mismatched: {problems or 'none'}")
     tk = GPT2TokenizerFast.from_pretrained(hf)
 
     prompt = "ROMEO:\nBut soft, what light through yonder window breaks?"
@@ -97,9 +104,9 @@ def main():
     with torch.no_grad():
         theirs = model(torch.tensor([ids_hf])).logits[0].numpy()
     e = rel(ours, theirs)
-    ok = e <= 1e-4
+    ok = e <= 1e-5
     failures += not ok
-    print(f"{'ok' if ok else 'FAIL'}: logits on a {len(ids_hf)}-token prompt: relative error {e:.3g} (limit 1e-4)")
+    print(f"{'ok' if ok else 'FAIL'}: logits on a {len(ids_hf)}-token prompt: relative error {e:.3g} (limit 1e-5)")
 
     out = run([t, "eval", rundir, "--data", data, "--batch", str(B), "--seq", str(T)])
     tern_loss = float(out.split(": loss ")[1].split(",")[0])
@@ -124,6 +131,22 @@ def main():
     failures += not ok
     print(f"{'ok' if ok else 'FAIL'}: eval on the val split ({len(losses)} windows of {B}x{T}): tern {tern_loss:.6f}, "
           f"transformers {torch_loss:.6f}, relative difference {e:.2g} (limit 1e-4)")
+    # transformers' own save_pretrained folder (its config keys, e.g. transformers 5's
+    # rope_parameters), then tern train --init from it: the same logits as transformers
+    saved = os.path.join(work, "saved-" + args.arch)
+    model.save_pretrained(saved)
+    tk.save_pretrained(saved)
+    init_run = os.path.join(work, "init-" + args.arch)
+    if not os.path.exists(os.path.join(init_run, "ckpt", "latest")):
+        run([t, "train", "--data", data, "-o", init_run, "--init", saved, "--seq", str(T), "--batch", str(B), "--steps", "1",
+             "--stop-at", "0", "--lr", "1e-9", "--warmup", "0"])
+    lo2 = os.path.join(work, "logits-init.safetensors")
+    run([t, "logits", saved, "--tokens", " ".join(map(str, ids_hf)), "-o", lo2])
+    e = rel(read_st(lo2)["logits"], theirs)
+    ok = e <= 1e-5
+    failures += not ok
+    print(f"{'ok' if ok else 'FAIL'}: logits of transformers' save_pretrained folder read by tern: relative error {e:.3g} "
+          f"(limit 1e-5)")
     print(f"work folder: {work}")
     sys.exit(1 if failures else 0)
 

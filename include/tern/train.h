@@ -50,6 +50,7 @@
     X(eval_batches, I, 10, "val batches per evaluation")                                                      \
     X(ckpt_every, I, 100, "checkpoint every N steps (0 = only at the end)")                                     \
     X(keep, I, 3, "checkpoints to keep")                                                                      \
+    X(device, S, "cpu", "where to compute: cpu (the fastest CPU kernels), ref, avx2, avx512, cuda or cuda:N")      \
     X(precision, S, "fp32", "arithmetic: fp32")                                                               \
     X(threads, I, 0, "threads (0 = all cores)")                                                               \
     X(max_bad_steps, I, 10, "stop after this many non-finite steps in a row")                                 \

@@ -149,6 +149,9 @@ static int cli_train_default(tern_train_opts *o) {
 
 int cli_train(int argc, char **argv) {
     start_signal_thread();
+    /* A progress display piped into a pager or `head` that has gone must not end the run: writes
+     * to a closed pipe fail quietly instead of killing the process. */
+    signal(SIGPIPE, SIG_IGN);
     tern_train_opts o;
     tern_train_opts_defaults(&o);
     const char *config = NULL;

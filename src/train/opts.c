@@ -185,10 +185,11 @@ tern_status tern_train_opts_check(const tern_train_opts *o) {
 }
 
 /* Options that belong to one invocation, not to the run: never saved in config.json, so that a
- * resumed run does not stop again where the first invocation was told to. */
+ * resumed run does not stop again where the first invocation was told to, and goes on on whatever
+ * device the machine it resumes on has. */
 static int per_invocation(const char *key) {
     return !strcmp(key, "stop_at") || !strcmp(key, "resume") || !strcmp(key, "time_limit") || !strcmp(key, "key") ||
-           !strcmp(key, "passphrase_file");
+           !strcmp(key, "passphrase_file") || !strcmp(key, "device");
 }
 
 char *tern_train_opts_to_json(const tern_train_opts *o) {

@@ -45,9 +45,13 @@ typedef struct run {
     tern_key *key;         /* --key / --passphrase-file / TERN_KEY_FILE: a sealed run; NULL: plain files */
     char *mbuf;            /* --seal-metrics: metrics.jsonl kept in memory, sealed at each checkpoint */
     size_t mlen;
-    const char *mpath;
+    char *mpath, *cfgpath;   /* RUNDIR/metrics.jsonl and RUNDIR/config.json */
+    char run_id[2 * 8 + 1];  /* a new run's identifier */
     tern_train_control *ctl; /* the caller's view of the run (may be NULL) */
+    const tern_train_opts *given; /* the options as this invocation was given them */
     long long ckpt_step;     /* the step of the newest checkpoint on disk; -1: none */
+    int bad;                 /* non-finite steps in a row */
+    tern_backend *be;        /* --device: where the model computes */
     tern_dir_lock lock;      /* rank 0 holds the run folder for the run's life */
     tern_ckpt_seal seal;     /* how checkpoints are sealed: the key and the run id (key NULL: plain) */
     tern_model_config mc;    /* the model's family and shape */
@@ -297,8 +301,8 @@ static tern_model_config config_from_opts(const tern_train_opts *o, size_t V) {
 
 /* Options whose values must agree with a model that comes from elsewhere (--init or the run's
  * own config.json): given explicitly with another value, they are refused by name. */
-static tern_status agree(const tern_train_opts *o, const char *key, long long given, long long model, const char *from) {
-    if (tern_train_opts_is_set(o, key) && given != model)
+static tern_status agree(const tern_train_opts *flags, const char *key, long long given, long long model, const char *from) {
+    if (tern_train_opts_is_set(flags, key) && given != model)
         return tern_err(TERN_EINVAL, "--%s %lld differs from the model's %lld (%s)", key, given, model, from);
     return TERN_OK;
 }
@@ -327,16 +331,19 @@ static tern_status model_config(run *r, tern_train_opts *o, tern_model_config *c
         if (o->seq > o->n_ctx) return tern_err(TERN_EINVAL, "--seq %lld exceeds --n-ctx %lld", o->seq, o->n_ctx);
         *c = config_from_opts(o, V);
         o->vocab_size = (long long)V;
+        o->n_kv_head = c->n_kv_head; /* config.json records the resolved shape */
+        o->ffn_dim = c->ffn_dim;
         return tern_model_config_check(c);
     }
-    TERN_TRY(agree(o, "n_layer", o->n_layer, c->n_layer, from));
-    TERN_TRY(agree(o, "n_head", o->n_head, c->n_head, from));
-    TERN_TRY(agree(o, "n_embd", o->n_embd, c->n_embd, from));
+    const tern_train_opts *flags = r->given; /* what this invocation was given, not what config.json held */
+    TERN_TRY(agree(flags, "n_layer", o->n_layer, c->n_layer, from));
+    TERN_TRY(agree(flags, "n_head", o->n_head, c->n_head, from));
+    TERN_TRY(agree(flags, "n_embd", o->n_embd, c->n_embd, from));
     if (!strcmp(c->arch, "llama")) {
-        TERN_TRY(agree(o, "n_kv_head", o->n_kv_head, c->n_kv_head, from));
-        TERN_TRY(agree(o, "ffn_dim", o->ffn_dim, c->ffn_dim, from));
+        TERN_TRY(agree(flags, "n_kv_head", o->n_kv_head, c->n_kv_head, from));
+        TERN_TRY(agree(flags, "ffn_dim", o->ffn_dim, c->ffn_dim, from));
     }
-    if (tern_train_opts_is_set(o, "arch") && strcmp(o->arch, c->arch))
+    if (tern_train_opts_is_set(flags, "arch") && strcmp(o->arch, c->arch))
         return tern_err(TERN_EINVAL, "--arch %s differs from the model's %s (%s)", o->arch, c->arch, from);
     if ((size_t)c->vocab_size != V)
         return tern_err(TERN_EINVAL, "%s: the model's vocabulary (%d) differs from the data's (%zu)", from, c->vocab_size, V);
@@ -361,12 +368,12 @@ static tern_status model_config(run *r, tern_train_opts *o, tern_model_config *c
  * or the family's initialisation from the seed. */
 static tern_status build_model(run *r, const tern_train_opts *o, const tern_model_config *c, const char *ckdir) {
     if (o->init && !o->resume) {
-        TERN_TRY(tern_io_load_hf(o->init, &r->m, NULL));
+        TERN_TRY(tern_io_load_hf(o->init, &r->m, r->be));
         if (memcmp(tern_model_cfg(r->m), c, sizeof *c))
             return tern_err(TERN_EFORMAT, "%s: config.json changed while the run started", o->init);
         return TERN_OK;
     }
-    TERN_TRY(tern_model_init(&r->m, c, NULL));
+    TERN_TRY(tern_model_init(&r->m, c, r->be));
     if (o->resume) return tern_ckpt_load_model(ckdir, r->m, &r->seal);
     return tern_model_init_weights(r->m, (uint64_t)o->seed);
 }
@@ -452,12 +459,80 @@ static tern_status check_memory(const run *r, const tern_train_opts *o, const te
 
 static int stop_requested(const run *r) { return r->ctl && atomic_load(&r->ctl->stop); }
 
-static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
+/* One optimizer step: the micro-batches' forward and backward passes, the gradients reduced over
+ * the ranks, clipping and AdamW (skipped when the loss or the norm is not finite). */
+static tern_status step_once(run *r, float lr, double *loss, double *norm, int *finite) {
     const tern_train_opts *o = r->o;
     size_t B = (size_t)o->batch, T = (size_t)o->seq, A = (size_t)o->grad_accum;
+    tern_status st = tern_model_zero_grad(r->m);
+    *loss = 0;
+    for (size_t a = 0; a < A && st == TERN_OK; a++) {
+        float lb = 0;
+        st = tern_loader_get(r->loader, r->step * A + a, (size_t)tern_ddp_rank(r->dp) * B, B, r->in, r->tg);
+        if (st == TERN_OK) st = tern_ddp_forward_backward(r->dp, r->in, r->tg, B, T, 1.0f / (float)A, a + 1 == A, &lb);
+        if (st == TERN_ENUMERIC) tern_err_wrap(st, "step %llu, micro-batch %zu", (unsigned long long)r->step + 1, a);
+        if (st == TERN_OK && tern_model_anomaly(r->m))
+            st = tern_err(TERN_ENUMERIC, "step %llu, micro-batch %zu: non-finite value in the backward pass: %s",
+                          (unsigned long long)r->step + 1, a, tern_model_anomaly(r->m));
+        if (st == TERN_OK) *loss += (double)lb / (double)A;
+    }
+    if (st == TERN_OK) st = tern_ddp_reduce_grads(r->dp, loss, norm);
+    if (st != TERN_OK) return st;
+    *finite = isfinite(*loss) && isfinite(*norm);
+    if (!*finite) return TERN_OK;
     size_t shard0, shard1; /* the parameters this rank updates (all, or its ZeRO shard) */
     tern_ddp_shard(r->dp, &shard0, &shard1);
     tern_adamw_hparams hp = {(float)o->beta1, (float)o->beta2, (float)o->eps, (float)o->weight_decay};
+    if (o->grad_clip > 0) tern_clip_grads(r->m, shard0, shard1, *norm, (float)o->grad_clip);
+    TERN_TRY(tern_adamw_step(&r->opt, r->m, lr, r->step + 1, &hp));
+    return tern_ddp_sync_params(r->dp);
+}
+
+/* The step's metrics line; a run of non-finite steps longer than --max-bad-steps ends the run. */
+static tern_status log_step(run *r, float lr, double loss, double norm, int finite, double tps, double elapsed) {
+    fprintf(r->metrics,
+            "{\"step\":%llu,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f%s}\n",
+            (unsigned long long)r->step, loss, lr, norm, tps, elapsed, finite ? "" : ",\"skipped\":true");
+    fflush(r->metrics);
+    if (finite) {
+        r->bad = 0;
+        return TERN_OK;
+    }
+    r->bad++;
+    tern_log(TERN_LOG_WARN, "step %llu: non-finite %s; update skipped (%d in a row)", (unsigned long long)r->step,
+             isfinite(loss) ? "gradient norm" : "loss", r->bad);
+    if (r->bad >= r->o->max_bad_steps)
+        return tern_err(TERN_ENUMERIC, "%d non-finite steps in a row (last at step %llu); stopping, the last good checkpoint is kept",
+                        r->bad, (unsigned long long)r->step);
+    return TERN_OK;
+}
+
+/* The val loss after this step when --eval-every says so (and after the last). */
+static tern_status maybe_eval(run *r, int end, int tty, const tern_train_hooks *hooks) {
+    const tern_train_opts *o = r->o;
+    if (!r->val || !((o->eval_every && r->step % (uint64_t)o->eval_every == 0) || end)) return TERN_OK;
+    double vl;
+    size_t ntok;
+    set_phase(r, TERN_PHASE_EVAL);
+    TERN_TRY(tern_ddp_eval_loss(r->dp, r->val, (size_t)o->batch, (size_t)o->seq, (size_t)o->eval_batches, &vl, &ntok));
+    fprintf(r->metrics, "{\"step\":%llu,\"val_loss\":%.9g,\"val_ppl\":%.6g,\"val_tokens\":%zu}\n", (unsigned long long)r->step,
+            vl, exp(vl), ntok);
+    fflush(r->metrics);
+    if (hooks && hooks->progress)
+        fprintf(stderr, "%sstep %llu: val loss %.4f (perplexity %.2f)\n", tty ? "\n" : "", (unsigned long long)r->step, vl, exp(vl));
+    return TERN_OK;
+}
+
+/* Why the run should stop after this step, agreed by every rank in one collective: 2 = a stop
+ * request (on any rank), 1 = the time limit, 0 = go on. */
+static tern_status stop_reason(run *r, double ran, int *why) {
+    *why = stop_requested(r) ? 2 : r->o->time_limit > 0 && ran >= r->o->time_limit ? 1 : 0;
+    return tern_ddp_max(r->dp, why);
+}
+
+static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
+    const tern_train_opts *o = r->o;
+    size_t B = (size_t)o->batch, T = (size_t)o->seq, A = (size_t)o->grad_accum;
     float lr_min = o->min_lr >= 0 ? (float)o->min_lr : (float)o->lr / 10.0f;
     tern_lr_schedule sch = {strcmp(o->schedule, "cosine") ? TERN_SCHED_CONSTANT : TERN_SCHED_COSINE, (float)o->lr, lr_min,
                             (uint64_t)o->warmup, (uint64_t)o->steps};
@@ -465,7 +540,6 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
     int tty = hooks && hooks->progress && isatty(2);
     double t0 = tern_now(), last_print = 0;
     uint64_t first = r->step;
-    int bad = 0;
     tern_status st = TERN_OK;
     /* Asked to stop before the first step (during start-up): the state at this step is the
      * checkpoint, so that the run resumes from here; a resumed run already has it on disk. */
@@ -479,89 +553,32 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
         return st;
     }
     while (r->step < last) {
-        double ts = tern_now();
+        double ts = tern_now(), loss, norm;
         if (r->ctl) {
             atomic_store(&r->ctl->step, (long long)r->step + 1);
             set_phase(r, TERN_PHASE_STEP);
         }
         float lr = tern_lr_at(&sch, r->step);
-        tern_model_zero_grad(r->m);
-        double loss = 0;
-        for (size_t a = 0; a < A && st == TERN_OK; a++) {
-            float lb = 0;
-            st = tern_loader_get(r->loader, r->step * A + a, (size_t)tern_ddp_rank(r->dp) * B, B, r->in, r->tg);
-            if (st == TERN_OK) st = tern_ddp_forward_backward(r->dp, r->in, r->tg, B, T, 1.0f / (float)A, a + 1 == A, &lb);
-            if (st == TERN_ENUMERIC) tern_err_wrap(st, "step %llu, micro-batch %zu", (unsigned long long)r->step + 1, a);
-            if (st == TERN_OK) {
-                if (tern_model_anomaly(r->m)) {
-                    st = tern_err(TERN_ENUMERIC, "step %llu, micro-batch %zu: non-finite value in the backward pass: %s",
-                                  (unsigned long long)r->step + 1, a, tern_model_anomaly(r->m));
-                    break;
-                }
-                loss += (double)lb / (double)A;
-            }
-        }
-        if (st != TERN_OK) break;
-        double norm;
-        if ((st = tern_ddp_reduce_grads(r->dp, &loss, &norm)) != TERN_OK) break;
-        int finite = isfinite(loss) && isfinite(norm);
-        if (finite) {
-            bad = 0;
-            if (o->grad_clip > 0) tern_clip_grads(r->m, shard0, shard1, norm, (float)o->grad_clip);
-            if ((st = tern_adamw_step(&r->opt, r->m, lr, r->step + 1, &hp)) != TERN_OK) break;
-            if ((st = tern_ddp_sync_params(r->dp)) != TERN_OK) break;
-        }
+        int finite = 0;
+        if ((st = step_once(r, lr, &loss, &norm, &finite)) != TERN_OK) break;
         r->step++;
         r->last_loss = loss;
-        double now = tern_now(), elapsed = r->elapsed_before + (now - t0);
-        double tps = (double)(B * T * A * (size_t)tern_ddp_size(r->dp)) / (now - ts);
-        fprintf(r->metrics,
-                "{\"step\":%llu,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f%s}\n",
-                (unsigned long long)r->step, loss, lr, norm, tps, elapsed, finite ? "" : ",\"skipped\":true");
-        fflush(r->metrics);
-        if (!finite) {
-            bad++;
-            tern_log(TERN_LOG_WARN, "step %llu: non-finite %s; update skipped (%d in a row)", (unsigned long long)r->step,
-                     isfinite(loss) ? "gradient norm" : "loss", bad);
-            if (bad >= o->max_bad_steps) {
-                st = tern_err(TERN_ENUMERIC, "%d non-finite steps in a row (last at step %llu); stopping, the last good checkpoint is kept",
-                              bad, (unsigned long long)r->step);
-                break;
-            }
-        }
-        double rate = (now - t0) / (double)(r->step - first);
+        double now = tern_now(), tps = (double)(B * T * A * (size_t)tern_ddp_size(r->dp)) / (now - ts);
+        if ((st = log_step(r, lr, loss, norm, finite, tps, r->elapsed_before + (now - t0))) != TERN_OK) break;
         if (hooks && hooks->progress && (tty || now - last_print >= 1.0 || r->step == last || r->step == first + 1)) {
-            progress(r, (float)loss, tps, rate * (double)(last - r->step), tty);
+            progress(r, (float)loss, tps, (now - t0) / (double)(r->step - first) * (double)(last - r->step), tty);
             last_print = now;
         }
         if (r->ctl) atomic_store(&r->ctl->step, (long long)r->step);
-        /* Every rank stops at the same step, whichever was asked or ran out of time: 2 = asked,
-         * 1 = the time limit, agreed in one collective. */
-        int why = stop_requested(r) ? 2 : o->time_limit > 0 && now - t0 >= o->time_limit ? 1 : 0;
-        if ((st = tern_ddp_max(r->dp, &why)) != TERN_OK) break;
-        int by_request = why == 2, stop_now = why > 0;
-        int end = r->step == last;
-        if (r->val && ((o->eval_every && r->step % (uint64_t)o->eval_every == 0) || end)) {
-            double vl;
-            size_t ntok;
-            set_phase(r, TERN_PHASE_EVAL);
-            st = tern_ddp_eval_loss(r->dp, r->val, B, T, (size_t)o->eval_batches, &vl, &ntok);
-            if (st != TERN_OK) break;
-            fprintf(r->metrics, "{\"step\":%llu,\"val_loss\":%.9g,\"val_ppl\":%.6g,\"val_tokens\":%zu}\n",
-                    (unsigned long long)r->step, vl, exp(vl), ntok);
-            fflush(r->metrics);
-            if (hooks && hooks->progress)
-                fprintf(stderr, "%sstep %llu: val loss %.4f (perplexity %.2f)\n", tty ? "\n" : "", (unsigned long long)r->step,
-                        vl, exp(vl));
-        }
-        if (end || stop_now || (o->ckpt_every && r->step % (uint64_t)o->ckpt_every == 0)) {
-            st = checkpoint(r, r->elapsed_before + (tern_now() - t0));
-            if (st != TERN_OK) break;
-        }
-        if (stop_now) {
+        int why, end = r->step == last;
+        if ((st = stop_reason(r, now - t0, &why)) != TERN_OK || (st = maybe_eval(r, end, tty, hooks)) != TERN_OK) break;
+        if ((end || why || (o->ckpt_every && r->step % (uint64_t)o->ckpt_every == 0)) &&
+            (st = checkpoint(r, r->elapsed_before + (tern_now() - t0))) != TERN_OK)
+            break;
+        if (why) {
             if (hooks && hooks->progress)
                 fprintf(stderr, "%sstopped %s after step %llu; checkpoint written, resume with --resume\n", tty ? "\n" : "",
-                        by_request ? "on request" : "at the time limit", (unsigned long long)r->step);
+                        why == 2 ? "on request" : "at the time limit", (unsigned long long)r->step);
             break;
         }
     }
@@ -656,14 +673,172 @@ void tern_train_control_describe(const tern_train_control *c, char *out, size_t 
     }
 }
 
+/* Options, key, ranks and the policy gate: everything decided before any data is read. On
+ * resume the run's own config.json is the base and the flags given now override it. */
+static tern_status run_open(run *r, tern_train_opts *o, const tern_train_opts *given, const tern_train_hooks *hooks) {
+    if (o->resume) {
+        tern_status st = tern_train_opts_load_json(o, r->cfgpath);
+        if (st == TERN_ENOTFOUND) st = tern_err(TERN_ENOTFOUND, "%s: no run to resume here (no config.json)", o->out);
+        TERN_TRY(st);
+        o->resume = 1;
+    }
+    TERN_TRY(tern_train_opts_check(o));
+    /* A sealed run: its key, and an identifier that binds its checkpoints to it. */
+    TERN_TRY(tern_key_load(&r->key, o->key, o->passphrase_file));
+    if (!o->run_id && o->resume && r->key)
+        return tern_err(TERN_EFORMAT, "%s: the run has no \"run_id\", so its checkpoints cannot be sealed to it; a sealed run must "
+                                      "start sealed", r->cfgpath);
+    if (o->seal_metrics && !r->key)
+        return tern_err(TERN_EINVAL, "--seal-metrics needs a key: give --key KEYFILE or --passphrase-file FILE, or set TERN_KEY_FILE");
+    r->seal = (tern_ckpt_seal){r->key, o->run_id};
+    TERN_TRY(tern_ddp_init(&r->dp, hooks ? hooks->comm : NULL, (int)o->zero, (int)o->overlap));
+    r->batch_given = tern_train_opts_is_set(given, "batch");
+    /* The owner's policy decides before any data file is opened. */
+    if (o->policy || o->site) TERN_TRY(tern_policy_check(o->policy, o->site, o->data_class, r->key != NULL));
+    tern_set_threads(tern_ddp_threads(r->dp, (int)o->threads));
+    return tern_backend_open(&r->be, o->device);
+}
+
+/* The data, the model and its optimizer. What needs no memory comes first: the model's shape, the
+ * data holding a window, and whether the whole run fits, before the model or its activations are
+ * allocated. */
+static tern_status run_model(run *r, tern_train_opts *o, char **ckdir) {
+    TERN_TRY(open_data(r));
+    if (o->resume) {
+        TERN_TRY(resume_state(r, o, ckdir));
+        r->ckpt_step = (long long)r->step;
+        if (r->ctl) atomic_store(&r->ctl->ckpt_step, r->ckpt_step);
+    }
+    TERN_TRY(model_config(r, o, &r->mc));
+    size_t B = (size_t)o->batch, T = (size_t)o->seq;
+    /* A window holds the rows of all ranks; rank r reads rows r*B .. r*B+B-1 of it. */
+    TERN_TRY(tern_loader_init(&r->loader, r->train, B * (size_t)tern_ddp_size(r->dp), T, !o->no_shuffle, (uint64_t)o->seed));
+    TERN_TRY(check_memory(r, o, &r->mc));
+    TERN_TRY(build_model(r, o, &r->mc, *ckdir));
+    tern_model_set_anomaly_detection(r->m, o->detect_anomaly);
+    tern_model_set_recompute(r->m, o->recompute);
+    TERN_TRY(tern_model_reserve(r->m, B, T));
+    char *same = tern_train_opts_to_json(o);
+    tern_status st = same ? tern_ddp_check_same(r->dp, "options", same, strlen(same)) : tern_err(TERN_ENOMEM, "out of memory");
+    free(same);
+    TERN_TRY(st);
+    TERN_TRY(tern_ddp_attach(r->dp, r->m));
+    if (!o->run_id) {
+        /* A new run's identifier, made after the ranks compared their options (rank 0 alone
+         * writes config.json and the checkpoints, so only its identifier is ever used). */
+        uint8_t rb[8];
+        randombytes_buf(rb, sizeof rb);
+        tern_hex(r->run_id, rb, sizeof rb);
+        o->run_id = r->run_id;
+        r->seal.run_id = o->run_id;
+    }
+    size_t shard0, shard1; /* the parameters whose AdamW moments this rank keeps */
+    tern_ddp_shard(r->dp, &shard0, &shard1);
+    TERN_TRY(tern_adamw_init(&r->opt, tern_model_backend(r->m), shard0, shard1));
+    if (o->resume) TERN_TRY(tern_ddp_ckpt_load_optimizer(r->dp, *ckdir, &r->opt, &r->seal));
+    r->in = malloc(B * T * sizeof(int32_t));
+    r->tg = malloc(B * T * sizeof(int32_t));
+    if (!r->in || !r->tg) return tern_err(TERN_ENOMEM, "out of memory for a batch of %zux%zu", B, T);
+    return TERN_OK;
+}
+
+/* The run folder's files: config.json, the tokenizer and metrics.jsonl for a new run (rank 0
+ * alone writes), metrics cut back to the checkpoint for a resumed one, and the ledger. */
+static tern_status run_folder(run *r, tern_train_opts *o, const char *ckdir, const tern_train_hooks *hooks) {
+    tern_status st = tern_mkdir_p(o->out);
+    int root = tern_ddp_is_root(r->dp);
+    if (st == TERN_OK && root && !o->resume) {
+        cJSON *cj = config_json(o, &r->mc);
+        char *cfg = cj ? cJSON_Print(cj) : NULL;
+        cJSON_Delete(cj);
+        st = cfg ? write_text(o->out, "config.json", cfg) : tern_err(TERN_ENOMEM, "out of memory");
+        free(cfg);
+        if (st == TERN_OK) st = keep_tokenizer(o, r->tok_hash, o->out, r->key);
+        if (st == TERN_OK && !o->seal_metrics) st = tern_write_file_atomic(r->mpath, "", 0);
+    } else if (st == TERN_OK && root && !o->seal_metrics) {
+        st = trim_metrics(r->mpath, r->step);
+    }
+    TERN_TRY(st);
+    if (o->seal_metrics && root) {
+        /* sealed metrics live in memory and are sealed over the file at each checkpoint */
+        r->metrics = open_memstream(&r->mbuf, &r->mlen);
+        if (!r->metrics) return tern_err(TERN_ENOMEM, "out of memory for the metrics");
+        if (o->resume) TERN_TRY(load_sealed_metrics(r->mpath, o, r->key, r->step, r->metrics));
+        else TERN_TRY(flush_sealed_metrics(r));
+    } else {
+        r->metrics = fopen(root ? r->mpath : "/dev/null", "a");
+        if (!r->metrics) return tern_err(TERN_EIO, "%s: cannot open for appending", r->mpath);
+    }
+    /* every rank's hardware goes into rank 0's ledger (all ranks take part in the gather) */
+    cJSON *hw = NULL;
+    st = tern_run_gather_hardware(hooks ? hooks->comm : NULL, &hw);
+    if (st == TERN_OK && root) st = tern_run_record_open(&r->ledger, &r->sk, o, r->tok_hash, o->resume ? ckdir : NULL, r->step, hw);
+    cJSON_Delete(hw);
+    return st;
+}
+
+static void banner(const run *r, const tern_train_opts *o, const char *ckdir, const tern_train_hooks *hooks) {
+    size_t np = tern_model_num_params(r->m), B = (size_t)o->batch, T = (size_t)o->seq;
+    const tern_model_config *c = &r->mc;
+    fprintf(stderr, "%s %s: %s, %d layers, %d heads", o->resume ? "resuming" : "training", o->out, c->arch, c->n_layer, c->n_head);
+    if (c->n_kv_head != c->n_head) fprintf(stderr, " (%d key/value)", c->n_kv_head);
+    fprintf(stderr, ", width %d, context %lld, vocabulary %d: %.2fM parameters, on %s\n", c->n_embd, o->seq, c->vocab_size,
+            (double)np / 1e6, tern_backend_name(r->be));
+    fprintf(stderr, "data %s: %llu train tokens%s; %zu rows x %zu tokens x %lld micro-batches per step, %llu steps\n", o->data,
+            (unsigned long long)tern_dataset_num_tokens(r->train), r->val ? "" : " (no val split)", B, T, o->grad_accum,
+            (unsigned long long)o->steps);
+    if (o->resume) fprintf(stderr, "from %s (step %llu)\n", ckdir, (unsigned long long)r->step);
+    if (tern_ddp_size(r->dp) > 1)
+        fprintf(stderr, "%d ranks (%s), %zu rows each: %zu rows per micro-batch; ZeRO stage %lld\n", tern_ddp_size(r->dp),
+                tern_comm_name(hooks->comm), B, B * (size_t)tern_ddp_size(r->dp), o->zero);
+}
+
+/* The ledger's end entry, then everything the run held. A failure to write the end entry must
+ * not hide the run's own error. */
+static tern_status run_close(run *r, tern_train_opts *o, tern_status st) {
+    if (r->ledger) {
+        tern_status run_st = st;
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", tern_errmsg());
+        tern_status le = tern_ledger_end(r->ledger, run_st != TERN_OK ? "failed" : r->step >= (uint64_t)o->steps ? "completed" : "stopped",
+                                         NULL);
+        if (run_st != TERN_OK)
+            tern_err(run_st, "%s", msg);
+        else
+            st = le;
+        tern_ledger_close(r->ledger);
+    }
+    tern_sign_key_free(r->sk);
+    if (r->metrics) fclose(r->metrics);
+    if (r->mbuf) {
+        sodium_memzero(r->mbuf, r->mlen);
+        free(r->mbuf);
+    }
+    if (st != TERN_OK && r->made_dir) forget_new_folder(o->out);
+    tern_dir_lock_release(&r->lock);
+    tern_key_free(r->key);
+    free(r->in);
+    free(r->tg);
+    tern_adamw_free(&r->opt);
+    tern_loader_free(r->loader);
+    tern_dataset_free(r->train);
+    tern_dataset_free(r->val);
+    tern_ddp_free(r->dp);
+    tern_model_free(r->m);
+    tern_backend_free(r->be);
+    free(r->cfgpath);
+    free(r->mpath);
+    return st;
+}
+
 tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks *hooks) {
+    if (!given->out) return tern_err(TERN_EINVAL, "no run folder: give -o RUNDIR");
     tern_train_opts o = *given;
     o.n_owned = 0; /* strings stay owned by `given` */
     run r;
     memset(&r, 0, sizeof r);
     r.o = &o;
-    tern_status st = TERN_OK;
-    char *ckdir = NULL, *cfgpath = NULL, *mpath = NULL;
+    r.given = given;
     r.lock.fd = -1;
     r.ckpt_step = -1;
     r.ctl = hooks ? hooks->control : NULL;
@@ -671,174 +846,24 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
         atomic_store(&r.ctl->phase, TERN_PHASE_SETUP);
         atomic_store(&r.ctl->ckpt_step, -1);
     }
-    if (!o.out) return tern_err(TERN_EINVAL, "no run folder: give -o RUNDIR");
     r.rundir = (char *)o.out;
-    cfgpath = tern_path_join(o.out, "config.json");
-    mpath = tern_path_join(o.out, "metrics.jsonl");
-    if (!cfgpath || !mpath) {
-        st = tern_err(TERN_ENOMEM, "out of memory");
-        goto done;
-    }
+    r.cfgpath = tern_path_join(o.out, "config.json");
+    r.mpath = tern_path_join(o.out, "metrics.jsonl");
+    char *ckdir = NULL;
+    tern_status st = r.cfgpath && r.mpath ? TERN_OK : tern_err(TERN_ENOMEM, "out of memory");
     /* Rank 0 writes the run folder: it takes the folder's lock before it reads or writes any of
      * it, so a second trainer (or a --resume of a live run) is refused having changed nothing. */
-    if ((!hooks || !hooks->comm || tern_comm_rank(hooks->comm) == 0) && (st = take_run_folder(&r, &o)) != TERN_OK) goto done;
-    if (o.resume) {
-        /* The run's resolved configuration is the base; flags given now override it. */
-        st = tern_train_opts_load_json(&o, cfgpath);
-        if (st == TERN_ENOTFOUND) st = tern_err(TERN_ENOTFOUND, "%s: no run to resume here (no config.json)", o.out);
-        if (st != TERN_OK) goto done;
-        o.resume = 1;
-    }
-    if ((st = tern_train_opts_check(&o)) != TERN_OK) goto done;
-    /* A sealed run: its key, and an identifier that binds its checkpoints to it. */
-    if ((st = tern_key_load(&r.key, o.key, o.passphrase_file)) != TERN_OK) goto done;
-    char run_id[2 * 8 + 1];
-    if (!o.run_id && o.resume && r.key) {
-        st = tern_err(TERN_EFORMAT, "%s: the run has no \"run_id\", so its checkpoints cannot be sealed to it; a sealed run must "
-                                    "start sealed", cfgpath);
-        goto done;
-    }
-    if (o.seal_metrics && !r.key) {
-        st = tern_err(TERN_EINVAL, "--seal-metrics needs a key: give --key KEYFILE or --passphrase-file FILE, or set TERN_KEY_FILE");
-        goto done;
-    }
-    r.seal = (tern_ckpt_seal){r.key, o.run_id};
-    if ((st = tern_ddp_init(&r.dp, hooks ? hooks->comm : NULL, (int)o.zero, (int)o.overlap)) != TERN_OK) goto done;
-    r.batch_given = tern_train_opts_is_set(given, "batch");
+    if (st == TERN_OK && (!hooks || !hooks->comm || tern_comm_rank(hooks->comm) == 0)) st = take_run_folder(&r, &o);
+    if (st == TERN_OK) st = run_open(&r, &o, given, hooks);
     tern_train_hooks rank_hooks = hooks ? *hooks : (tern_train_hooks){0};
-    if (!tern_ddp_is_root(r.dp)) rank_hooks.progress = 0; /* rank 0 alone prints */
+    if (r.dp && !tern_ddp_is_root(r.dp)) rank_hooks.progress = 0; /* rank 0 alone prints */
     hooks = &rank_hooks;
-    /* The owner's policy decides before any data file is opened. */
-    if ((o.policy || o.site) && (st = tern_policy_check(o.policy, o.site, o.data_class, r.key != NULL)) != TERN_OK) goto done;
-    tern_set_threads(tern_ddp_threads(r.dp, (int)o.threads));
-    if ((st = open_data(&r)) != TERN_OK) goto done;
-    if (o.resume && (st = resume_state(&r, &o, &ckdir)) != TERN_OK) goto done;
-    if (o.resume) {
-        r.ckpt_step = (long long)r.step;
-        if (r.ctl) atomic_store(&r.ctl->ckpt_step, r.ckpt_step);
-    }
-    /* What needs no memory comes first: the model's shape, the data holding a window, and then
-     * whether the whole run fits in memory, before the model or its activations are allocated. */
-    tern_model_config *mc = &r.mc;
-    if ((st = model_config(&r, &o, mc)) != TERN_OK) goto done;
-    size_t B = (size_t)o.batch, T = (size_t)o.seq;
-    /* A window holds the rows of all ranks; rank r reads rows r*B .. r*B+B-1 of it. */
-    if ((st = tern_loader_init(&r.loader, r.train, B * (size_t)tern_ddp_size(r.dp), T, !o.no_shuffle, (uint64_t)o.seed)) != TERN_OK)
-        goto done;
-    if ((st = check_memory(&r, &o, mc)) != TERN_OK) goto done;
-    if ((st = build_model(&r, &o, mc, ckdir)) != TERN_OK) goto done;
-    tern_model_set_anomaly_detection(r.m, o.detect_anomaly);
-    tern_model_set_recompute(r.m, o.recompute);
-    if ((st = tern_model_reserve(r.m, B, T)) != TERN_OK) goto done;
-    char *same = tern_train_opts_to_json(&o);
-    st = same ? tern_ddp_check_same(r.dp, "options", same, strlen(same)) : tern_err(TERN_ENOMEM, "out of memory");
-    free(same);
-    if (st != TERN_OK || (st = tern_ddp_attach(r.dp, r.m)) != TERN_OK) goto done;
-    if (!o.run_id) {
-        /* A new run's identifier, made after the ranks compared their options (rank 0 alone
-         * writes config.json and the checkpoints, so only its identifier is ever used). */
-        uint8_t rb[8];
-        randombytes_buf(rb, sizeof rb);
-        tern_hex(run_id, rb, sizeof rb);
-        o.run_id = run_id;
-        r.seal.run_id = o.run_id;
-    }
-    size_t shard0, shard1; /* the parameters whose AdamW moments this rank keeps */
-    tern_ddp_shard(r.dp, &shard0, &shard1);
-    if ((st = tern_adamw_init(&r.opt, tern_model_backend(r.m), shard0, shard1)) != TERN_OK) goto done;
-    if (o.resume && (st = tern_ddp_ckpt_load_optimizer(r.dp, ckdir, &r.opt, &r.seal)) != TERN_OK) goto done;
-    r.in = malloc(B * T * sizeof(int32_t));
-    r.tg = malloc(B * T * sizeof(int32_t));
-    if (!r.in || !r.tg) {
-        st = tern_err(TERN_ENOMEM, "out of memory for a batch of %zux%zu", B, T);
-        goto done;
-    }
-    if ((st = tern_mkdir_p(o.out)) != TERN_OK) goto done;
-    if (!tern_ddp_is_root(r.dp)) {
-        /* rank 0 alone writes the run folder */
-    } else if (!o.resume) {
-        cJSON *cj = config_json(&o, &r.mc);
-        char *cfg = cj ? cJSON_Print(cj) : NULL;
-        cJSON_Delete(cj);
-        st = cfg ? write_text(o.out, "config.json", cfg) : tern_err(TERN_ENOMEM, "out of memory");
-        free(cfg);
-        if (st == TERN_OK) st = keep_tokenizer(&o, r.tok_hash, o.out, r.key);
-        if (st == TERN_OK && !o.seal_metrics) st = tern_write_file_atomic(mpath, "", 0);
-    } else if (!o.seal_metrics) {
-        st = trim_metrics(mpath, r.step);
-    }
-    if (st != TERN_OK) goto done;
-    r.mpath = mpath;
-    if (o.seal_metrics && tern_ddp_is_root(r.dp)) {
-        /* sealed metrics live in memory and are sealed over the file at each checkpoint */
-        r.metrics = open_memstream(&r.mbuf, &r.mlen);
-        if (r.metrics && o.resume) st = load_sealed_metrics(mpath, &o, r.key, r.step, r.metrics);
-        if (r.metrics && st == TERN_OK && !o.resume) st = flush_sealed_metrics(&r);
-        if (!r.metrics) st = tern_err(TERN_ENOMEM, "out of memory for the metrics");
-        if (st != TERN_OK) goto done;
-    } else {
-        r.metrics = fopen(tern_ddp_is_root(r.dp) ? mpath : "/dev/null", "a");
-    }
-    if (!r.metrics) {
-        st = tern_err(TERN_EIO, "%s: cannot open for appending", mpath);
-        goto done;
-    }
-    {
-        /* every rank's hardware goes into rank 0's ledger (all ranks take part in the gather) */
-        cJSON *hw = NULL;
-        st = tern_run_gather_hardware(hooks ? hooks->comm : NULL, &hw);
-        if (st == TERN_OK && tern_ddp_is_root(r.dp))
-            st = tern_run_record_open(&r.ledger, &r.sk, &o, r.tok_hash, o.resume ? ckdir : NULL, r.step, hw);
-        cJSON_Delete(hw);
-        if (st != TERN_OK) goto done;
-    }
-    if (hooks && hooks->progress) {
-        size_t np = tern_model_num_params(r.m);
-        fprintf(stderr, "%s %s: %lld layers, %lld heads, width %lld, context %lld, vocabulary %lld: %.2fM parameters\n",
-                o.resume ? "resuming" : "training", o.out, o.n_layer, o.n_head, o.n_embd, o.seq, o.vocab_size, (double)np / 1e6);
-        fprintf(stderr, "data %s: %llu train tokens%s; %zu rows x %zu tokens x %lld micro-batches per step, %llu steps\n",
-                o.data, (unsigned long long)tern_dataset_num_tokens(r.train), r.val ? "" : " (no val split)", B, T,
-                o.grad_accum, (unsigned long long)o.steps);
-        if (o.resume) fprintf(stderr, "from %s (step %llu)\n", ckdir, (unsigned long long)r.step);
-        if (tern_ddp_size(r.dp) > 1)
-            fprintf(stderr, "%d ranks (%s), %zu rows each: %zu rows per micro-batch; ZeRO stage %lld\n", tern_ddp_size(r.dp),
-                    tern_comm_name(hooks->comm), B, B * (size_t)tern_ddp_size(r.dp), o.zero);
-    }
-    st = run_steps(&r, hooks);
-done:
-    if (r.ledger) {
-        /* the end entry; a failure to write it must not hide the run's own error */
-        tern_status run_st = st;
-        char msg[2048];
-        snprintf(msg, sizeof msg, "%s", tern_errmsg());
-        tern_status le = tern_ledger_end(r.ledger, run_st != TERN_OK ? "failed" : r.step >= (uint64_t)o.steps ? "completed" : "stopped",
-                                         NULL);
-        if (run_st != TERN_OK)
-            tern_err(run_st, "%s", msg);
-        else
-            st = le;
-        tern_ledger_close(r.ledger);
-    }
-    tern_sign_key_free(r.sk);
-    if (r.metrics) fclose(r.metrics);
-    if (r.mbuf) {
-        sodium_memzero(r.mbuf, r.mlen);
-        free(r.mbuf);
-    }
-    if (st != TERN_OK && r.made_dir) forget_new_folder(o.out);
-    tern_dir_lock_release(&r.lock);
-    tern_key_free(r.key);
-    free(r.in);
-    free(r.tg);
-    tern_adamw_free(&r.opt);
-    tern_loader_free(r.loader);
-    tern_dataset_free(r.train);
-    tern_dataset_free(r.val);
-    tern_ddp_free(r.dp);
-    tern_model_free(r.m);
+    if (st == TERN_OK) st = run_model(&r, &o, &ckdir);
+    if (st == TERN_OK) st = run_folder(&r, &o, ckdir, hooks);
+    if (st == TERN_OK && hooks->progress) banner(&r, &o, ckdir, hooks);
+    if (st == TERN_OK) st = run_steps(&r, hooks);
+    st = run_close(&r, &o, st);
     free(ckdir);
-    free(cfgpath);
-    free(mpath);
     tern_train_opts_free(&o); /* strings read from config.json on resume */
     return st;
 }
