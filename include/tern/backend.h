@@ -27,6 +27,13 @@ int tern_backend_is_host(const tern_backend *be);
 /* Waits for the backend's work and returns the first failure since the last call (TERN_EIO for
  * a device fault, with the kernel's name), clearing it. CPU backends never fail here. */
 tern_status tern_backend_sync(tern_backend *be);
+/* The arithmetic of matrix products and attention: "fp32" (the default, exact: no reduced-precision
+ * tensor-core or bf16 paths) or "bf16" (operands rounded to bf16, products accumulated in fp32;
+ * master weights, gradients and optimizer state stay fp32). A backend that cannot do it refuses
+ * with TERN_EINVAL and says why. */
+tern_status tern_backend_set_precision(tern_backend *be, const char *precision);
+const char *tern_backend_precision(const tern_backend *be);
+
 /* The names tern_backend_open knows, NULL-terminated; tern_backend_available says whether this
  * build on this machine can open one (and why not, into why, when it cannot). */
 extern const char *const tern_backend_names[];

@@ -180,6 +180,18 @@ tern_backend *tern_backend_default(void) {
 }
 
 const char *tern_backend_name(const tern_backend *be) { return be->name; }
+
+const char *tern_backend_precision(const tern_backend *be) { return be->precision[0] ? be->precision : "fp32"; }
+
+tern_status tern_backend_set_precision(tern_backend *be, const char *precision) {
+    if (!precision || !strcmp(precision, tern_backend_precision(be))) return TERN_OK;
+    if (strcmp(precision, "fp32") && strcmp(precision, "bf16"))
+        return tern_err(TERN_EINVAL, "--precision must be fp32 or bf16, got '%s'", precision);
+    if (!be->set_precision) return tern_err(TERN_EINVAL, "--precision %s is not available on the %s backend", precision, be->name);
+    TERN_TRY(be->set_precision(be, precision));
+    tern_fmt(be->precision, sizeof be->precision, "%s", precision);
+    return TERN_OK;
+}
 int tern_backend_is_host(const tern_backend *be) { return be->is_host; }
 
 void tern_backend_fail(tern_backend *be, tern_status st, const char *fmt, ...) {

@@ -157,7 +157,11 @@ struct tern_backend {
     void *ctx;                   /* the implementation's own state (a device's stream and handles) */
     tern_status err;             /* the first failure of an asynchronous kernel, for tern_backend_sync */
     char errmsg[512];
+    char precision[8];           /* "fp32" or "bf16" */
     void (*close)(KB);           /* frees ctx; NULL when there is none */
+    /* Switches to another precision (tern_backend_set_precision); NULL: fp32 only. The
+     * implementation may swap k for another table. */
+    tern_status (*set_precision)(KB, const char *precision);
 };
 
 /* Records a kernel's failure for the next tern_backend_sync (the first one wins). */

@@ -165,8 +165,8 @@ tern_status tern_train_opts_check(const tern_train_opts *o) {
     if (o->warmup < 0) return tern_err(TERN_EINVAL, "warmup must not be negative");
     if (strcmp(o->schedule, "constant") && strcmp(o->schedule, "cosine"))
         return tern_err(TERN_EINVAL, "schedule must be constant or cosine, got '%s'", o->schedule);
-    if (strcmp(o->precision, "fp32"))
-        return tern_err(TERN_EINVAL, "precision '%s' is not available in this build (fp32)", o->precision);
+    if (strcmp(o->precision, "fp32") && strcmp(o->precision, "bf16") && strcmp(o->precision, "auto"))
+        return tern_err(TERN_EINVAL, "precision must be fp32, bf16 or auto, got '%s'", o->precision);
     if (o->weight_decay < 0 || o->beta1 < 0 || o->beta1 >= 1 || o->beta2 < 0 || o->beta2 >= 1 || !(o->eps > 0))
         return tern_err(TERN_EINVAL, "AdamW needs weight_decay >= 0, 0 <= beta1, beta2 < 1 and eps > 0");
     if (o->grad_clip < 0) return tern_err(TERN_EINVAL, "grad_clip must not be negative");
@@ -189,7 +189,7 @@ tern_status tern_train_opts_check(const tern_train_opts *o) {
  * device the machine it resumes on has. */
 static int per_invocation(const char *key) {
     return !strcmp(key, "stop_at") || !strcmp(key, "resume") || !strcmp(key, "time_limit") || !strcmp(key, "key") ||
-           !strcmp(key, "passphrase_file") || !strcmp(key, "device");
+           !strcmp(key, "passphrase_file") || !strcmp(key, "device") || !strcmp(key, "precision");
 }
 
 char *tern_train_opts_to_json(const tern_train_opts *o) {

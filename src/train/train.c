@@ -696,7 +696,10 @@ static tern_status run_open(run *r, tern_train_opts *o, const tern_train_opts *g
     /* The owner's policy decides before any data file is opened. */
     if (o->policy || o->site) TERN_TRY(tern_policy_check(o->policy, o->site, o->data_class, r->key != NULL));
     tern_set_threads(tern_ddp_threads(r->dp, (int)o->threads));
-    return tern_backend_open(&r->be, o->device);
+    TERN_TRY(tern_backend_open(&r->be, o->device));
+    /* auto: bf16 where tensor cores make it the norm (a GPU), fp32 on CPUs */
+    const char *prec = strcmp(o->precision, "auto") ? o->precision : tern_backend_is_host(r->be) ? "fp32" : "bf16";
+    return tern_backend_set_precision(r->be, prec);
 }
 
 /* The data, the model and its optimizer. What needs no memory comes first: the model's shape, the
@@ -782,8 +785,8 @@ static void banner(const run *r, const tern_train_opts *o, const char *ckdir, co
     const tern_model_config *c = &r->mc;
     fprintf(stderr, "%s %s: %s, %d layers, %d heads", o->resume ? "resuming" : "training", o->out, c->arch, c->n_layer, c->n_head);
     if (c->n_kv_head != c->n_head) fprintf(stderr, " (%d key/value)", c->n_kv_head);
-    fprintf(stderr, ", width %d, context %lld, vocabulary %d: %.2fM parameters, on %s\n", c->n_embd, o->seq, c->vocab_size,
-            (double)np / 1e6, tern_backend_name(r->be));
+    fprintf(stderr, ", width %d, context %lld, vocabulary %d: %.2fM parameters, on %s in %s\n", c->n_embd, o->seq, c->vocab_size,
+            (double)np / 1e6, tern_backend_name(r->be), tern_backend_precision(r->be));
     fprintf(stderr, "data %s: %llu train tokens%s; %zu rows x %zu tokens x %lld micro-batches per step, %llu steps\n", o->data,
             (unsigned long long)tern_dataset_num_tokens(r->train), r->val ? "" : " (no val split)", B, T, o->grad_accum,
             (unsigned long long)o->steps);
