@@ -1,6 +1,6 @@
 /* libFuzzer target: GGUF files (tern sample/eval/import of llama.cpp models) through
  * tern_gguf_from_buffer, then what tern does with an accepted file: every metadata value and
- * tensor read, tensors converted to f32, GPT-2 built from it (tern_gguf_load_gpt2), and its
+ * tensor read, tensors converted to f32, GPT-2 built from it (tern_gguf_load_model), and its
  * embedded tokenizer written out and loaded. Not a check of llama.cpp compatibility (the io tests
  * do that). Format: ggml's docs/gguf.md (version 3); docs/FORMATS.md. */
 #include "fuzz.h"
@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* a model from it, as tern sample FILE.gguf does */
     tern_model *m = NULL;
     tern_err_clear();
-    st = tern_gguf_load_gpt2(g, &m, NULL);
+    st = tern_gguf_load_model(g, &m, NULL);
     fuzz_check_refusal(st, label);
     FUZZ_REQUIRE((st == TERN_OK) == (m != NULL), "load_gpt2 status %d with model %p", (int)st, (void *)m);
     tern_model_free(m);

@@ -260,11 +260,11 @@ static void gguf(void) {
     snprintf(path, sizeof path, "%s/merges.txt", tokdir);
     OK(tern_write_file_atomic(path, mg, mn));
     snprintf(path, sizeof path, "%s/m.gguf", tokdir);
-    OK(tern_gguf_export_gpt2(m, tokdir, TERN_GGML_F32, "tiny", path));
+    OK(tern_gguf_export(m, tokdir, TERN_GGML_F32, "tiny", path));
     char *g = slurp(path, &n);
     put("gguf", "gpt2_tiny_f32.gguf", -1, g, n);
     free(g);
-    OK(tern_gguf_export_gpt2(m, tokdir, TERN_GGML_Q8_0, "tiny", path));
+    OK(tern_gguf_export(m, tokdir, TERN_GGML_Q8_0, "tiny", path));
     g = slurp(path, &n);
     put("gguf", "gpt2_tiny_q8.gguf", -1, g, n);
     free(g);

@@ -57,7 +57,7 @@ static tern_status replay_gguf(const char *path, const uint8_t *p, size_t n) {
     tern_status st = tern_gguf_from_buffer(&g, p, n, path);
     if (st == TERN_OK) {
         tern_model *m = NULL;
-        st = tern_gguf_load_gpt2(g, &m, NULL);
+        st = tern_gguf_load_model(g, &m, NULL);
         tern_model_free(m);
     }
     tern_gguf_free(g);
@@ -139,7 +139,7 @@ static const struct regression cases[] = {
     {"run_folder", "n_embd_16384", replay_run_folder, TERN_EFORMAT,
      "%s/config.json: describes a gpt2 of 3221667840 parameters, but %s/ckpt/step-000100/model.safetensors has %lld bytes"},
     /* io/gguf_gpt2.c: the test GPT-2 with embedding_length 8192 (and feed_forward_length to
-     * match) in its metadata made tern_gguf_load_gpt2 allocate and zero 3.2 GB of parameters
+     * match) in its metadata made tern_gguf_load_model allocate and zero 3.2 GB of parameters
      * (and as much for gradients) before finding that the 25 kB file held none of them; the
      * counts: 400*8192 + 4*8192 + (12*8192^2 + 13*8192) + 2*8192, and the 4120 of the test model */
     {"gguf", "embedding_8192.gguf", replay_gguf, TERN_EFORMAT,

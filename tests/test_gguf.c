@@ -616,7 +616,7 @@ static void test_export_q8_fallback_and_mismatch(void) {
     tern_model *m = random_model(1, 3, 48, 16, V_FIX, 8);
     char path[600], out[2048], want[1400];
     snprintf(path, sizeof path, "%s/m.gguf", d);
-    CHECK(tern_gguf_export_gpt2(m, TOKDIR, TERN_GGML_Q8_0, "w48", path) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_gguf_export(m, TOKDIR, TERN_GGML_Q8_0, "w48", path) == TERN_OK, "%s", tern_errmsg());
     check_export(path, m, TERN_GGML_Q8_0);
     tern_gguf *g;
     if (tern_gguf_open(&g, path) == TERN_OK) {
@@ -644,7 +644,7 @@ static void test_logits_command(void) {
     make_run(d, m);
     char out[2048], path[600], gg[600], want[700];
     snprintf(gg, sizeof gg, "%s/m.gguf", d);
-    CHECK(tern_gguf_export_gpt2(m, TOKDIR, TERN_GGML_F32, NULL, gg) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_gguf_export(m, TOKDIR, TERN_GGML_F32, NULL, gg) == TERN_OK, "%s", tern_errmsg());
     int32_t in[5] = {456, 3, 300, 0, 17};
     float *ref = logits_of(m, in, 5);
     const char *models[2] = {d, gg};
@@ -680,7 +680,7 @@ static tern_status load_variant(tern_model *m, int v, tern_model **out) {
     const tern_model_config *c = tern_model_cfg(m);
     tern_gguf_writer *w;
     tern_gguf_writer_init(&w);
-    tern_gguf_add_str(w, "general.architecture", v == ARCH ? "llama" : "gpt2");
+    tern_gguf_add_str(w, "general.architecture", v == ARCH ? "falcon" : "gpt2");
     if (v != NO_KEY) tern_gguf_add_u32(w, "gpt2.block_count", (uint32_t)c->n_layer);
     if (v == KEY_TYPE)
         tern_gguf_add_f32(w, "gpt2.context_length", (float)c->n_ctx);
@@ -737,7 +737,7 @@ static tern_status load_variant(tern_model *m, int v, tern_model **out) {
     if (st != TERN_OK) return st;
     tern_gguf *g;
     st = tern_gguf_from_buffer(&g, bytes, n, "m.gguf");
-    if (st == TERN_OK) st = tern_gguf_load_gpt2(g, out, NULL);
+    if (st == TERN_OK) st = tern_gguf_load_model(g, out, NULL);
     tern_gguf_free(g);
     free(bytes);
     return st;
@@ -746,7 +746,7 @@ static tern_status load_variant(tern_model *m, int v, tern_model **out) {
 static void test_load_refusals(void) {
     tern_model *m = random_model(2, 2, 16, 8, 11, 4);
     static const char *const want[N_VARIANTS] = {
-        [ARCH] = "m.gguf: architecture 'llama' is not gpt2",
+        [ARCH] = "m.gguf: architecture 'falcon' is not one tern loads (gpt2, llama, qwen2)",
         [NO_KEY] = "m.gguf: missing key 'gpt2.block_count'",
         [KEY_TYPE] = "m.gguf: key 'gpt2.context_length' is f32, expected u32",
         [EPS] = "m.gguf: gpt2.attention.layer_norm_epsilon is 1e-06; tern's GPT-2 uses 1e-05",
@@ -754,8 +754,8 @@ static void test_load_refusals(void) {
         [F16_TENSOR] = "m.gguf: tensor 'blk.0.ffn_up.weight' is f16; tern loads f32 GGUF files only (tern export --type f32)",
         [SHAPE] = "m.gguf: tensor 'blk.0.attn_qkv.weight' has ggml dims {48, 16}, expected {16, 48}",
         [NO_TENSOR] = "m.gguf: missing tensor 'blk.1.ffn_up.bias'",
-        [EXTRA] = "m.gguf: unexpected tensor 'blk.0.attn_q.weight' for a GPT-2 of this shape",
-        [UNTIED] = "m.gguf: output.weight differs from token_embd.weight; tern's GPT-2 ties them",
+        [EXTRA] = "m.gguf: unexpected tensor 'blk.0.attn_q.weight' for a gpt2 of this shape",
+        [UNTIED] = "m.gguf: output.weight differs from token_embd.weight; tern's gpt2 ties them",
         [NTOKENS] = "m.gguf: tokenizer.ggml.tokens has 3 tokens but token_embd.weight has 11 rows",
     };
     for (int v = 0; v < N_VARIANTS; v++) {
@@ -773,6 +773,208 @@ static void test_load_refusals(void) {
     tern_model_free(m);
 }
 
+/* ---- the Llama family ---- */
+
+static tern_model *random_llama(int n_kv, int qkv_bias, int tie, uint64_t seed) {
+    tern_model_config cfg = tern_model_config_llama(2, 4, n_kv, 32, 16, V_FIX);
+    cfg.ffn_dim = 48;
+    cfg.qkv_bias = qkv_bias;
+    cfg.tie_embeddings = tie;
+    cfg.rope_theta = 500000;
+    cfg.norm_eps = 1e-6;
+    tern_model *m;
+    if (tern_model_init(&m, &cfg, NULL) != TERN_OK) {
+        printf("%s\n", tern_errmsg());
+        exit(2);
+    }
+    tern_model_init_weights(m, seed);
+    float *p = test_model_copy(m, TERN_PARAMS); /* non-trivial norms and biases */
+    for (size_t i = 0; i < tern_model_num_params(m); i++) p[i] += 0.05f * tern_rng_normal(seed, 7, i);
+    test_model_set(m, TERN_PARAMS, p);
+    free(p);
+    return m;
+}
+
+static uint32_t kv_u32(const tern_gguf *g, const char *key) {
+    uint32_t v = 0;
+    CHECK(tern_gguf_get_u32(g, key, &v) == TERN_OK, "%s", key);
+    return v;
+}
+
+/* Exported as llama.cpp's converter writes these models: under "llama" q and k rows are permuted
+ * within heads (row h*hs + j*hs/2 + i of tern's matrix is row h*hs + 2i + j in the file), under
+ * "qwen2" (a model with q, k, v biases) nothing is; the metadata is llama.cpp's; and the file
+ * loads back to the same parameters and logits. */
+static void test_export_llama(void) {
+    static const struct { int n_kv, bias, tie; const char *arch; } cases[] = {{2, 0, 0, "llama"}, {4, 0, 1, "llama"}, {1, 1, 1, "qwen2"}};
+    char path[256], key[96];
+    const char *tmpdir = test_tmpdir("gguf_llama");
+    for (size_t ci = 0; ci < 3; ci++) {
+        tern_model *m = random_llama(cases[ci].n_kv, cases[ci].bias, cases[ci].tie, 40 + ci);
+        const tern_model_config *c = tern_model_cfg(m);
+        snprintf(path, sizeof path, "%s/llama%zu.gguf", tmpdir, ci);
+        CHECK(tern_gguf_export(m, TOKDIR, TERN_GGML_F32, "tiny", path) == TERN_OK, "%s", tern_errmsg());
+        tern_gguf *g = NULL;
+        CHECK(tern_gguf_open(&g, path) == TERN_OK, "%s", tern_errmsg());
+        if (!g) continue;
+        tern_gguf_str a;
+        CHECK(tern_gguf_get_str(g, "general.architecture", &a) == TERN_OK && same_str(a, cases[ci].arch), "case %zu", ci);
+        const char *A = cases[ci].arch;
+#define K(s) (snprintf(key, sizeof key, "%s.%s", A, s), key)
+        CHECK(kv_u32(g, K("block_count")) == 2 && kv_u32(g, K("embedding_length")) == 32 && kv_u32(g, K("context_length")) == 16,
+              "case %zu", ci);
+        CHECK(kv_u32(g, K("feed_forward_length")) == 48 && kv_u32(g, K("attention.head_count")) == 4, "case %zu", ci);
+        CHECK(kv_u32(g, K("attention.head_count_kv")) == (uint32_t)cases[ci].n_kv, "case %zu", ci);
+        if (!cases[ci].bias) CHECK(kv_u32(g, K("rope.dimension_count")) == 8 && kv_u32(g, K("attention.key_length")) == 8, "case %zu", ci);
+        else CHECK(!tern_gguf_find_kv(g, K("rope.dimension_count")) && !tern_gguf_find_kv(g, K("vocab_size")), "case %zu", ci);
+        float theta = 0, eps = 0;
+        CHECK(tern_gguf_get_f32(g, K("rope.freq_base"), &theta) == TERN_OK && theta == 500000.0f, "case %zu", ci);
+        CHECK(tern_gguf_get_f32(g, K("attention.layer_norm_rms_epsilon"), &eps) == TERN_OK && eps == 1e-6f, "case %zu", ci);
+#undef K
+        CHECK((tern_gguf_find_tensor(g, "output.weight") == NULL) == (cases[ci].tie != 0), "case %zu", ci);
+        CHECK((tern_gguf_find_tensor(g, "blk.1.attn_k.bias") != NULL) == (cases[ci].bias != 0), "case %zu", ci);
+        CHECK(tern_gguf_tensor_count(g) == (size_t)(2 + 9 * 2 + (cases[ci].bias ? 6 : 0) + !cases[ci].tie), "case %zu: %zu tensors", ci,
+              tern_gguf_tensor_count(g));
+        /* q and k rows */
+        float *p = test_model_copy(m, TERN_PARAMS);
+        static const char *const qk[2][2] = {{"model.layers.1.self_attn.q_proj.weight", "blk.1.attn_q.weight"},
+                                             {"model.layers.1.self_attn.k_proj.weight", "blk.1.attn_k.weight"}};
+        for (int w = 0; w < 2; w++) {
+            const tern_tensor *t = tern_model_find(m, qk[w][0]);
+            const tern_gguf_tensor *s = tern_gguf_find_tensor(g, qk[w][1]);
+            CHECK(t && s && s->ne[0] == 32 && s->ne[1] == t->shape[0], "case %zu %s", ci, qk[w][1]);
+            if (!t || !s) continue;
+            size_t heads = w ? (size_t)c->n_kv_head : (size_t)c->n_head, hs = 8, bad = 0;
+            for (size_t h = 0; h < heads; h++)
+                for (size_t j = 0; j < 2; j++)
+                    for (size_t i = 0; i < hs / 2; i++) {
+                        size_t from = h * hs + j * hs / 2 + i, to = cases[ci].bias ? from : h * hs + 2 * i + j;
+                        bad += memcmp(s->data + to * 32 * 4, p + t->offset + from * 32, 32 * 4) != 0;
+                    }
+            CHECK(bad == 0, "case %zu %s: %zu rows misplaced", ci, qk[w][1], bad);
+        }
+        free(p);
+        tern_model *back = NULL;
+        CHECK(tern_gguf_load_model(g, &back, NULL) == TERN_OK, "case %zu: %s", ci, tern_errmsg());
+        if (back) {
+            const tern_model_config *b = tern_model_cfg(back);
+            CHECK(!strcmp(b->arch, "llama") && b->n_kv_head == c->n_kv_head && b->qkv_bias == c->qkv_bias &&
+                      b->tie_embeddings == c->tie_embeddings && b->ffn_dim == 48 && b->rope_theta == 500000 && b->head_dim == 8 && b->norm_eps == 1e-6,
+                  "case %zu", ci);
+            CHECK(test_same_params(back, m), "case %zu: parameters differ after the round trip", ci);
+            int32_t x[12];
+            for (int i = 0; i < 12; i++) x[i] = (i * 37 + 5) % V_FIX;
+            float *l1 = logits_of(m, x, 12), *l2 = logits_of(back, x, 12);
+            float d = 0;
+            for (size_t i = 0; i < 12 * V_FIX; i++) d = fmaxf(d, fabsf(l1[i] - l2[i]));
+            CHECK(d < 1e-5f, "case %zu: logits differ by %g", ci, (double)d);
+            free(l1);
+            free(l2);
+        }
+        tern_model_free(back);
+        tern_gguf_free(g);
+        tern_model_free(m);
+    }
+    /* what llama.cpp's llama architecture would compute differently */
+    tern_model *m = random_llama(2, 0, 0, 9);
+    tern_model_config cfg = *tern_model_cfg(m);
+    tern_model_free(m);
+    cfg.sliding_window = 8;
+    CHECK(tern_model_init(&m, &cfg, NULL) == TERN_OK, "%s", tern_errmsg());
+    snprintf(path, sizeof path, "%s/window.gguf", tmpdir);
+    CHECK(tern_gguf_export(m, TOKDIR, TERN_GGML_F32, NULL, path) == TERN_EINVAL &&
+              !strcmp(tern_errmsg(), "GGUF export: a sliding attention window of 8 positions (below the context of 16) is not written; "
+                                     "llama.cpp's llama architecture attends to every position"),
+          "%s", tern_errmsg());
+    CHECK(!tern_path_exists(path), "a refused export left %s", path);
+    tern_model_free(m);
+    cfg.sliding_window = 0;
+    cfg.rope_type = TERN_ROPE_LLAMA3;
+    cfg.rope_factor = 8, cfg.rope_low_freq_factor = 1, cfg.rope_high_freq_factor = 4, cfg.rope_original_ctx = 8;
+    CHECK(tern_model_init(&m, &cfg, NULL) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_gguf_export(m, TOKDIR, TERN_GGML_F32, NULL, path) == TERN_EINVAL && strstr(tern_errmsg(), "Llama 3's rope scaling"), "%s",
+          tern_errmsg());
+    tern_model_free(m);
+}
+
+/* A Llama GGUF whose metadata asks for arithmetic tern's Llama does not do is refused, naming it. */
+enum { L_OK, L_SCALING, L_EXPERTS, L_ROT, L_FREQS, L_BIAS, L_NO_EPS, L_N };
+
+static tern_status llama_variant(tern_model *m, int v, tern_model **out) {
+    const tern_model_config *c = tern_model_cfg(m);
+    tern_gguf_writer *w;
+    TERN_TRY(tern_gguf_writer_init(&w));
+    tern_gguf_add_str(w, "general.architecture", "llama");
+    tern_gguf_add_u32(w, "llama.block_count", (uint32_t)c->n_layer);
+    tern_gguf_add_u32(w, "llama.context_length", (uint32_t)c->n_ctx);
+    tern_gguf_add_u32(w, "llama.embedding_length", (uint32_t)c->n_embd);
+    tern_gguf_add_u32(w, "llama.feed_forward_length", (uint32_t)c->ffn_dim);
+    tern_gguf_add_u32(w, "llama.attention.head_count", (uint32_t)c->n_head);
+    tern_gguf_add_u32(w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_head);
+    tern_gguf_add_u32(w, "llama.rope.dimension_count", v == L_ROT ? 4 : 8);
+    tern_gguf_add_f32(w, "llama.rope.freq_base", (float)c->rope_theta);
+    if (v != L_NO_EPS) tern_gguf_add_f32(w, "llama.attention.layer_norm_rms_epsilon", (float)c->norm_eps);
+    if (v == L_SCALING) tern_gguf_add_str(w, "llama.rope.scaling.type", "yarn");
+    if (v == L_EXPERTS) tern_gguf_add_u32(w, "llama.expert_count", 8);
+    size_t nt;
+    const tern_tensor *t = tern_model_tensors(m, &nt);
+    float *p = test_model_copy(m, TERN_PARAMS);
+    static const char *const names[][2] = {
+        {"model.embed_tokens.weight", "token_embd.weight"}, {"model.norm.weight", "output_norm.weight"}, {"lm_head.weight", "output.weight"},
+        {"input_layernorm.weight", "attn_norm.weight"},     {"self_attn.q_proj.weight", "attn_q.weight"},
+        {"self_attn.k_proj.weight", "attn_k.weight"},       {"self_attn.v_proj.weight", "attn_v.weight"},
+        {"self_attn.o_proj.weight", "attn_output.weight"},  {"post_attention_layernorm.weight", "ffn_norm.weight"},
+        {"mlp.gate_proj.weight", "ffn_gate.weight"},        {"mlp.up_proj.weight", "ffn_up.weight"},
+        {"mlp.down_proj.weight", "ffn_down.weight"}};
+    for (size_t i = 0; i < nt; i++) {
+        char name[TERN_GGUF_MAX_NAME] = "";
+        int l = -1, k = 0;
+        sscanf(t[i].name, "model.layers.%d.%n", &l, &k);
+        for (size_t j = 0; j < sizeof names / sizeof names[0]; j++) {
+            if (l < 0 && !strcmp(t[i].name, names[j][0])) snprintf(name, sizeof name, "%s", names[j][1]);
+            if (l >= 0 && k && !strcmp(t[i].name + k, names[j][0])) snprintf(name, sizeof name, "blk.%d.%s", l, names[j][1]);
+        }
+        uint64_t ne[2] = {t[i].ndim == 1 ? t[i].shape[0] : t[i].shape[1], t[i].shape[0]};
+        tern_gguf_add_tensor(w, name, TERN_GGML_F32, (uint32_t)t[i].ndim, ne, p + t[i].offset);
+    }
+    uint64_t ne[2] = {4, 1};
+    if (v == L_FREQS) tern_gguf_add_tensor(w, "rope_freqs.weight", TERN_GGML_F32, 1, ne, p);
+    if (v == L_BIAS) tern_gguf_add_tensor(w, "blk.0.attn_q.bias", TERN_GGML_F32, 1, (uint64_t[]){32}, p);
+    uint8_t *bytes;
+    size_t n;
+    tern_status st = tern_gguf_serialize(w, &bytes, &n);
+    tern_gguf_writer_free(w);
+    free(p);
+    if (st != TERN_OK) return st;
+    tern_gguf *g;
+    st = tern_gguf_from_buffer(&g, bytes, n, "l.gguf");
+    if (st == TERN_OK) st = tern_gguf_load_model(g, out, NULL);
+    tern_gguf_free(g);
+    free(bytes);
+    return st;
+}
+
+static void test_llama_load_refusals(void) {
+    tern_model *m = random_llama(2, 0, 0, 5);
+    static const char *const want[L_N] = {
+        [L_SCALING] = "l.gguf: llama.rope.scaling.type is 'yarn'; tern loads GGUF files without rope scaling",
+        [L_EXPERTS] = "l.gguf: llama.expert_count is 8; tern's Llama has no mixture of experts",
+        [L_ROT] = "l.gguf: llama.rope.dimension_count 4 is not the head size 8; tern rotates whole heads",
+        [L_FREQS] = "l.gguf: rope_freqs.weight (Llama 3's rope scaling) is not loaded; convert the Hugging Face folder instead",
+        [L_BIAS] = "l.gguf: blk.0.attn_q.bias: q, k and v biases under the llama architecture are not loaded",
+        [L_NO_EPS] = "l.gguf: missing key 'llama.attention.layer_norm_rms_epsilon'",
+    };
+    for (int v = 0; v < L_N; v++) {
+        tern_model *back = NULL;
+        tern_status st = llama_variant(m, v, &back);
+        /* written without the converter's permutation, so only the refusals are compared */
+        if (v == L_OK) CHECK(st == TERN_OK && back && tern_model_cfg(back)->n_kv_head == 2, "%s", tern_errmsg());
+        else CHECK(st != TERN_OK && !back && !strcmp(tern_errmsg(), want[v]), "variant %d: want '%s'\n    got  '%s'", v, want[v], tern_errmsg());
+        tern_model_free(back);
+    }
+    tern_model_free(m);
+}
+
 int main(void) {
     RUN(test_f16_every_value);
     RUN(test_q8_0_block);
@@ -784,5 +986,7 @@ int main(void) {
     RUN(test_export_q8_fallback_and_mismatch);
     RUN(test_logits_command);
     RUN(test_load_refusals);
+    RUN(test_export_llama);
+    RUN(test_llama_load_refusals);
     return check_exit();
 }

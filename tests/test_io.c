@@ -335,6 +335,25 @@ static void test_hf_refusals(void) {
         CHECK(tern_model_cfg(m)->sliding_window == 16, "window %d", tern_model_cfg(m)->sliding_window);
         CHECK(tern_model_reserve(m, 1, 16) == TERN_OK, "%s", tern_errmsg());
         CHECK(tern_model_reserve(m, 1, 17) == TERN_EINVAL && strstr(tern_errmsg(), "sliding attention window (16)"), "%s", tern_errmsg());
+        /* exported, it is a Mistral folder again, window and all */
+        const char *out = test_tmpdir("mistral_export");
+        char dir[512], *text = NULL;
+        size_t n;
+        snprintf(dir, sizeof dir, "%s/hf", out);
+        CHECK(tern_io_export_hf(m, NULL, NULL, 0, dir) == TERN_OK, "%s", tern_errmsg());
+        char *cfgpath = tern_path_join(dir, "config.json");
+        CHECK(tern_read_file(cfgpath, &text, &n) == TERN_OK, "%s", tern_errmsg());
+        cJSON *j = text ? cJSON_Parse(text) : NULL;
+        CHECK(j && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "model_type")), "mistral") &&
+                  cJSON_GetNumberValue(cJSON_GetObjectItem(j, "sliding_window")) == 16,
+              "%s", text ? text : "");
+        cJSON_Delete(j);
+        free(text);
+        free(cfgpath);
+        tern_model *back = NULL;
+        CHECK(tern_io_load_hf(dir, &back, NULL) == TERN_OK && tern_model_cfg(back)->sliding_window == 16 && test_same_params(back, m), "%s",
+              tern_errmsg());
+        tern_model_free(back);
         tern_model_free(m);
     }
 }

@@ -1,6 +1,6 @@
 /* GGUF, the file format of ggml and llama.cpp: a reader that validates every field of a buffer
- * or a mapped file, a writer, and GPT-2 in and out under the names, metadata and tokenizer keys
- * that llama.cpp's "gpt2" loader reads. Not a ggml runtime: tern computes in f32 only.
+ * or a mapped file, a writer, models out under the names, metadata and tokenizer keys that
+ * llama.cpp's "gpt2", "llama" and "qwen2" loaders read, and GPT-2 back in. Not a ggml runtime: tern computes in f32 only.
  * Follows ggml's docs/gguf.md (version 3) and the conventions of llama.cpp's convert_hf_to_gguf.py. */
 #ifndef TERN_GGUF_H
 #define TERN_GGUF_H
@@ -128,8 +128,8 @@ tern_status tern_gguf_write(tern_gguf_writer *w, const char *path);
 /* Serialises to memory (*out malloc'd), for tests and small files. */
 tern_status tern_gguf_serialize(tern_gguf_writer *w, uint8_t **out, size_t *n);
 
-/* ---- GPT-2 ---- */
-/* Writes a GPT-2 as a GGUF file that llama.cpp loads as architecture "gpt2": metadata
+/* ---- models ---- */
+/* Writes a model as a GGUF file for llama.cpp. A GPT-2 becomes architecture "gpt2": metadata
  * gpt2.{context_length, embedding_length, feed_forward_length, block_count,
  * attention.head_count, attention.layer_norm_epsilon}, general.file_type; tensors token_embd,
  * position_embd, blk.N.{attn_norm, attn_qkv, attn_output, ffn_norm, ffn_up, ffn_down},
@@ -139,11 +139,23 @@ tern_status tern_gguf_serialize(tern_gguf_writer *w, uint8_t **out, size_t *n);
  * strings, token types (<|endoftext|> control, others normal), merges, and <|endoftext|> as BOS
  * and EOS. type is TERN_GGML_F32, F16 or Q8_0; as llama.cpp's converter does, 1-D tensors and
  * position_embd stay f32, and a q8_0 tensor whose rows are not a multiple of 32 falls back to
- * f16. name goes to general.name (may be NULL). */
-tern_status tern_gguf_export_gpt2(tern_model *m, const char *tokdir, uint32_t type, const char *name, const char *path);
-/* Builds a model from a GGUF of architecture gpt2 whose tensors are all f32 (the inverse of the
- * export; output.weight is accepted when equal to token_embd.weight). */
-tern_status tern_gguf_load_gpt2(const tern_gguf *g, tern_model **out, tern_backend *be);
+ * f16. name goes to general.name (may be NULL).
+ * A Llama becomes architecture "llama" (or "qwen2", when q, k and v have biases): metadata
+ * <arch>.{vocab_size, context_length, embedding_length, block_count, feed_forward_length,
+ * rope.dimension_count, rope.freq_base, attention.head_count, attention.head_count_kv,
+ * attention.layer_norm_rms_epsilon}; tensors token_embd, blk.N.{attn_norm, attn_q, attn_k,
+ * attn_v (and their biases for qwen2), attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down},
+ * output_norm and output (absent when tied), with q and k's rows permuted within heads for
+ * "llama" as llama.cpp's converter does. Llama 3's rope scaling is refused (llama.cpp reads it
+ * from an extra rope_freqs tensor not written here), and so is a sliding window shorter than the
+ * context (llama.cpp's llama architecture has none). */
+tern_status tern_gguf_export(tern_model *m, const char *tokdir, uint32_t type, const char *name, const char *path);
+/* Builds a model from a GGUF of architecture gpt2, llama or qwen2 whose tensors are all f32: the
+ * inverse of the export, and what llama.cpp's converter writes for such models (a GPT-2's
+ * output.weight is accepted when equal to token_embd.weight). Files whose metadata asks for what
+ * tern's families compute differently (rope scaling, experts, partial rotary dimensions) are
+ * refused, naming the key. */
+tern_status tern_gguf_load_model(const tern_gguf *g, tern_model **out, tern_backend *be);
 /* Writes the embedded tokenizer as vocab.json + merges.txt into dir (created if needed). */
 tern_status tern_gguf_write_tokenizer(const tern_gguf *g, const char *dir);
 /* Opens a GGUF file as a model; with tokdir non-NULL, extracts its tokenizer into a folder under

@@ -1,6 +1,7 @@
-/* tern export: a run (or one of its checkpoints) as a Hugging Face GPT-2 folder that
- * transformers' GPT2LMHeadModel and GPT2TokenizerFast load unchanged, or as a GGUF file that
- * llama.cpp loads (f32, f16 or q8_0). */
+/* tern export: a run (or one of its checkpoints) as a Hugging Face folder of its family that
+ * transformers' model class (GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM,
+ * MistralForCausalLM) and GPT2TokenizerFast load unchanged, or as a GGUF file that llama.cpp loads
+ * (f32, f16 or q8_0). */
 #include "cli.h"
 
 #include <stdlib.h>
@@ -17,10 +18,12 @@ int cli_export(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: tern export MODEL [--step N] -o DIR\n"
                    "       tern export MODEL [--step N] -o FILE.gguf [--format gguf] [--type f32|f16|q8_0]\n\n"
-                   "Writes a Hugging Face GPT-2 folder: config.json, model.safetensors, vocab.json, merges.txt,\n"
-                   "generation_config.json; or, with --format gguf (the default when FILE ends in .gguf), a GGUF\n"
-                   "file for llama.cpp with the tokenizer embedded (--type f32 by default; f16 and q8_0 quantise\n"
-                   "as llama.cpp does). MODEL is a run folder, a Hugging Face folder or an f32 GGUF file.\n"
+                   "Writes a Hugging Face folder for the model's family (GPT2LMHeadModel, LlamaForCausalLM,\n"
+                   "Qwen2ForCausalLM or MistralForCausalLM): config.json, model.safetensors, vocab.json,\n"
+                   "merges.txt, tokenizer_config.json, generation_config.json; or, with --format gguf (the default\n"
+                   "when FILE ends in .gguf), a GGUF file for llama.cpp (architecture gpt2, llama or qwen2) with\n"
+                   "the tokenizer embedded (--type f32 by default; f16 and q8_0 quantise as llama.cpp does).\n"
+                   "MODEL is a run folder, a Hugging Face folder or an f32 GGUF file.\n"
                    "--step picks a checkpoint other than the latest. A sealed run needs its key (--key KEYFILE,\n"
                    "--passphrase-file FILE, or TERN_KEY_FILE); its export is written in plaintext to DIR only, as a\n"
                    "Hugging Face folder.\n");
@@ -65,7 +68,7 @@ int cli_export(int argc, char **argv) {
         size_t b = n;
         while (b > 0 && src[b - 1] != '/') b--;
         snprintf(name, sizeof name, "%.*s", (int)(n - b), src + b);
-        st = tern_gguf_export_gpt2(m, tokdir, gtype, name, out);
+        st = tern_gguf_export(m, tokdir, gtype, name, out);
     } else {
         /* a sealed tokenizer goes to DIR decrypted in memory: plaintext is written to DIR and nowhere else */
         st = tern_io_export_hf(m, tokdir, key, tern_tok_eot(tok), out);

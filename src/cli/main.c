@@ -15,7 +15,7 @@ static const subcommand subcommands[] = {
     {"train", cli_train, "train (or --resume) a GPT-2 model on a data folder; no arguments: the bundled demo"},
     {"eval", cli_eval, "mean loss and perplexity of a model on a data folder's val split"},
     {"sample", cli_sample, "generate text from a run, a Hugging Face folder or a GGUF file"},
-    {"export", cli_export, "write a run as a Hugging Face GPT-2 folder (or GGUF)"},
+    {"export", cli_export, "write a run as a Hugging Face folder or a GGUF file"},
     {"keygen", cli_keygen, "make a sealing key, or an Ed25519 key pair for signing the run ledger"},
     {"ledger", cli_ledger, "verify a run's ledger (hash chain, signatures, checkpoint files) or print its head"},
     {"hw", cli_hw, "this machine's hardware and its export-control (ECCN 3A090) figures; --known for the table"},

@@ -345,10 +345,12 @@ static cJSON *hf_config_json(const tern_model_config *c, int eos_id) {
         cJSON_AddNumberToObject(j, "attn_pdrop", 0.0);
         cJSON_AddBoolToObject(j, "scale_attn_weights", 1);
     } else {
-        /* Q, K and V biases without an output bias are Qwen2's layout; otherwise a Llama */
-        int qwen = c->qkv_bias;
-        cJSON_AddItemToArray(arch, cJSON_CreateString(qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"));
-        cJSON_AddStringToObject(j, "model_type", qwen ? "qwen2" : "llama");
+        /* Q, K and V biases without an output bias are Qwen2's layout; a sliding window is
+         * Mistral's (kept so transformers limits attention as the source model did); otherwise a
+         * Llama */
+        int qwen = c->qkv_bias, mistral = !qwen && c->sliding_window;
+        cJSON_AddItemToArray(arch, cJSON_CreateString(qwen ? "Qwen2ForCausalLM" : mistral ? "MistralForCausalLM" : "LlamaForCausalLM"));
+        cJSON_AddStringToObject(j, "model_type", qwen ? "qwen2" : mistral ? "mistral" : "llama");
         cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
         cJSON_AddNumberToObject(j, "hidden_size", c->n_embd);
         cJSON_AddNumberToObject(j, "intermediate_size", c->ffn_dim);
@@ -364,6 +366,8 @@ static cJSON *hf_config_json(const tern_model_config *c, int eos_id) {
         if (qwen) {
             cJSON_AddBoolToObject(j, "use_sliding_window", 0);
             cJSON_AddNullToObject(j, "sliding_window");
+        } else if (mistral) {
+            cJSON_AddNumberToObject(j, "sliding_window", c->sliding_window);
         } else {
             cJSON_AddBoolToObject(j, "attention_bias", 0);
             cJSON_AddBoolToObject(j, "mlp_bias", 0);
@@ -450,6 +454,12 @@ tern_status tern_io_export_hf(tern_model *m, const char *tokenizer_dir, const te
     tern_status st = tern_mkdir_p(tmp);
     const tern_model_config *c = tern_model_cfg(m);
     cJSON *j = NULL;
+    /* transformers 5 overrides tokenizer_config.json for model_type qwen2 (it lists Qwen2 among
+     * the models whose Hub tokenizer class it distrusts) and splits text as Qwen2's tokenizer
+     * does, which gives other ids than the GPT-2 tokenizer the model was trained with */
+    if (c->qkv_bias && tokenizer_dir)
+        tern_log(TERN_LOG_WARN, "%s: a Qwen2 folder: load its tokenizer with GPT2TokenizerFast.from_pretrained, not AutoTokenizer "
+                                "(transformers 5 gives model_type qwen2 Qwen2's pre-tokenizer, which splits text differently)", outdir);
     if (st == TERN_OK) {
         j = hf_config_json(c, eos_id);
         st = write_json(tmp, "config.json", j);
