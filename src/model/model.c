@@ -128,6 +128,14 @@ char *tern_model_config_to_json(const tern_model_config *c) {
     return s;
 }
 
+/* An integer field of 0 .. 2^30; a missing optional one leaves *field as it is. */
+static tern_status json_int(const cJSON *o, const char *key, int required, int *field, const char *what) {
+    long v = *field;
+    TERN_TRY(tern_json_long(o, key, required, 0, 1L << 30, &v, what));
+    *field = (int)v;
+    return TERN_OK;
+}
+
 tern_status tern_model_config_from_json(tern_model_config *c, const cJSON *o, const char *what) {
     static const char *const keys[] = {"arch", "n_layer", "n_head", "n_kv_head", "n_embd", "head_dim", "ffn_dim", "n_ctx",
                                        "vocab_size", "norm_eps", "tie_embeddings", "rope_theta", "qkv_bias", "rope_scaling",
@@ -137,16 +145,15 @@ tern_status tern_model_config_from_json(tern_model_config *c, const cJSON *o, co
     TERN_TRY(tern_json_check_keys(o, keys, what));
     TERN_TRY(tern_json_string(o, "arch", 1, c->arch, sizeof c->arch, what));
     long v;
-#define INT(key, field, req)                                                                                               do {                                                                                                                       v = c->field;                                                                                                          TERN_TRY(tern_json_long(o, key, req, 0, 1L << 30, &v, what));                                                          c->field = (int)v;                                                                                                 } while (0)
-    INT("n_layer", n_layer, 1);
-    INT("n_head", n_head, 1);
-    INT("n_kv_head", n_kv_head, 1);
-    INT("n_embd", n_embd, 1);
-    INT("head_dim", head_dim, 1);
-    INT("ffn_dim", ffn_dim, 1);
-    INT("n_ctx", n_ctx, 1);
-    INT("vocab_size", vocab_size, 1);
-    INT("sliding_window", sliding_window, 0);
+    TERN_TRY(json_int(o, "n_layer", 1, &c->n_layer, what));
+    TERN_TRY(json_int(o, "n_head", 1, &c->n_head, what));
+    TERN_TRY(json_int(o, "n_kv_head", 1, &c->n_kv_head, what));
+    TERN_TRY(json_int(o, "n_embd", 1, &c->n_embd, what));
+    TERN_TRY(json_int(o, "head_dim", 1, &c->head_dim, what));
+    TERN_TRY(json_int(o, "ffn_dim", 1, &c->ffn_dim, what));
+    TERN_TRY(json_int(o, "n_ctx", 1, &c->n_ctx, what));
+    TERN_TRY(json_int(o, "vocab_size", 1, &c->vocab_size, what));
+    TERN_TRY(json_int(o, "sliding_window", 0, &c->sliding_window, what));
     TERN_TRY(tern_json_number(o, "norm_eps", 1, &c->norm_eps, what));
     TERN_TRY(tern_json_number(o, "rope_theta", 0, &c->rope_theta, what));
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "tie_embeddings");
@@ -170,7 +177,6 @@ tern_status tern_model_config_from_json(tern_model_config *c, const cJSON *o, co
         TERN_TRY(tern_json_long(r, "original_max_position_embeddings", 1, 1, 1L << 30, &v, what));
         c->rope_original_ctx = (int)v;
     }
-#undef INT
     tern_status st = tern_model_config_check(c);
     return st == TERN_OK ? st : tern_err_wrap(st, "%s", what);
 }
