@@ -370,6 +370,37 @@ static void test_resume_across_sizes(void) {
     same_losses(f, b, 6, 1e-5);
 }
 
+/* The Llama family over ranks: grouped-query attention with an untied head, 2 ranks (ZeRO-1)
+ * against one process with twice the batch, and a 2-rank run resumed on one process. */
+static void test_llama_over_ranks(void) {
+    if (!setup()) {
+        CHECK(0, "setup");
+        return;
+    }
+    const char *d = test_tmpdir("dist_llama");
+    const char *t = test_tern_bin();
+    const char *arch = "--arch llama --n-kv-head 1 --ffn-dim 64";
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/one %s %s --batch 8 --steps 6", t, data_dir, d, small, arch);
+    CHECK(rc == 0, "one process: %s", out);
+    rc = run_cmd(out, sizeof out, MPIRUN " -np 2 %s train --data %s -o %s/two %s %s --batch 4 --steps 6 --zero 1", t, data_dir, d, small,
+                 arch);
+    CHECK(rc == 0 && strstr(out, "4 rows each: 8 rows per micro-batch"), "2 ranks: %s", out);
+    rc = run_cmd(out, sizeof out, MPIRUN " -np 2 %s train --data %s -o %s/half %s %s --batch 4 --steps 6 --zero 1 --stop-at 3", t, data_dir,
+                 d, small, arch);
+    CHECK(rc == 0, "%s", out);
+    rc = run_cmd(out, sizeof out, "%s train -o %s/half --resume", t, d);
+    CHECK(rc == 0 && strstr(out, "continuing on 1 rank: 8 rows each"), "%s", out);
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/one", d);
+    snprintf(b, sizeof b, "%s/two", d);
+    same_losses(a, b, 6, 1e-5);
+    snprintf(b, sizeof b, "%s/half", d);
+    same_losses(a, b, 6, 1e-5);
+    snprintf(a, sizeof a, "%s/one/ckpt/step-000006/optimizer.safetensors", d);
+    snprintf(b, sizeof b, "%s/two/ckpt/step-000006/optimizer.safetensors", d);
+    close_tensors(a, b, 1e-5);
+}
+
 static void test_killed_rank(void) {
     if (!setup()) {
         CHECK(0, "setup");
@@ -488,6 +519,7 @@ int main(int argc, char **argv) {
     RUN(test_mpi_collectives);
     RUN(test_two_ranks_match_one);
     RUN(test_resume_across_sizes);
+    RUN(test_llama_over_ranks);
     RUN(test_killed_rank);
     RUN(test_refusals);
     if (geteuid() == 0 && run_cmd(out, sizeof out, "command -v slurmctld && command -v slurmd && command -v munged") == 0)

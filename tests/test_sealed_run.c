@@ -91,17 +91,18 @@ static int absent(const char *dir, const void *m, size_t n, const char *what) {
     return ok;
 }
 
-static void test_sealed_run_matches_plain(void) {
+/* One family (arch: its train flags) sealed and plain. */
+static void sealed_matches_plain(const char *tag, const char *arch) {
     if (!setup()) {
         CHECK(0, "setup");
         return;
     }
-    const char *d = test_tmpdir("sealed_match");
+    const char *d = test_tmpdir(tag);
     const char *t = test_tern_bin();
-    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/plain " SMALL " --steps 6 --ckpt-every 3", t, pdata, d);
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/plain " SMALL " %s --steps 6 --ckpt-every 3", t, pdata, d, arch);
     CHECK(rc == 0, "plain run: %s", out);
-    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/sealed " SMALL " --steps 6 --ckpt-every 3 --stop-at 3 --key %s", t, sdata,
-                 d, key);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/sealed " SMALL " %s --steps 6 --ckpt-every 3 --stop-at 3 --key %s", t, sdata,
+                 d, arch, key);
     CHECK(rc == 0, "sealed run: %s", out);
     rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/sealed --resume --key %s", t, sdata, d, key);
     CHECK(rc == 0, "sealed resume: %s", out);
@@ -220,6 +221,12 @@ static void test_sealed_run_matches_plain(void) {
                                   "need the tokenizer in plaintext outside DIR\n"),
           "rc %d: %s", rc, out);
 }
+
+static void test_sealed_run_matches_plain(void) { sealed_matches_plain("sealed_match", ""); }
+
+/* The same for a Llama (grouped-query attention, untied head): its checkpoints and exports are
+ * sealed and refused the same way. */
+static void test_sealed_llama_matches_plain(void) { sealed_matches_plain("sealed_llama", "--arch llama --n-kv-head 1 --ffn-dim 64"); }
 
 /* Reads a sealed file's chunk geometry: the header's end H, the chunk size C (plaintext) and
  * the number of chunks. */
@@ -429,6 +436,7 @@ static void test_passphrase_and_sealed_metrics(void) {
 
 int main(void) {
     RUN(test_sealed_run_matches_plain);
+    RUN(test_sealed_llama_matches_plain);
     RUN(test_tampering_refused);
     RUN(test_passphrase_and_sealed_metrics);
     return check_exit();
