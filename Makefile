@@ -70,8 +70,9 @@ test: $(BUILD)/tern $(TESTS)
 
 bench: $(BUILD)/tern $(BENCHES)
 
+ARCH ?= gpt2
 demo: $(BUILD)/tern
-	@bash tools/demo.sh $(BUILD)/tern
+	@bash tools/demo.sh $(BUILD)/tern $(ARCH)
 
 fixtures:
 	python3 tools/make_fixtures.py

@@ -664,6 +664,19 @@ static void test_logits_command(void) {
     CHECK(run_cmd(out, sizeof out, "%s logits '%s' --tokens '1 457' -o '%s'", test_tern_bin(), gg, path) == 1 &&
               !strcmp(out, "tern logits: input token 457 at position 1 is outside the vocabulary (size 457)\n"),
           "%s", out);
+    /* --device: the plain C kernels agree with the default ones; a name this build cannot run is refused */
+    snprintf(path, sizeof path, "%s/logits_ref.safetensors", d);
+    CHECK(run_cmd(out, sizeof out, "%s logits '%s' --tokens '456 3 300 0 17' -o '%s' --device ref", test_tern_bin(), gg, path) == 0, "%s", out);
+    tern_safetensors *rs = NULL;
+    float got[5 * V_FIX], e = 0;
+    size_t shape[2] = {5, V_FIX};
+    CHECK(tern_st_open(&rs, path) == TERN_OK && tern_st_read_f32(rs, "logits", got, 2, shape) == TERN_OK, "%s", tern_errmsg());
+    for (size_t i = 0; i < 5 * V_FIX; i++) e = fmaxf(e, fabsf(got[i] - ref[i]));
+    CHECK(e < 1e-4f, "--device ref: logits differ by %g", (double)e);
+    tern_st_free(rs);
+    CHECK(run_cmd(out, sizeof out, "%s logits '%s' --tokens '1' -o '%s' --device tpu", test_tern_bin(), gg, path) == 1 &&
+              !strcmp(out, "tern logits: --device tpu: unknown backend 'tpu' (known: cpu, ref, avx2, avx512, cuda, cuda:N)\n"),
+          "%s", out);
     snprintf(want, sizeof want, "tern logits: 17 tokens, more than the model's 16 positions\n");
     CHECK(run_cmd(out, sizeof out, "%s logits '%s' --tokens '1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1' -o '%s'", test_tern_bin(), gg, path) == 2 &&
               !strcmp(out, want),

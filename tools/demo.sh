@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# make demo: prepare the bundled corpus with GPT-2's tokenizer, train the default model within
-# a few minutes on this machine, evaluate it on the held-out tenth, and print a sample.
+# make demo [ARCH=gpt2|llama]: prepare the bundled corpus with GPT-2's tokenizer, train the
+# default model of the family within a few minutes on this machine, evaluate it on the held-out
+# tenth, and print a sample.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${1:-build/tern}
+ARCH=${2:-gpt2}
+case "$ARCH" in gpt2) run=runs/demo/run ;; llama) run=runs/demo/run-llama ;; *) echo "make demo: ARCH is gpt2 or llama, not '$ARCH'" >&2; exit 2 ;; esac
 data=runs/demo/data
-run=runs/demo/run
 if [ ! -f "$data/manifest.json" ]; then
   "$T" prepare --tokenizer data/gpt2 --val-fraction 0.1 -o "$data" data/tinyshakespeare/input.txt
 fi
 rm -rf "$run"
 # The default model and schedule (tern train --help lists them): sized for this demo's budget,
 # see README "The demo". --time-limit guards the budget on a busy machine.
-"$T" train --data "$data" -o "$run" --tokenizer data/gpt2 --time-limit 200
+"$T" train --data "$data" -o "$run" --tokenizer data/gpt2 --arch "$ARCH" --time-limit 200
 "$T" eval "$run" --data "$data" --batches 8
 echo "--- sample (seed 1) ---"
 "$T" sample "$run" --prompt "ROMEO:" -n 120 --seed 1

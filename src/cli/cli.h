@@ -16,6 +16,13 @@ int cli_opt_long(const char *cmd, int argc, char **argv, int *i, const char *nam
 int cli_opt_double(const char *cmd, int argc, char **argv, int *i, const char *name, double *val);
 int cli_flag(char **argv, int i, const char *name);
 
+/* The backend --device names (NULL: the fastest CPU kernels), or exit 1 saying why it cannot run. */
+tern_backend *cli_backend(const char *cmd, const char *device);
+/* The --device line of a command's help. */
+#define CLI_DEVICE_HELP                                                                                                    \
+    "--device NAME: where the model computes: auto (the fastest CPU kernels, the default), cpu, avx2,\n"                     \
+    "avx512, ref (plain C), or cuda / cuda:N in a build with CUDA=1.\n"
+
 /* Subcommands: each in its own file, cli_<name>(argc, argv) with argv[0] = the subcommand. */
 int cli_tokenizer(int argc, char **argv);
 int cli_prepare(int argc, char **argv);
@@ -23,7 +30,6 @@ int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_sample(int argc, char **argv);
 int cli_export(int argc, char **argv);
-int cli_bench(int argc, char **argv);
 int cli_hw(int argc, char **argv);
 int cli_plan(int argc, char **argv);
 int cli_keygen(int argc, char **argv);

@@ -12,21 +12,21 @@
 int cli_eval(int argc, char **argv) {
     const char *src = NULL, *data = NULL, *split = "val";
     long long batch = 8, seq = 0, batches = 0, step = 0, threads = 0;
-    const char *key_file = NULL, *pass_file = NULL;
+    const char *key_file = NULL, *pass_file = NULL, *device = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: tern eval (RUNDIR|HFDIR|FILE.gguf) --data DATADIR [--split val|train] [--batch B] [--seq T]\n"
-                   "                 [--batches N] [--step N] [--threads N] [--key KEYFILE | --passphrase-file FILE]\n\n"
+                   "                 [--batches N] [--step N] [--threads N] [--device NAME] [--key KEYFILE | --passphrase-file FILE]\n\n"
                    "Mean cross-entropy and perplexity over the split's windows of B rows of T tokens, in order\n"
                    "(every window once unless --batches limits them). --seq defaults to the model's context.\n"
-                   "A sealed run or data folder needs its key: --key, --passphrase-file, or TERN_KEY_FILE.\n");
+                   "A sealed run or data folder needs its key: --key, --passphrase-file, or TERN_KEY_FILE.\n" CLI_DEVICE_HELP);
             return 0;
         }
         if (cli_opt_str("eval", argc, argv, &i, "--data", &data) || cli_opt_str("eval", argc, argv, &i, "--split", &split) ||
             cli_opt_long("eval", argc, argv, &i, "--batch", &batch) || cli_opt_long("eval", argc, argv, &i, "--seq", &seq) ||
             cli_opt_long("eval", argc, argv, &i, "--batches", &batches) ||
             cli_opt_long("eval", argc, argv, &i, "--step", &step) || cli_opt_long("eval", argc, argv, &i, "--threads", &threads) ||
-            cli_opt_str("eval", argc, argv, &i, "--key", &key_file) ||
+            cli_opt_str("eval", argc, argv, &i, "--key", &key_file) || cli_opt_str("eval", argc, argv, &i, "--device", &device) ||
             cli_opt_str("eval", argc, argv, &i, "--passphrase-file", &pass_file))
             continue;
         if (argv[i][0] == '-') cli_usage("eval", "unknown option '%s'", argv[i]);
@@ -41,7 +41,8 @@ int cli_eval(int argc, char **argv) {
     tern_status st = tern_key_load(&key, key_file, pass_file);
     if (st != TERN_OK) cli_fail("eval", st);
     tern_model *m;
-    st = tern_io_open_model(src, step, &m, NULL, key, NULL);
+    tern_backend *be = cli_backend("eval", device);
+    st = tern_io_open_model(src, step, &m, NULL, key, be);
     if (st != TERN_OK) cli_fail("eval", st);
     const tern_model_config *c = tern_model_cfg(m);
     if (seq == 0) seq = c->n_ctx;
@@ -60,6 +61,7 @@ int cli_eval(int argc, char **argv) {
     printf("%s on %s (%s): loss %.6f, perplexity %.4f over %zu tokens\n", src, data, split, loss, exp(loss), ntok);
     tern_dataset_free(ds);
     tern_model_free(m);
+    tern_backend_free(be);
     tern_key_free(key);
     return 0;
 }

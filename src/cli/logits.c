@@ -10,18 +10,19 @@
 int cli_logits(int argc, char **argv) {
     const char *src = NULL, *tokens = NULL, *out = NULL;
     long long step = 0;
-    const char *key_file = NULL, *pass_file = NULL;
+    const char *key_file = NULL, *pass_file = NULL, *device = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: tern logits MODEL --tokens \"ID ID ...\" -o OUT.safetensors [--step N]\n\n"
+            printf("usage: tern logits MODEL --tokens \"ID ID ...\" -o OUT.safetensors [--step N] [--device NAME]\n\n"
                    "Runs the model (a run folder, a Hugging Face folder or an f32 GGUF file) on the token ids and\n"
                    "writes tensor 'logits' [T, V] float32 and 'tokens' [T] int32. A sealed run needs its key (--key KEYFILE,\n"
-                   "--passphrase-file FILE, or TERN_KEY_FILE).\n");
+                   "--passphrase-file FILE, or TERN_KEY_FILE).\n" CLI_DEVICE_HELP);
             return 0;
         }
         if (cli_opt_str("logits", argc, argv, &i, "--tokens", &tokens) || cli_opt_str("logits", argc, argv, &i, "-o", &out) ||
             cli_opt_long("logits", argc, argv, &i, "--step", &step) || cli_opt_str("logits", argc, argv, &i, "--key", &key_file) ||
-            cli_opt_str("logits", argc, argv, &i, "--passphrase-file", &pass_file))
+            cli_opt_str("logits", argc, argv, &i, "--passphrase-file", &pass_file) ||
+            cli_opt_str("logits", argc, argv, &i, "--device", &device))
             continue;
         if (argv[i][0] == '-') cli_usage("logits", "unknown option '%s'", argv[i]);
         if (src) cli_usage("logits", "more than one model given ('%s' and '%s')", src, argv[i]);
@@ -47,7 +48,8 @@ int cli_logits(int argc, char **argv) {
     tern_status st = tern_key_load(&key, key_file, pass_file);
     if (st != TERN_OK) cli_fail("logits", st);
     tern_model *m;
-    st = tern_io_open_model(src, step, &m, NULL, key, NULL);
+    tern_backend *be = cli_backend("logits", device);
+    st = tern_io_open_model(src, step, &m, NULL, key, be);
     tern_key_free(key);
     if (st != TERN_OK) cli_fail("logits", st);
     const tern_model_config *c = tern_model_cfg(m);
@@ -68,5 +70,6 @@ int cli_logits(int argc, char **argv) {
     free(logits);
     tern_ids_free(&ids);
     tern_model_free(m);
+    tern_backend_free(be);
     return 0;
 }

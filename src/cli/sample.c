@@ -45,20 +45,22 @@ int cli_sample(int argc, char **argv) {
     const char *src = NULL, *prompt = "";
     long long n = 200, topk = 40, seed = 1337, step = 0;
     double temperature = 0.8;
-    const char *key_file = NULL, *pass_file = NULL;
+    const char *key_file = NULL, *pass_file = NULL, *device = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: tern sample (RUNDIR|HFDIR|FILE.gguf) [--prompt TEXT] [-n N] [--temperature T] [--top-k K] [--seed S] [--step N]\n\n"
+            printf("usage: tern sample (RUNDIR|HFDIR|FILE.gguf) [--prompt TEXT] [-n N] [--temperature T] [--top-k K] [--seed S] [--step N]\n"
+                   "                                      [--device NAME] [--key KEYFILE | --passphrase-file FILE]\n\n"
                    "Generates up to N tokens (default 200) after the prompt, stopping at <|endoftext|>.\n"
                    "Temperature 0 is greedy; top-k 0 samples from the whole vocabulary. The same seed gives the same text.\n"
-                   "A sealed run needs its key: --key KEYFILE, --passphrase-file FILE, or TERN_KEY_FILE.\n");
+                   "A sealed run needs its key: --key KEYFILE, --passphrase-file FILE, or TERN_KEY_FILE.\n" CLI_DEVICE_HELP);
             return 0;
         }
         if (cli_opt_str("sample", argc, argv, &i, "--prompt", &prompt) || cli_opt_long("sample", argc, argv, &i, "-n", &n) ||
             cli_opt_double("sample", argc, argv, &i, "--temperature", &temperature) ||
             cli_opt_long("sample", argc, argv, &i, "--top-k", &topk) || cli_opt_long("sample", argc, argv, &i, "--seed", &seed) ||
             cli_opt_long("sample", argc, argv, &i, "--step", &step) || cli_opt_str("sample", argc, argv, &i, "--key", &key_file) ||
-            cli_opt_str("sample", argc, argv, &i, "--passphrase-file", &pass_file))
+            cli_opt_str("sample", argc, argv, &i, "--passphrase-file", &pass_file) ||
+            cli_opt_str("sample", argc, argv, &i, "--device", &device))
             continue;
         if (argv[i][0] == '-') cli_usage("sample", "unknown option '%s'", argv[i]);
         if (src) cli_usage("sample", "more than one model given ('%s' and '%s')", src, argv[i]);
@@ -72,7 +74,8 @@ int cli_sample(int argc, char **argv) {
     if (st != TERN_OK) cli_fail("sample", st);
     tern_model *m;
     char *tokdir;
-    st = tern_io_open_model(src, step, &m, &tokdir, key, NULL);
+    tern_backend *be = cli_backend("sample", device);
+    st = tern_io_open_model(src, step, &m, &tokdir, key, be);
     if (st != TERN_OK) cli_fail("sample", st);
     tern_tok *tok;
     if ((st = tern_tok_load_key(&tok, tokdir, key)) != TERN_OK) cli_fail("sample", st);
@@ -121,5 +124,6 @@ int cli_sample(int argc, char **argv) {
     tern_tok_free(tok);
     free(tokdir);
     tern_model_free(m);
+    tern_backend_free(be);
     return 0;
 }

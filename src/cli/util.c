@@ -60,3 +60,10 @@ int cli_opt_double(const char *cmd, int argc, char **argv, int *i, const char *n
     *val = v;
     return 1;
 }
+
+tern_backend *cli_backend(const char *cmd, const char *device) {
+    tern_backend *be = NULL;
+    tern_status st = tern_backend_open(&be, device);
+    if (st != TERN_OK) cli_fail(cmd, st);
+    return be;
+}
