@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 make build/libtern.a
 mkdir -p build/fuzz
 ${CC:-cc} -std=c17 -O1 -g -Wall -Wextra -Werror -fopenmp -Iinclude -Isrc -D_GNU_SOURCE fuzz/make_corpus.c -o build/fuzz/make_corpus \
-  build/libtern.a -fopenmp -lsodium -lcjson -ldnnl -lm -ldl
+  build/libtern.a -fopenmp -lsodium -lcjson -ldnnl -lzstd -lz -lm -ldl
 build/fuzz/make_corpus fuzz/corpus "$@"

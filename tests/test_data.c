@@ -499,9 +499,10 @@ static void test_prepare_one_document(void) {
     CHECK(ids_equal(&tr, want.p, ntrain), "train tokens: %zu, want the first %llu", tr.n, (unsigned long long)ntrain);
     CHECK(ids_equal(&va, want.p + ntrain, nval), "val tokens: %zu, want the last %llu", va.n, (unsigned long long)nval);
     char want_line[2048];
-    snprintf(want_line, sizeof want_line, "train: %llu tokens in %llu shards (1 documents); val: %llu tokens in %llu shards (0 documents)",
+    /* one document: its tail is the val split, which the summary says (it is not a document) */
+    snprintf(want_line, sizeof want_line, "train: %llu tokens in %llu shards; val: the document's last %llu tokens, in %llu shards;",
              (unsigned long long)ntrain, (unsigned long long)((ntrain + 999) / 1000), (unsigned long long)nval,
-             (unsigned long long)((want.n + 999) / 1000 - ntrain / 1000));
+             (unsigned long long)((nval + 999) / 1000));
     CHECK(strstr(out, want_line), "summary '%s', want '%s'", out, want_line);
     tern_manifest m;
     CHECK(tern_manifest_read(&m, dd) == TERN_OK, "%s", tern_errmsg());
@@ -509,10 +510,12 @@ static void test_prepare_one_document(void) {
     for (size_t i = 0; i < m.n_shards; i++) sizes_ok &= m.shards[i].n_tokens <= 1000 && m.shards[i].n_tokens > 0;
     CHECK(sizes_ok, "a shard has more than --shard-tokens tokens, or none");
     CHECK(!memcmp(m.tokenizer_hash, tern_tok_hash(gpt2), 32), "tokenizer hash");
+    CHECK(m.val_split == TERN_VAL_SPLIT_TAIL && m.docs[0] == 1 && m.docs[1] == 0, "val split %d, documents %llu %llu", (int)m.val_split,
+          (unsigned long long)m.docs[0], (unsigned long long)m.docs[1]);
     tern_manifest_free(&m);
-    /* --val-fraction 0: train only, all tokens; the val shards of the first run are removed */
-    rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0 -o %s/out %s && ls %s/out", test_tern_bin(), d,
-                 text, d);
+    /* --val-fraction 0 (replacing the folder): train only, all tokens; the val shards are gone */
+    rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0 --force -o %s/out %s && ls %s/out", test_tern_bin(),
+                 d, text, d);
     CHECK(rc == 0 && strstr(out, "manifest.json\ntokenizer\ntrain_000000.bin\n") && !strstr(out, "val_") && !strstr(out, "train_000001"),
           "rc %d: %s", rc, out);
     tern_ids_free(&tr);
@@ -556,6 +559,7 @@ static void test_prepare_documents(void) {
         uint64_t u = 0;
         for (int k = 0; k < 8; k++) u |= (uint64_t)h[k] << (8 * k);
         int val = (double)(u >> 11) * 0x1p-53 < 0.3;
+        if (n == 0) continue; /* an empty document is skipped (and counted) */
         int32_t eot = 50256;
         tern_ids_push(&want[val], &eot, 1);
         tern_tok_encode(gpt2, docs[i], n, &want[val]);
@@ -569,6 +573,12 @@ static void test_prepare_documents(void) {
     tern_manifest m;
     tern_manifest_read(&m, path);
     CHECK(m.docs[0] == ndocs[0] && m.docs[1] == ndocs[1], "document counts");
+    CHECK(m.val_split == TERN_VAL_SPLIT_DOCUMENTS && m.skipped[TERN_SKIP_EMPTY] == 1 && m.n_sources == nd && m.sources[5].documents == 0 &&
+              m.sources[5].skipped[TERN_SKIP_EMPTY] == 1 && m.sources[4].documents == 1,
+          "the empty document is counted");
+    char want_warn[1024];
+    snprintf(want_warn, sizeof want_warn, "tern prepare: warning: skipped 1 empty document (no text, or only white space): %s/doc05.txt\n", d);
+    CHECK(strstr(out, want_warn), "warning: %s", out);
     tern_manifest_free(&m);
     /* stable: the same seed again gives the same bytes; another seed another split */
     rc = run_cmd(out, sizeof out,
@@ -583,10 +593,10 @@ static void test_prepare_documents(void) {
     /* a missing input */
     rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 -o %s/m %s %s/nothere.txt", test_tern_bin(), d, files, d);
     char want_msg[1024];
-    snprintf(want_msg, sizeof want_msg, "tern prepare: %s/nothere.txt: cannot open: No such file or directory\n", d);
+    snprintf(want_msg, sizeof want_msg, "tern prepare: %s/nothere.txt: no such file or folder\n", d);
     CHECK(rc == 1 && !strcmp(out, want_msg), "missing: rc %d '%s'", rc, out);
-    snprintf(path, sizeof path, "%s/m/manifest.json", d);
-    CHECK(!tern_path_exists(path), "a failed prepare left a manifest");
+    snprintf(path, sizeof path, "%s/m", d);
+    CHECK(!tern_path_exists(path), "a failed prepare left its output folder");
     rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 1 -o %s/m %s", test_tern_bin(), d, files);
     CHECK(rc == 2 && !strcmp(out, "tern prepare: --val-fraction must be at least 0 and below 1, got 1\n"), "rc %d '%s'", rc, out);
     for (size_t i = 0; i < nd; i++) free(docs[i]);
