@@ -1,13 +1,11 @@
 /* Tests of the data module: shards (round trip, every bad header and body, with exact messages),
- * the manifest, tern prepare (tokens equal the tokenizer's, the stable split, the tail split,
- * bounded memory), and the loader on shards built so that token i equals i (mod vocab): exact
+ * the manifest, tern prepare (tokens equal the tokenizer's, the stable split, the tail split; the
+ * inputs of prepare are tests/test_corpus.c's), and the loader on shards built so that token i equals i (mod vocab): exact
  * windows and shard transitions, shuffles that are permutations stable for a seed, rank slices
  * that are disjoint and cover the window. */
 #include "check.h"
 #include "tern.h"
 
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static int write_file(const char *path, const void *p, size_t n) {
@@ -605,49 +603,6 @@ static void test_prepare_documents(void) {
     tern_ids_free(&va);
 }
 
-/* Runs the program with the given arguments (no shell) and returns its exit status and peak
- * resident memory in KiB. AddressSanitizer's quarantine is kept small so that the figure is the
- * program's under SAN=1 too. */
-static int run_peak(long *kib, char *const argv[]) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("ASAN_OPTIONS", "quarantine_size_mb=4:allocator_may_return_null=1", 1);
-        freopen("/dev/null", "w", stdout);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    int status;
-    struct rusage ru;
-    if (wait4(pid, &status, 0, &ru) != pid) return -1;
-    *kib = ru.ru_maxrss;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* A 60 MB document prepares in bounded memory (the encoder reads 8 MiB blocks): no more than a
- * 6 MB one takes, give or take the blocks. */
-static void test_prepare_bounded_memory(void) {
-    const char *d = test_tmpdir("data_prepmem");
-    static const char para[] = "It was the best of times, it was the worst of times, 1859. Ünïcödé, 日本語, 😀.\n";
-    long peak[2];
-    size_t mb[2] = {6, 60};
-    for (int k = 0; k < 2; k++) {
-        char path[700], outdir[700];
-        snprintf(path, sizeof path, "%s/big%zu.txt", d, mb[k]);
-        snprintf(outdir, sizeof outdir, "%s/out%zu", d, mb[k]);
-        FILE *f = fopen(path, "wb");
-        for (size_t i = 0; i < (mb[k] << 20) / (sizeof para - 1); i++) fwrite(para, 1, sizeof para - 1, f);
-        fclose(f);
-        char *argv[] = {(char *)test_tern_bin(), "prepare", "--tokenizer", "data/gpt2", "--val-fraction", "0.01", "-o", outdir, path, NULL};
-        int rc = run_peak(&peak[k], argv);
-        CHECK(rc == 0, "prepare of %zu MB: rc %d", mb[k], rc);
-        unlink(path);
-    }
-    printf("  prepare: peak resident %ld MiB for 6 MB, %ld MiB for 60 MB\n", peak[0] >> 10, peak[1] >> 10);
-    CHECK(peak[1] < peak[0] + 40 * 1024, "memory grows with the corpus: %ld MiB for 6 MB, %ld MiB for 60 MB", peak[0] >> 10,
-          peak[1] >> 10);
-    CHECK(peak[1] < 250 * 1024, "prepare of 60 MB peaked at %ld MiB", peak[1] >> 10);
-}
-
 int main(void) {
     if (tern_tok_load(&gpt2, "data/gpt2") != TERN_OK) {
         printf("cannot load data/gpt2: %s\n", tern_errmsg());
@@ -661,7 +616,6 @@ int main(void) {
     RUN(test_dataset_bad);
     RUN(test_prepare_one_document);
     RUN(test_prepare_documents);
-    RUN(test_prepare_bounded_memory);
     tern_tok_free(gpt2);
     return check_exit();
 }

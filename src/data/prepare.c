@@ -468,7 +468,8 @@ static tern_status write_seg(pipe_s *P, chunk *c, seg *g) {
         where(P, w, sizeof w, c->file, g->line, jsonl);
         uint32_t source = P->files[c->file].source;
         if (g->skip == TERN_SKIP_TOO_LONG) note(P, TERN_SKIP_TOO_LONG, source, "%s (%llu bytes)", w, (unsigned long long)g->long_len);
-        else note(P, g->status, source, "%s (%s, at byte %zu)", w, g->why, g->err_at);
+        else if (g->why) note(P, g->status, source, "%s (%s, at byte %zu)", w, g->why, g->err_at);
+        else note(P, g->status, source, "%s", w);
         return TERN_OK;
     }
     const int32_t *ids = c->ids.p + g->ids_off;
