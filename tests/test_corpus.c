@@ -949,6 +949,200 @@ static void test_kill(void) {
     free(old_manifest);
 }
 
+/* ---- mixtures ---- */
+
+#define MIX_V 4000
+/* A data folder of shards of the given lengths where token g of source s (counting across its
+ * shards) is s*1000 + g mod 1000, so a window tells its source and place. */
+static void make_source(const char *dir, int s, const uint64_t *lens, size_t nsh, const uint8_t hash[32]) {
+    tern_mkdir_p(dir);
+    tern_manifest m;
+    memset(&m, 0, sizeof m);
+    memcpy(m.tokenizer_hash, hash, 32);
+    m.vocab_size = MIX_V;
+    m.eot = MIX_V - 1;
+    m.bytes_per_token = 2;
+    m.n_shards = nsh;
+    m.shards = calloc(nsh, sizeof *m.shards);
+    uint64_t g = 0;
+    for (size_t k = 0; k < nsh; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "train_%06zu.bin", k);
+        char *path = tern_path_join(dir, name);
+        tern_shard_writer *w;
+        tern_shard_writer_open(&w, path, MIX_V);
+        for (uint64_t i = 0; i < lens[k]; i++, g++) {
+            int32_t id = (int32_t)(s * 1000 + g % 1000);
+            tern_shard_writer_add(w, &id, 1);
+        }
+        tern_shard_writer_close(w, &m.shards[k].n_tokens, m.shards[k].checksum);
+        m.shards[k].file = strdup(name);
+        free(path);
+    }
+    tern_manifest_write(&m, dir);
+    tern_manifest_free(&m);
+}
+
+static void test_mixture(void) {
+    const char *d = test_tmpdir("corpus_mix");
+    uint8_t hash[32] = {9}, other[32] = {8};
+    static const uint64_t l0[] = {5000, 333, 7000}, l1[] = {2500}, l2[] = {1200, 900};
+    const uint64_t *lens[3] = {l0, l1, l2};
+    size_t nsh[3] = {3, 1, 2};
+    tern_dataset *ds[4];
+    char dir[700];
+    for (int s = 0; s < 4; s++) {
+        snprintf(dir, sizeof dir, "%s/s%d", d, s);
+        make_source(dir, s, lens[s < 3 ? s : 1], nsh[s < 3 ? s : 1], s < 3 ? hash : other);
+        CHECK(tern_dataset_open(&ds[s], dir, "train", NULL) == TERN_OK, "%s", tern_errmsg());
+    }
+    size_t B = 4, T = 16;
+    tern_mixture_source src[3] = {{ds[0], 5, "web"}, {ds[1], 3, "books"}, {ds[2], 2, "code"}};
+    tern_mixture *m, *m2, *m3;
+    CHECK(tern_mixture_init(&m, src, 3, B, T, 1, 77) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_mixture_num_sources(m) == 3 && tern_mixture_share(m, 0) == 0.5 && fabs(tern_mixture_share(m, 1) - 0.3) < 1e-9 &&
+              fabs(tern_mixture_share(m, 2) - 0.2) < 1e-9,
+          "shares");
+    tern_loader *own[3];
+    for (int s = 0; s < 3; s++) tern_loader_init(&own[s], ds[s], B, T, 1, 77);
+    /* every window: its source's own loader's next window; shares exact at every block's end */
+    uint64_t N = 50 * TERN_MIXTURE_BLOCK, count[3] = {0, 0, 0};
+    int32_t in[64], tg[64], in2[64], tg2[64];
+    int windows_ok = 1, order_ok = 1, shares_ok = 1, tells_ok = 1;
+    double worst = 0;
+    for (uint64_t c = 0; c < N; c++) {
+        size_t s;
+        uint64_t sc;
+        tern_mixture_locate(m, c, &s, &sc);
+        order_ok &= sc == count[s]; /* a source's windows are drawn in its own order */
+        size_t got;
+        tern_mixture_get(m, c, 0, B, in, tg, &got);
+        tern_loader_get(own[s], count[s], 0, B, in2, tg2);
+        windows_ok &= got == s && !memcmp(in, in2, sizeof in) && !memcmp(tg, tg2, sizeof tg);
+        tells_ok &= in[0] / 1000 == (int32_t)s && tg[63] / 1000 == (int32_t)s;
+        count[s]++;
+        for (int k = 0; k < 3; k++) {
+            double dev = fabs((double)count[k] - (double)(c + 1) * tern_mixture_share(m, k));
+            if (dev > worst) worst = dev;
+            if ((c + 1) % TERN_MIXTURE_BLOCK == 0) shares_ok &= dev < 1;
+        }
+    }
+    printf("  mixture 0.5/0.3/0.2 over %llu windows: %llu %llu %llu; worst deviation from the share inside a block %.1f windows\n",
+           (unsigned long long)N, (unsigned long long)count[0], (unsigned long long)count[1], (unsigned long long)count[2], worst);
+    CHECK(windows_ok && tells_ok, "a window is not its source's");
+    CHECK(order_ok, "a source's windows are not drawn in order");
+    CHECK(shares_ok, "a share is off by a window or more at the end of a block");
+    CHECK(worst < TERN_MIXTURE_BLOCK / 8, "inside a block a share strays %.0f windows", worst);
+    /* shuffled inside the block: the first 20 windows are not all of one source */
+    int mixed = 0;
+    for (uint64_t c = 1; c < 20; c++) {
+        size_t s0, s1;
+        uint64_t x;
+        tern_mixture_locate(m, 0, &s0, &x);
+        tern_mixture_locate(m, c, &s1, &x);
+        mixed |= s0 != s1;
+    }
+    CHECK(mixed, "the first windows are all one source");
+    uint64_t counts[3];
+    tern_mixture_consumed(m, N, counts);
+    CHECK(counts[0] == count[0] && counts[1] == count[1] && counts[2] == count[2], "consumed at the end");
+    tern_mixture_consumed(m, 3000, counts);
+    uint64_t want3[3] = {0, 0, 0};
+    for (uint64_t c = 0; c < 3000; c++) {
+        size_t s;
+        uint64_t x;
+        tern_mixture_locate(m, c, &s, &x);
+        want3[s]++;
+    }
+    CHECK(!memcmp(counts, want3, sizeof counts), "consumed in the middle of a block");
+    /* resume: a fresh mixture gives every window bit for bit, in any order of calls */
+    CHECK(tern_mixture_init(&m2, src, 3, B, T, 1, 77) == TERN_OK, "%s", tern_errmsg());
+    srand(5);
+    int resume_ok = 1;
+    for (int k = 0; k < 300; k++) {
+        uint64_t c = k % 3 == 0 ? (uint64_t)rand() * 1000003ull : (uint64_t)rand() % N;
+        size_t s1, s2;
+        tern_mixture_get(m, c, 0, B, in, tg, &s1);
+        tern_mixture_get(m2, c, 0, B, in2, tg2, &s2);
+        resume_ok &= s1 == s2 && !memcmp(in, in2, sizeof in) && !memcmp(tg, tg2, sizeof tg);
+    }
+    CHECK(resume_ok, "a fresh mixture gives other windows");
+    /* ranks: W ranks' row slices are the window one process reads */
+    int ranks_ok = 1;
+    for (size_t W = 1; W <= 4; W *= 2)
+        for (uint64_t c = 0; c < 500; c += 7) {
+            tern_mixture_get(m, c, 0, B, in, tg, NULL);
+            for (size_t r = 0; r < W; r++) {
+                size_t s;
+                tern_mixture_get(m2, c, r * (B / W), B / W, in2 + r * (B / W) * T, tg2 + r * (B / W) * T, &s);
+            }
+            ranks_ok &= !memcmp(in, in2, sizeof in) && !memcmp(tg, tg2, sizeof tg);
+        }
+    CHECK(ranks_ok, "rank slices differ from the whole window");
+    /* the seed decides the order */
+    CHECK(tern_mixture_init(&m3, src, 3, B, T, 1, 78) == TERN_OK, "%s", tern_errmsg());
+    int differs = 0;
+    for (uint64_t c = 0; c < 64; c++) {
+        size_t s1, s2;
+        uint64_t x;
+        tern_mixture_locate(m, c, &s1, &x);
+        tern_mixture_locate(m3, c, &s2, &x);
+        differs |= s1 != s2;
+    }
+    CHECK(differs, "another seed gives the same order");
+    tern_mixture_free(m3);
+    /* a mixture of one source is that source's loader */
+    CHECK(tern_mixture_init(&m3, src, 1, B, T, 1, 77) == TERN_OK, "%s", tern_errmsg());
+    int one_ok = 1;
+    for (uint64_t c = 0; c < 3000; c++) {
+        tern_mixture_get(m3, c, 0, B, in, tg, NULL);
+        tern_loader_get(own[0], c, 0, B, in2, tg2);
+        one_ok &= !memcmp(in, in2, sizeof in) && !memcmp(tg, tg2, sizeof tg);
+    }
+    CHECK(one_ok, "a mixture of one differs from its loader");
+    tern_mixture_free(m3);
+    /* refusals */
+    tern_mixture_source bad[2] = {{ds[0], 5, "web"}, {ds[1], 0, "books"}};
+    CHECK(tern_mixture_init(&m3, bad, 2, B, T, 1, 0) == TERN_EINVAL &&
+              !strcmp(tern_errmsg(), "mixture source 1 (books): the weight must be a positive number, got 0"),
+          "'%s'", tern_errmsg());
+    bad[1] = (tern_mixture_source){ds[3], 1, "other"};
+    CHECK(tern_mixture_init(&m3, bad, 2, B, T, 1, 0) == TERN_EINVAL &&
+              !strcmp(tern_errmsg(), "mixture source 1 (other) was made with tokenizer 0800000000000000, but mixture source 0 (web) with "
+                                     "0900000000000000; the sources of a mixture need one tokenizer"),
+          "'%s'", tern_errmsg());
+    char want[1200];
+    snprintf(want, sizeof want,
+             "mixture source 2 (code): %s/s2: no train shard holds a whole window: a window needs 1601 tokens (B=4 x T=400, plus 1) and "
+             "the largest shard has 1200",
+             d);
+    CHECK(tern_mixture_init(&m3, src, 3, 4, 400, 1, 0) == TERN_EINVAL && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
+    CHECK(tern_mixture_init(&m3, src, 0, B, T, 1, 0) == TERN_EINVAL && !strcmp(tern_errmsg(), "a mixture needs at least one source"), "none");
+    /* the text form */
+    tern_mixture_spec sp;
+    CHECK(tern_mixture_spec_parse(&sp, "data/web:0.7,data/books:0.3,data/code,a:b:2") == TERN_OK && sp.n == 4 && !strcmp(sp.dirs[0], "data/web") &&
+              sp.weights[0] == 0.7 && !strcmp(sp.dirs[2], "data/code") && sp.weights[2] == 1 && !strcmp(sp.dirs[3], "a:b") && sp.weights[3] == 2,
+          "spec");
+    tern_mixture_spec_free(&sp);
+    struct {
+        const char *spec, *msg;
+    } bads[] = {
+        {"web:x", "mixture \"web:x\": entry 1: the weight after ':' must be a positive number, got \"x\""},
+        {"web:1,books:-1", "mixture \"web:1,books:-1\": entry 2: the weight after ':' must be a positive number, got \"-1\""},
+        {"web:", "mixture \"web:\": entry 1: the weight after ':' must be a positive number, got \"\""},
+        {":1", "mixture \":1\": entry 1 names no data folder"},
+        {"web,,books", "mixture \"web,,books\": entry 2 names no data folder"},
+        {"", "mixture \"\": entry 1 names no data folder"},
+    };
+    for (size_t k = 0; k < sizeof bads / sizeof bads[0]; k++)
+        CHECK(tern_mixture_spec_parse(&sp, bads[k].spec) == TERN_EINVAL && !strcmp(tern_errmsg(), bads[k].msg) && sp.n == 0, "'%s': '%s'",
+              bads[k].spec, tern_errmsg());
+    for (int s = 0; s < 3; s++) tern_loader_free(own[s]);
+    tern_mixture_free(m);
+    tern_mixture_free(m2);
+    for (int s = 0; s < 4; s++) tern_dataset_free(ds[s]);
+}
+
 /* --help names every option with a value placeholder and says its default */
 static void test_help(void) {
     int rc = run_cmd(out, sizeof out, "%s prepare --help", test_tern_bin());
@@ -987,6 +1181,7 @@ int main(void) {
     RUN(test_document_options);
     RUN(test_long_documents);
     RUN(test_kill);
+    RUN(test_mixture);
     for (size_t i = 0; i < NDOC; i++) free(docs[i]);
     tern_tok_free(gpt2);
     return check_exit();

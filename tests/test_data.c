@@ -206,6 +206,58 @@ static void test_manifest(void) {
     }
 }
 
+/* A manifest with what prepare records about how it prepared (val_split, "prepare"). */
+static const char prepared_manifest[] =
+    "{\"format\": \"tern-data\", \"version\": 1, \"tokenizer_blake2b\": "
+    "\"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\", \"vocab_size\": 50257, \"eot\": 50256, "
+    "\"bytes_per_token\": 2, \"val_fraction\": 0.1, \"seed\": \"7\", \"documents\": {\"train\": 2, \"val\": 1}, \"val_split\": \"documents\", "
+    "\"prepare\": {\"text_key\": \"body\", \"doc_separator\": \"<|endoftext|>\", \"min_bytes\": 5, \"dedup\": true, \"binary_documents\": 1, "
+    "\"skipped\": {\"empty\": 1, \"short\": 2, \"duplicate\": 3, \"invalid_json\": 4, \"missing_key\": 5, \"not_string\": 6, \"invalid_utf8\": 7, "
+    "\"too_long\": 8}, \"sources\": [{\"path\": \"corpus/web \\\"a\\\"\\\\b\", \"format\": \"jsonl\", \"files\": 3, \"documents\": 2, \"bytes\": 100, "
+    "\"tokens\": 30, \"skipped\": {\"empty\": 1, \"short\": 2, \"duplicate\": 3, \"invalid_json\": 4, \"missing_key\": 5, \"not_string\": 6, "
+    "\"invalid_utf8\": 7, \"too_long\": 8}}, {\"path\": \"-\", \"format\": \"text\", \"files\": 1, \"documents\": 1, \"bytes\": 9, \"tokens\": 4, "
+    "\"skipped\": {\"empty\": 0, \"short\": 0, \"duplicate\": 0, \"invalid_json\": 0, \"missing_key\": 0, \"not_string\": 0, \"invalid_utf8\": 0, "
+    "\"too_long\": 0}}]}, "
+    "\"shards\": [{\"file\": \"train_000000.bin\", \"split\": \"train\", \"tokens\": 34, \"blake2b\": "
+    "\"ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\"}]}";
+
+static void test_manifest_prepare_fields(void) {
+    tern_manifest m, m2;
+    CHECK(tern_manifest_parse(&m, prepared_manifest, strlen(prepared_manifest), "m.json") == TERN_OK, "%s", tern_errmsg());
+    CHECK(m.val_split == TERN_VAL_SPLIT_DOCUMENTS && m.has_prepare && !strcmp(m.text_key, "body") && !strcmp(m.doc_separator, "<|endoftext|>") &&
+              m.min_bytes == 5 && m.dedup && m.binary_documents == 1 && m.skipped[TERN_SKIP_TOO_LONG] == 8 && m.n_sources == 2 &&
+              !strcmp(m.sources[0].path, "corpus/web \"a\"\\b") && !strcmp(m.sources[0].format, "jsonl") && m.sources[0].files == 3 &&
+              m.sources[0].tokens == 30 && m.sources[0].skipped[TERN_SKIP_EMPTY] == 1 && !strcmp(m.sources[1].path, "-") && m.sources[1].bytes == 9,
+          "fields");
+    /* written and read back the same */
+    const char *d = test_tmpdir("data_manifest2");
+    CHECK(tern_manifest_write(&m, d) == TERN_OK && tern_manifest_read(&m2, d) == TERN_OK, "%s", tern_errmsg());
+    CHECK(m2.val_split == m.val_split && m2.n_sources == 2 && !strcmp(m2.sources[0].path, m.sources[0].path) &&
+              !memcmp(m2.sources[0].skipped, m.sources[0].skipped, sizeof m.skipped) && !memcmp(m2.skipped, m.skipped, sizeof m.skipped) &&
+              !strcmp(m2.doc_separator, m.doc_separator) && m2.dedup == m.dedup,
+          "round trip");
+    tern_manifest_free(&m2);
+    tern_manifest_free(&m);
+    struct {
+        const char *from, *to, *msg;
+    } bad[] = {
+        {"\"val_split\": \"documents\"", "\"val_split\": \"halves\"", "m.json: \"val_split\" must be \"none\", \"documents\" or \"tail\""},
+        {"\"format\": \"jsonl\"", "\"format\": \"csv\"", "m.json: source 0: \"format\" must be \"text\", \"jsonl\" or \"mixed\""},
+        {"\"too_long\": 8}}, ", "\"toolong\": 8}}, ", "m.json: source 0: \"skipped\" has no \"too_long\""},
+        {"\"dedup\": true", "\"dedup\": 1", "m.json: \"prepare\": \"dedup\" must be true or false"},
+        {"\"text_key\": \"body\"", "\"text_key\": 5", "m.json: \"prepare\": \"text_key\" must be a string of UTF-8 text"},
+        {"\"path\": \"-\"", "\"path\": \"\\u00ff\xff\"", "m.json: source 1: \"path\" must be a string of UTF-8 text"},
+        {"\"tokens\": 30", "\"tokens\": 3.5", "m.json: source 0: \"tokens\" must be a whole number from 0 to 9007199254740992"},
+        {"\"sources\": [", "\"sources\": 3, \"x\": [", "m.json: \"prepare\" has no \"sources\" list"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *t = replaced(prepared_manifest, bad[i].from, bad[i].to);
+        tern_status st = tern_manifest_parse(&m, t, strlen(t), "m.json");
+        CHECK(st == TERN_EFORMAT && !strcmp(tern_errmsg(), bad[i].msg), "case %zu: '%s'", i, tern_errmsg());
+        free(t);
+    }
+}
+
 /* ---- the loader, on shards where the token at global position i is i mod V ---- */
 
 #define NSH 4
@@ -611,6 +663,7 @@ int main(void) {
     RUN(test_shard_round_trip);
     RUN(test_shard_bad);
     RUN(test_manifest);
+    RUN(test_manifest_prepare_fields);
     RUN(test_loader_order);
     RUN(test_loader_shuffle);
     RUN(test_dataset_bad);

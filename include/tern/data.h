@@ -266,4 +266,63 @@ tern_status tern_loader_get(tern_loader *l, uint64_t cursor, size_t row0, size_t
 /* Where window `cursor` lies: its shard and first token. */
 tern_status tern_loader_locate(tern_loader *l, uint64_t cursor, size_t *shard, uint64_t *start);
 
+/* ---- mixtures: several datasets served as one stream of windows, in given shares ----
+ *
+ * For training on data from several sources (web, books, code) in chosen proportions. Window
+ * `cursor` (the cursor counts windows consumed since training began, as tern_loader's does) comes
+ * whole from one source, read through that source's own tern_loader with the mixture's B_global,
+ * T, shuffle and seed; tern_mixture_get's rows are that window's rows, so ranks slice windows
+ * exactly as they slice a loader's and see the same source. Which source serves window c is a
+ * pure function of (weights, seed, c): a run saves the cursor and nothing else, resumes
+ * bit-identically, and any number of ranks agree. Source i's windows among the first N, for N a
+ * multiple of TERN_MIXTURE_BLOCK, are exactly floor(N*S(i+1)/W) - floor(N*S(i)/W), where S(i) is
+ * the quantized weight of sources 0..i-1 and W their total: within one window of N times its
+ * share. Inside each block of TERN_MIXTURE_BLOCK windows the order is a shuffle seeded by (seed,
+ * block). A source whose windows run out starts its next epoch (its loader's rule), so a small
+ * source with a large weight repeats. The rule is in docs/FORMATS.md "Data mixtures".
+ * Typical use, on every rank alike:
+ *     tern_mixture_source src[2] = {{web, 0.7, "web"}, {books, 0.3, "books"}};
+ *     tern_mixture_init(&mix, src, 2, B_global, T, 1, seed);
+ *     for each step, each micro-batch: tern_mixture_get(mix, cursor++, rank*B_local, B_local, in, tg, &source);
+ */
+#define TERN_MIXTURE_BLOCK 1024
+
+typedef struct tern_mixture tern_mixture;
+typedef struct tern_mixture_source {
+    const tern_dataset *ds; /* borrowed: must outlive the mixture */
+    double weight;          /* positive and finite; the share is weight / (sum of weights), quantized to 2^-32 */
+    const char *name;       /* for messages (may be NULL); borrowed for the call only */
+} tern_mixture_source;
+
+/* Every source must come from the same tokenizer (hash, vocabulary size and <|endoftext|>); a
+ * source whose shards hold no whole window of B_global*T+1 tokens is refused, naming it. */
+tern_status tern_mixture_init(tern_mixture **out, const tern_mixture_source *sources, size_t n, size_t B_global, size_t T, int shuffle,
+                              uint64_t seed);
+void tern_mixture_free(tern_mixture *m); /* NULL is a no-op */
+size_t tern_mixture_num_sources(const tern_mixture *m);
+/* Source i's share after quantization (what the apportionment uses), and its windows per epoch. */
+double tern_mixture_share(const tern_mixture *m, size_t i);
+uint64_t tern_mixture_source_windows(const tern_mixture *m, size_t i);
+/* The source of window `cursor` and that window's cursor in the source's own loader. */
+tern_status tern_mixture_locate(tern_mixture *m, uint64_t cursor, size_t *source, uint64_t *source_cursor);
+/* Rows [row0, row0+nrows) of window `cursor`, as tern_loader_get gives them; *source (may be
+ * NULL) receives the source it came from. Like the loader, not safe to call on one mixture from
+ * two threads (it caches a block); give each thread its own. */
+tern_status tern_mixture_get(tern_mixture *m, uint64_t cursor, size_t row0, size_t nrows, int32_t *inputs, int32_t *targets, size_t *source);
+/* counts[i] (n of them) = windows of source i among windows 0..cursor-1: what a run has drawn from
+ * each source, e.g. for its log or to tell epochs (divide by tern_mixture_source_windows). */
+tern_status tern_mixture_consumed(tern_mixture *m, uint64_t cursor, uint64_t *counts);
+
+/* A mixture written as text, for a command line or a config file: "DIR[:WEIGHT],DIR[:WEIGHT],..."
+ * (e.g. "data/web:0.7,data/books:0.3"); a weight left out is 1. The weight is what follows the
+ * last ':' of an entry, so a folder name holding ':' needs its weight given; names cannot hold
+ * ','. Every problem is an error naming the entry. */
+typedef struct tern_mixture_spec {
+    size_t n;
+    char **dirs;
+    double *weights;
+} tern_mixture_spec;
+tern_status tern_mixture_spec_parse(tern_mixture_spec *out, const char *spec);
+void tern_mixture_spec_free(tern_mixture_spec *s);
+
 #endif
