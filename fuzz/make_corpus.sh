@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rewrites the seed corpora under fuzz/corpus/ from tern's own writers (fuzz/make_corpus.c),
 # built against the ordinary library. Run from the repository root when a format changes;
-# give names (safetensors tokenizer config run_folder hf_config checkpoint gguf sealed ledger
+# give names (safetensors tokenizer config run_folder hf_config checkpoint gguf sealed ledger inputs
 # policy data cpuinfo) to rewrite only those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
