@@ -1,19 +1,11 @@
 /* Tests of the data module: shards (round trip, every bad header and body, with exact messages),
- * the manifest, tern prepare (tokens equal the tokenizer's, the stable split, the tail split; the
- * inputs of prepare are tests/test_corpus.c's), and the loader on shards built so that token i equals i (mod vocab): exact
+ * the manifest (tern prepare is tests/test_corpus.c's), and the loader on shards built so that token i equals i (mod vocab): exact
  * windows and shard transitions, shuffles that are permutations stable for a seed, rank slices
  * that are disjoint and cover the window. */
 #include "check.h"
 #include "tern.h"
 
 #include <unistd.h>
-
-static int write_file(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t k = fwrite(p, 1, n, f);
-    return fclose(f) == 0 && k == n ? 0 : -1;
-}
 
 static void put32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
@@ -165,6 +157,21 @@ static char *replaced(const char *s, const char *from, const char *to) {
     return r;
 }
 
+typedef struct {
+    const char *from, *to, *msg;
+} bad_edit;
+
+/* Each edit of a good manifest's text must be refused with exactly its message. */
+static void check_bad_edits(const char *good, const bad_edit *bad, size_t n) {
+    tern_manifest m;
+    for (size_t i = 0; i < n; i++) {
+        char *t = replaced(good, bad[i].from, bad[i].to);
+        tern_status st = tern_manifest_parse(&m, t, strlen(t), "m.json");
+        CHECK(st == TERN_EFORMAT && !strcmp(tern_errmsg(), bad[i].msg), "case %zu: '%s'", i, tern_errmsg());
+        free(t);
+    }
+}
+
 static void test_manifest(void) {
     tern_manifest m;
     CHECK(tern_manifest_parse(&m, good_manifest, strlen(good_manifest), "m.json") == TERN_OK, "%s", tern_errmsg());
@@ -182,9 +189,7 @@ static void test_manifest(void) {
           "round trip");
     tern_manifest_free(&m2);
     tern_manifest_free(&m);
-    struct {
-        const char *from, *to, *msg;
-    } bad[] = {
+    static const bad_edit bad[] = {
         {"\"tern-data\"", "\"other\"", "m.json: not a tern data manifest (\"format\" is not \"tern-data\")"},
         {"\"version\": 1", "\"version\": 2", "m.json: manifest version 2; this tern reads version 1"},
         {"\"eot\": 50256", "\"eot\": 50257", "m.json: the manifest: \"eot\" must be a whole number from 0 to 50256"},
@@ -198,12 +203,7 @@ static void test_manifest(void) {
         {"\"seed\": \"18446744073709551615\"", "\"seed\": 5", "m.json: \"seed\" must be a decimal number in a string"},
         {"{\"format\"", "[\"format\"", "m.json: not valid JSON"},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char *t = replaced(good_manifest, bad[i].from, bad[i].to);
-        tern_status st = tern_manifest_parse(&m, t, strlen(t), "m.json");
-        CHECK(st == TERN_EFORMAT && !strcmp(tern_errmsg(), bad[i].msg), "case %zu: '%s'", i, tern_errmsg());
-        free(t);
-    }
+    check_bad_edits(good_manifest, bad, sizeof bad / sizeof bad[0]);
 }
 
 /* A manifest with what prepare records about how it prepared (val_split, "prepare"). */
@@ -238,9 +238,7 @@ static void test_manifest_prepare_fields(void) {
           "round trip");
     tern_manifest_free(&m2);
     tern_manifest_free(&m);
-    struct {
-        const char *from, *to, *msg;
-    } bad[] = {
+    static const bad_edit bad[] = {
         {"\"val_split\": \"documents\"", "\"val_split\": \"halves\"", "m.json: \"val_split\" must be \"none\", \"documents\" or \"tail\""},
         {"\"format\": \"jsonl\"", "\"format\": \"csv\"", "m.json: source 0: \"format\" must be \"text\", \"jsonl\" or \"mixed\""},
         {"\"too_long\": 8}}, ", "\"toolong\": 8}}, ", "m.json: source 0: \"skipped\" has no \"too_long\""},
@@ -250,12 +248,7 @@ static void test_manifest_prepare_fields(void) {
         {"\"tokens\": 30", "\"tokens\": 3.5", "m.json: source 0: \"tokens\" must be a whole number from 0 to 9007199254740992"},
         {"\"sources\": [", "\"sources\": 3, \"x\": [", "m.json: \"prepare\" has no \"sources\" list"},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char *t = replaced(prepared_manifest, bad[i].from, bad[i].to);
-        tern_status st = tern_manifest_parse(&m, t, strlen(t), "m.json");
-        CHECK(st == TERN_EFORMAT && !strcmp(tern_errmsg(), bad[i].msg), "case %zu: '%s'", i, tern_errmsg());
-        free(t);
-    }
+    check_bad_edits(prepared_manifest, bad, sizeof bad / sizeof bad[0]);
 }
 
 /* ---- the loader, on shards where the token at global position i is i mod V ---- */
@@ -506,160 +499,7 @@ static void test_dataset_bad(void) {
     CHECK(tern_dataset_open(&ds, d, "train", hash) == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
 }
 
-/* ---- tern prepare ---- */
-
-static tern_tok *gpt2;
-
-/* All tokens of a split, in order. */
-static tern_ids split_tokens(const char *d, const char *split) {
-    tern_ids ids = {0};
-    tern_dataset *ds;
-    if (tern_dataset_open(&ds, d, split, tern_tok_hash(gpt2)) != TERN_OK) return ids;
-    for (size_t s = 0; s < tern_dataset_num_shards(ds); s++) {
-        const tern_shard_view *v = tern_dataset_shard(ds, s);
-        for (uint64_t i = 0; i < v->n_tokens; i++) {
-            int32_t t = (int32_t)tern_shard_token(v, i);
-            tern_ids_push(&ids, &t, 1);
-        }
-    }
-    tern_dataset_free(ds);
-    return ids;
-}
-
-static int ids_equal(const tern_ids *a, const int32_t *b, size_t n) { return a->n == n && (!n || !memcmp(a->p, b, n * 4)); }
-
-static void test_prepare_one_document(void) {
-    const char *d = test_tmpdir("data_prep1");
-    const char *text = "tests/fixtures/tok/train_small.txt";
-    char out[4096];
-    int rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0.25 --shard-tokens 1000 -o %s/out %s",
-                     test_tern_bin(), d, text);
-    CHECK(rc == 0, "rc %d: %s", rc, out);
-    char *buf;
-    size_t n;
-    tern_read_file(text, &buf, &n);
-    tern_ids want = {0};
-    int32_t eot = 50256;
-    tern_ids_push(&want, &eot, 1);
-    tern_tok_encode(gpt2, buf, n, &want);
-    uint64_t nval = (uint64_t)((double)want.n * 0.25), ntrain = want.n - nval;
-    char dd[700];
-    snprintf(dd, sizeof dd, "%s/out", d);
-    tern_ids tr = split_tokens(dd, "train"), va = split_tokens(dd, "val");
-    CHECK(ids_equal(&tr, want.p, ntrain), "train tokens: %zu, want the first %llu", tr.n, (unsigned long long)ntrain);
-    CHECK(ids_equal(&va, want.p + ntrain, nval), "val tokens: %zu, want the last %llu", va.n, (unsigned long long)nval);
-    char want_line[2048];
-    /* one document: its tail is the val split, which the summary says (it is not a document) */
-    snprintf(want_line, sizeof want_line, "train: %llu tokens in %llu shards; val: the document's last %llu tokens, in %llu shards;",
-             (unsigned long long)ntrain, (unsigned long long)((ntrain + 999) / 1000), (unsigned long long)nval,
-             (unsigned long long)((nval + 999) / 1000));
-    CHECK(strstr(out, want_line), "summary '%s', want '%s'", out, want_line);
-    tern_manifest m;
-    CHECK(tern_manifest_read(&m, dd) == TERN_OK, "%s", tern_errmsg());
-    int sizes_ok = 1;
-    for (size_t i = 0; i < m.n_shards; i++) sizes_ok &= m.shards[i].n_tokens <= 1000 && m.shards[i].n_tokens > 0;
-    CHECK(sizes_ok, "a shard has more than --shard-tokens tokens, or none");
-    CHECK(!memcmp(m.tokenizer_hash, tern_tok_hash(gpt2), 32), "tokenizer hash");
-    CHECK(m.val_split == TERN_VAL_SPLIT_TAIL && m.docs[0] == 1 && m.docs[1] == 0, "val split %d, documents %llu %llu", (int)m.val_split,
-          (unsigned long long)m.docs[0], (unsigned long long)m.docs[1]);
-    tern_manifest_free(&m);
-    /* --val-fraction 0 (replacing the folder): train only, all tokens; the val shards are gone */
-    rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0 --force -o %s/out %s && ls %s/out", test_tern_bin(),
-                 d, text, d);
-    CHECK(rc == 0 && strstr(out, "manifest.json\ntokenizer\ntrain_000000.bin\n") && !strstr(out, "val_") && !strstr(out, "train_000001"),
-          "rc %d: %s", rc, out);
-    tern_ids_free(&tr);
-    tr = split_tokens(dd, "train");
-    CHECK(ids_equal(&tr, want.p, want.n), "all tokens in train");
-    tern_dataset *ds;
-    snprintf(want_line, sizeof want_line,
-             "%s/manifest.json lists no val shards (prepare with --val-fraction above 0 for a validation split)", dd);
-    CHECK(tern_dataset_open(&ds, dd, "val", NULL) == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want_line), "'%s'", tern_errmsg());
-    free(buf);
-    tern_ids_free(&want);
-    tern_ids_free(&tr);
-    tern_ids_free(&va);
-}
-
-static void test_prepare_documents(void) {
-    const char *d = test_tmpdir("data_prepn");
-    char out[8192], files[8192] = "", path[700];
-    size_t nd = 24;
-    char *docs[24];
-    for (size_t i = 0; i < nd; i++) {
-        docs[i] = malloc(256);
-        snprintf(docs[i], 256, i == 5 ? "" : "Document %zu: the quick brown fox, %zu times.\n", i, i * i);
-        snprintf(path, sizeof path, "%s/doc%02zu.txt", d, i);
-        write_file(path, docs[i], strlen(docs[i]));
-        strcat(files, " ");
-        strcat(files, path);
-    }
-    int rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0.3 --seed 7 --shard-tokens 50 -o %s/a%s",
-                     test_tern_bin(), d, files);
-    CHECK(rc == 0, "rc %d: %s", rc, out);
-    /* the expected split, from the rule in FORMATS.md */
-    tern_ids want[2] = {{0}, {0}};
-    uint64_t ndocs[2] = {0, 0};
-    for (size_t i = 0; i < nd; i++) {
-        uint8_t buf[300], h[32];
-        size_t n = strlen(docs[i]);
-        for (int k = 0; k < 8; k++) buf[k] = (uint8_t)(7ull >> (8 * k));
-        memcpy(buf + 8, docs[i], n);
-        tern_hash(h, buf, 8 + n);
-        uint64_t u = 0;
-        for (int k = 0; k < 8; k++) u |= (uint64_t)h[k] << (8 * k);
-        int val = (double)(u >> 11) * 0x1p-53 < 0.3;
-        if (n == 0) continue; /* an empty document is skipped (and counted) */
-        int32_t eot = 50256;
-        tern_ids_push(&want[val], &eot, 1);
-        tern_tok_encode(gpt2, docs[i], n, &want[val]);
-        ndocs[val]++;
-    }
-    CHECK(ndocs[0] > 0 && ndocs[1] > 0, "the fixture should put documents in both splits");
-    snprintf(path, sizeof path, "%s/a", d);
-    tern_ids tr = split_tokens(path, "train"), va = split_tokens(path, "val");
-    CHECK(ids_equal(&tr, want[0].p, want[0].n), "train tokens (%zu vs %zu)", tr.n, want[0].n);
-    CHECK(ids_equal(&va, want[1].p, want[1].n), "val tokens (%zu vs %zu)", va.n, want[1].n);
-    tern_manifest m;
-    tern_manifest_read(&m, path);
-    CHECK(m.docs[0] == ndocs[0] && m.docs[1] == ndocs[1], "document counts");
-    CHECK(m.val_split == TERN_VAL_SPLIT_DOCUMENTS && m.skipped[TERN_SKIP_EMPTY] == 1 && m.n_sources == nd && m.sources[5].documents == 0 &&
-              m.sources[5].skipped[TERN_SKIP_EMPTY] == 1 && m.sources[4].documents == 1,
-          "the empty document is counted");
-    char want_warn[1024];
-    snprintf(want_warn, sizeof want_warn, "tern prepare: warning: skipped 1 empty document (no text, or only white space): %s/doc05.txt\n", d);
-    CHECK(strstr(out, want_warn), "warning: %s", out);
-    tern_manifest_free(&m);
-    /* stable: the same seed again gives the same bytes; another seed another split */
-    rc = run_cmd(out, sizeof out,
-                 "(%s prepare --tokenizer data/gpt2 --val-fraction 0.3 --seed 7 --shard-tokens 50 -o %s/b%s > /dev/null && cmp %s/a/manifest.json %s/b/manifest.json)",
-                 test_tern_bin(), d, files, d, d);
-    CHECK(rc == 0, "not stable: %s", out);
-    rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0.3 --seed 8 -o %s/c%s", test_tern_bin(), d, files);
-    snprintf(path, sizeof path, "%s/c", d);
-    tern_manifest_read(&m, path);
-    CHECK(rc == 0 && (m.docs[0] != ndocs[0] || va.n != split_tokens(path, "val").n), "the seed changes nothing");
-    tern_manifest_free(&m);
-    /* a missing input */
-    rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 -o %s/m %s %s/nothere.txt", test_tern_bin(), d, files, d);
-    char want_msg[1024];
-    snprintf(want_msg, sizeof want_msg, "tern prepare: %s/nothere.txt: no such file or folder\n", d);
-    CHECK(rc == 1 && !strcmp(out, want_msg), "missing: rc %d '%s'", rc, out);
-    snprintf(path, sizeof path, "%s/m", d);
-    CHECK(!tern_path_exists(path), "a failed prepare left its output folder");
-    rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 1 -o %s/m %s", test_tern_bin(), d, files);
-    CHECK(rc == 2 && !strcmp(out, "tern prepare: --val-fraction must be at least 0 and below 1, got 1\n"), "rc %d '%s'", rc, out);
-    for (size_t i = 0; i < nd; i++) free(docs[i]);
-    for (int s = 0; s < 2; s++) tern_ids_free(&want[s]);
-    tern_ids_free(&tr);
-    tern_ids_free(&va);
-}
-
 int main(void) {
-    if (tern_tok_load(&gpt2, "data/gpt2") != TERN_OK) {
-        printf("cannot load data/gpt2: %s\n", tern_errmsg());
-        return 1;
-    }
     RUN(test_shard_round_trip);
     RUN(test_shard_bad);
     RUN(test_manifest);
@@ -667,8 +507,5 @@ int main(void) {
     RUN(test_loader_order);
     RUN(test_loader_shuffle);
     RUN(test_dataset_bad);
-    RUN(test_prepare_one_document);
-    RUN(test_prepare_documents);
-    tern_tok_free(gpt2);
     return check_exit();
 }

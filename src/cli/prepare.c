@@ -39,7 +39,9 @@ static void usage(FILE *f) {
             "                           every 10 s, on standard error)\n"
             "  --key KEYFILE            seal the shards, the manifest and DATADIR/tokenizer with this key\n"
             "                           (tern keygen); the environment variable TERN_KEY_FILE does the same\n"
-            "  --passphrase-file FILE   seal with a key derived from the passphrase in FILE (Argon2id)\n",
+            "                           (default: none, plain files)\n"
+            "  --passphrase-file FILE   seal with a key derived from the passphrase in FILE (Argon2id)\n"
+            "                           (default: none)\n",
             (unsigned long long)TERN_PREPARE_MAX_LINE, (unsigned long long)TERN_PREPARE_SHARD_TOKENS, sysconf(_SC_NPROCESSORS_ONLN));
 }
 

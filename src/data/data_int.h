@@ -11,6 +11,10 @@ typedef struct {
     size_t n, cap;
 } data_buf;
 
+/* Doubles the capacity *cap (elements of `size` bytes) of the array p, or makes it `first` when
+ * it is 0; returns the new array, or NULL when memory runs out (p is then as it was). */
+void *data_grow(void *p, size_t *cap, size_t size, size_t first);
+
 /* ---- text statistics (jsonl.c) ---- */
 typedef struct {
     uint64_t nul;      /* NUL bytes */

@@ -226,6 +226,14 @@ const char *tern_text_stream_name(const tern_text_stream *s) { return s->name; }
 
 /* ---- arguments to files ---- */
 
+void *data_grow(void *p, size_t *cap, size_t size, size_t first) {
+    size_t n = *cap ? *cap * 2 : first;
+    if (n < *cap || n > SIZE_MAX / size) return NULL;
+    void *x = realloc(p, n * size);
+    if (x) *cap = n;
+    return x;
+}
+
 typedef struct {
     data_file *v;
     size_t n, cap;
@@ -233,11 +241,9 @@ typedef struct {
 
 static tern_status push_file(file_list *l, const char *path, uint32_t source, uint64_t size) {
     if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        data_file *x = realloc(l->v, cap * sizeof *x);
+        data_file *x = data_grow(l->v, &l->cap, sizeof *x, 16);
         if (!x) return tern_err(TERN_ENOMEM, "out of memory");
         l->v = x;
-        l->cap = cap;
     }
     char *p = strdup(path);
     if (!p) return tern_err(TERN_ENOMEM, "out of memory");
@@ -260,8 +266,7 @@ static tern_status walk(file_list *l, const char *dir, uint32_t source) {
     while (st == TERN_OK && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **x = realloc(names, cap * sizeof *x);
+            char **x = data_grow(names, &cap, sizeof *x, 64);
             if (!x) {
                 st = tern_err(TERN_ENOMEM, "out of memory");
                 break;

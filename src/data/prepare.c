@@ -172,11 +172,9 @@ static tern_status close_shard(pipe_s *P, tern_split s) {
     P->w[s] = NULL;
     if (st != TERN_OK) return st;
     if (P->n_shards == P->cap_shards) {
-        size_t cap = P->cap_shards ? P->cap_shards * 2 : 16;
-        tern_manifest_shard *x = realloc(P->shards, cap * sizeof *x);
+        tern_manifest_shard *x = data_grow(P->shards, &P->cap_shards, sizeof *x, 16);
         if (!x) return tern_err(TERN_ENOMEM, "out of memory");
         P->shards = x;
-        P->cap_shards = cap;
     }
     char *name = shard_name(s, P->next_index[s] - 1);
     if (!name) return tern_err(TERN_ENOMEM, "out of memory");
@@ -673,11 +671,9 @@ static tern_status reserve(data_buf *b, size_t n) {
 
 static tern_status add_seg(chunk *c, size_t off, size_t len, uint8_t flags, uint64_t line, int8_t skip) {
     if (c->n_segs == c->cap_segs) {
-        size_t cap = c->cap_segs ? c->cap_segs * 2 : 64;
-        seg *x = realloc(c->segs, cap * sizeof *x);
+        seg *x = data_grow(c->segs, &c->cap_segs, sizeof *x, 64);
         if (!x) return tern_err(TERN_ENOMEM, "out of memory");
         c->segs = x;
-        c->cap_segs = cap;
     }
     c->segs[c->n_segs++] = (seg){.off = off, .len = len, .flags = flags, .line = line, .skip = skip, .status = -1};
     return TERN_OK;
