@@ -1,9 +1,11 @@
 /* tern data: token shards (one header + little-endian tokens), the manifest of a data folder,
- * `prepare` (text files -> shards, streaming, in bounded memory), and the training loader: one
- * split of a data folder mapped read-only, cut into windows of B*T+1 tokens, served as (inputs,
- * targets) rows as a pure function of a cursor, so that a checkpoint need only save the cursor.
- * It knows nothing of models. Formats and the data order are in docs/FORMATS.md ("Token shards",
- * "Data manifest", "Data order (the loader)"). */
+ * `prepare` (plain text and JSON Lines, compressed or not, from files, folders or standard input
+ * -> shards, streaming on all cores in bounded memory), the training loader (one split of a data
+ * folder mapped read-only, cut into windows of B*T+1 tokens, served as (inputs, targets) rows as a
+ * pure function of a cursor, so that a checkpoint need only save the cursor), and mixtures of
+ * several data folders served the same way. It knows nothing of models. Formats and the data
+ * order are in docs/FORMATS.md ("Token shards", "Inputs of prepare", "Data manifest", "Data order
+ * (the loader)", "Data mixtures"). */
 #ifndef TERN_DATA_H
 #define TERN_DATA_H
 
@@ -177,8 +179,8 @@ typedef struct tern_prepare_progress {
     int done; /* the last call */
 } tern_prepare_progress;
 
-/* The options every prepare has (this struct's fields and their order are kept as they were,
- * so callers that list them in order still build). */
+/* The options every prepare has. Callers that list these fields in order (src/cli/train.c does)
+ * build unchanged because the other options are in tern_prepare_extra. */
 typedef struct tern_prepare_opts {
     const char *tokenizer_dir;
     const char *const *files; /* the inputs: files, folders (every file below, sorted), "-" for standard input */

@@ -151,6 +151,7 @@ int cli_prepare(int argc, char **argv) {
         else if (cli_flag(argv, i, "--quiet")) u.quiet = 1;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
+            free(inputs);
             return 0;
         } else if (argv[i][0] == '-' && argv[i][1]) cli_usage(cmd, "unknown option '%s'", argv[i]);
         else inputs[o.n_files++] = argv[i];
