@@ -17,7 +17,7 @@
 /* ---- one file's bytes ---- */
 
 enum { RAW_PLAIN, RAW_ZSTD, RAW_GZIP };
-#define IN_CAP ((size_t)256 << 10)
+#define IN_CAP ((size_t)64 << 10) /* under malloc's mmap threshold: a folder of small files costs no mmap each */
 
 struct tern_text_stream {
     int fd, own_fd;

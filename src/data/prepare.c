@@ -39,6 +39,7 @@ typedef struct {
     int8_t skip;       /* a reason the reader already knows (a line too long), else -1 */
     uint64_t line;     /* JSON Lines: the line, from 1; text: the document in its file, from 1 */
     uint64_t long_len; /* a line too long: its length */
+    uint32_t file;     /* the file it comes from (a chunk may hold several small files) */
     /* set by a worker */
     int8_t status;     /* a skip reason found in the line, else -1 */
     size_t err_at;
@@ -52,8 +53,8 @@ typedef struct {
 
 typedef struct chunk {
     uint64_t seq;
-    uint32_t file;
-    int fmt;
+    uint32_t file; /* the file being read into it */
+    int fmt;       /* every segment's format */
     data_buf raw;
     seg *segs;
     size_t n_segs, cap_segs;
@@ -115,6 +116,7 @@ struct pipe_s {
     size_t ring_n;
     uint64_t submitted;
     size_t inflight, inflight_bytes, budget;
+    chunk *pack; /* small chunks gathered, not yet handed over (the reader's) */
     int input_done;
     int failed;
     tern_status fail_st;
@@ -463,8 +465,8 @@ static tern_status write_seg(pipe_s *P, chunk *c, seg *g) {
     int jsonl = c->fmt == FMT_JSONL;
     if (g->skip >= 0 || g->status >= 0) {
         char w[300];
-        where(P, w, sizeof w, c->file, g->line, jsonl);
-        uint32_t source = P->files[c->file].source;
+        where(P, w, sizeof w, g->file, g->line, jsonl);
+        uint32_t source = P->files[g->file].source;
         if (g->skip == TERN_SKIP_TOO_LONG) note(P, TERN_SKIP_TOO_LONG, source, "%s (%llu bytes)", w, (unsigned long long)g->long_len);
         else if (g->why) note(P, g->status, source, "%s (%s, at byte %zu)", w, g->why, g->err_at);
         else note(P, g->status, source, "%s", w);
@@ -473,7 +475,7 @@ static tern_status write_seg(pipe_s *P, chunk *c, seg *g) {
     const int32_t *ids = c->ids.p + g->ids_off;
     if ((g->flags & SEG_START) && (g->flags & SEG_END)) {
         doc d = {.text_n = g->text_n, .stats = g->stats, .eot_text = g->eot_text, .hash = g->hash, .ids = ids, .n_ids = g->ids_n,
-                 .file = c->file, .line = g->line, .jsonl = jsonl};
+                 .file = g->file, .line = g->line, .jsonl = jsonl};
         return decide(P, &d);
     }
     /* a document in several segments (plain text only): its hash and tokens gather in cur */
@@ -486,7 +488,7 @@ static tern_status write_seg(pipe_s *P, chunk *c, seg *g) {
         b->text_n = 0;
         b->stats = (data_stats){.blank = 1};
         b->eot_text = 0;
-        b->file = c->file;
+        b->file = g->file;
         b->line = g->line;
     }
     tern_hash_update(&b->h, c->raw.p + g->off, g->len);
@@ -675,16 +677,12 @@ static tern_status add_seg(chunk *c, size_t off, size_t len, uint8_t flags, uint
         if (!x) return tern_err(TERN_ENOMEM, "out of memory");
         c->segs = x;
     }
-    c->segs[c->n_segs++] = (seg){.off = off, .len = len, .flags = flags, .line = line, .skip = skip, .status = -1};
+    c->segs[c->n_segs++] = (seg){.off = off, .len = len, .flags = flags, .line = line, .skip = skip, .status = -1, .file = c->file};
     return TERN_OK;
 }
 
 /* Hands c to the workers, waiting while too much is in flight. c is theirs (or freed) after. */
-static tern_status submit(pipe_s *P, chunk *c) {
-    if (!c->n_segs) {
-        chunk_free(c);
-        return TERN_OK;
-    }
+static tern_status hand_over(pipe_s *P, chunk *c) {
     pthread_mutex_lock(&P->mu);
     while (!P->failed && (P->inflight >= P->ring_n || (P->inflight && P->inflight_bytes + c->raw.cap > P->budget))) {
         struct timeval tv;
@@ -717,6 +715,48 @@ static tern_status submit(pipe_s *P, chunk *c) {
     pthread_cond_signal(&P->cv_work);
     pthread_mutex_unlock(&P->mu);
     return TERN_OK;
+}
+
+/* Hands c on in input order. Small chunks (small files, or the ends of files) of one format are
+ * gathered into one, so that a folder of many small documents costs no more per byte than one file
+ * holding them; any other chunk first sends what was gathered. c is not the caller's after. */
+static tern_status submit(pipe_s *P, chunk *c) {
+    if (!c->n_segs) {
+        chunk_free(c);
+        return TERN_OK;
+    }
+    chunk *pk = P->pack;
+    int small = c->raw.n < CHUNK / 2;
+    if (pk && (!small || pk->fmt != c->fmt || pk->raw.n + c->raw.n > CHUNK)) {
+        P->pack = NULL;
+        tern_status st = hand_over(P, pk);
+        if (st != TERN_OK) {
+            chunk_free(c);
+            return st;
+        }
+        pk = NULL;
+    }
+    if (!small) return hand_over(P, c);
+    if (!pk) {
+        P->pack = c;
+        return TERN_OK;
+    }
+    tern_status st = reserve(&pk->raw, c->raw.n);
+    for (size_t i = 0; st == TERN_OK && i < c->n_segs; i++) {
+        seg g = c->segs[i];
+        g.off += pk->raw.n;
+        st = add_seg(pk, g.off, g.len, g.flags, g.line, g.skip);
+        if (st == TERN_OK) {
+            pk->segs[pk->n_segs - 1].file = g.file;
+            pk->segs[pk->n_segs - 1].long_len = g.long_len;
+        }
+    }
+    if (st == TERN_OK) {
+        memcpy(pk->raw.p + pk->raw.n, c->raw.p, c->raw.n);
+        pk->raw.n += c->raw.n;
+    }
+    chunk_free(c);
+    return st;
 }
 
 /* A file being read: the chunk being filled and where the reading stands. */
@@ -1127,6 +1167,9 @@ tern_status tern_data_prepare_extra(const tern_prepare_opts *o, const tern_prepa
             st = tern_err(TERN_EIO, "cannot start a thread: %s", strerror(errno));
     if (st != TERN_OK) set_fail(P, st);
     for (size_t f = 0; st == TERN_OK && f < P->n_files; f++) st = read_file(P, (uint32_t)f);
+    if (st == TERN_OK && P->pack) st = hand_over(P, P->pack);
+    else chunk_free(P->pack);
+    P->pack = NULL;
     if (st != TERN_OK) set_fail(P, st); /* wakes the others; the first failure's message is kept */
     pthread_mutex_lock(&P->mu);
     P->input_done = 1;
