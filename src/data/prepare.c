@@ -419,11 +419,8 @@ static tern_status decide(pipe_s *P, const doc *d) {
     char w[300];
     where(P, w, sizeof w, d->file, d->line, d->jsonl);
     tern_status st = TERN_OK;
-    int keep = 0;
-    if (looks_binary(&d->stats, d->text_n)) {
-        if (!x->allow_binary) return refuse_binary(w, &d->stats, d->text_n);
-        note(P, NOTE_BINARY, source, "%s", w);
-    }
+    int keep = 0, binary = looks_binary(&d->stats, d->text_n);
+    if (binary && !x->allow_binary) return refuse_binary(w, &d->stats, d->text_n);
     if (d->text_n == 0 || d->stats.blank) {
         if (d->jsonl || !P->sep) note(P, TERN_SKIP_EMPTY, source, "%s", w); /* between separators: not a document */
     } else if (d->text_n < x->min_bytes) {
@@ -435,7 +432,8 @@ static tern_status decide(pipe_s *P, const doc *d) {
         keep = st == TERN_OK && !dup;
     }
     if (!keep) return d->buf ? (st == TERN_OK ? docbuf_reset(d->buf) : st) : st;
-    if (d->stats.bad_utf8 && !looks_binary(&d->stats, d->text_n)) note(P, NOTE_BAD_UTF8, source, "%s", w);
+    if (binary) note(P, NOTE_BINARY, source, "%s", w); /* kept as --allow-binary asks */
+    else if (d->stats.bad_utf8) note(P, NOTE_BAD_UTF8, source, "%s", w);
     if (d->eot_text) note(P, NOTE_EOT_TEXT, source, "%s", w);
     uint64_t ntok = d->buf ? docbuf_count(d->buf) : d->n_ids;
     tern_manifest_source *src = &P->src[source];
