@@ -11,6 +11,10 @@ typedef struct {
     size_t n, cap;
 } data_buf;
 
+/* Makes room for k more bytes in b, doubling its capacity from `first` as needed; 0 when memory
+ * runs out (b is then as it was). */
+int data_buf_reserve(data_buf *b, size_t k, size_t first);
+
 /* Doubles the capacity *cap (elements of `size` bytes) of the array p, or makes it `first` when
  * it is 0; returns the new array, or NULL when memory runs out (p is then as it was). */
 void *data_grow(void *p, size_t *cap, size_t size, size_t first);

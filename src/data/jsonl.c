@@ -120,15 +120,22 @@ static int hex4(const uint8_t *q, uint32_t *out) {
     return 1;
 }
 
-static int put(data_buf *b, const void *q, size_t k) {
-    if (b->cap - b->n < k) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->n < k) cap *= 2;
-        uint8_t *x = realloc(b->p, cap);
-        if (!x) return 0;
-        b->p = x;
-        b->cap = cap;
+int data_buf_reserve(data_buf *b, size_t k, size_t first) {
+    if (b->cap - b->n >= k) return 1;
+    size_t cap = b->cap ? b->cap : first;
+    while (cap - b->n < k) {
+        if (cap > SIZE_MAX / 2) return 0;
+        cap *= 2;
     }
+    uint8_t *x = realloc(b->p, cap);
+    if (!x) return 0;
+    b->p = x;
+    b->cap = cap;
+    return 1;
+}
+
+static int put(data_buf *b, const void *q, size_t k) {
+    if (!data_buf_reserve(b, k, 256)) return 0;
     memcpy(b->p + b->n, q, k);
     b->n += k;
     return 1;

@@ -659,14 +659,7 @@ static chunk *chunk_new(uint32_t file, int fmt) {
 }
 
 static tern_status reserve(data_buf *b, size_t n) {
-    if (b->cap - b->n >= n) return TERN_OK;
-    size_t cap = b->cap ? b->cap : CHUNK;
-    while (cap - b->n < n) cap *= 2;
-    uint8_t *x = realloc(b->p, cap);
-    if (!x) return tern_err(TERN_ENOMEM, "out of memory reading %zu bytes", cap);
-    b->p = x;
-    b->cap = cap;
-    return TERN_OK;
+    return data_buf_reserve(b, n, CHUNK) ? TERN_OK : tern_err(TERN_ENOMEM, "out of memory reading %zu bytes", b->n + n);
 }
 
 static tern_status add_seg(chunk *c, size_t off, size_t len, uint8_t flags, uint64_t line, int8_t skip) {
