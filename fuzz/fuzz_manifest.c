@@ -1,6 +1,6 @@
 /* libFuzzer target: a data folder's manifest (DATADIR/manifest.json) through
  * tern_manifest_parse. Whatever it accepts must be written back by tern_manifest_write (into a
- * folder in memory, /dev/shm) and read back as the same manifest. Not the shards
+ * folder in memory, /dev/shm) and read back as the same manifest, how it was prepared included. Not the shards
  * (fuzz_shard.c). Format: docs/FORMATS.md "Data manifest". */
 #include "fuzz.h"
 #include "tern/data.h"
@@ -14,6 +14,19 @@ static int same(const tern_manifest *a, const tern_manifest *b) {
         const tern_manifest_shard *x = &a->shards[i], *y = &b->shards[i];
         if (strcmp(x->file, y->file) || x->split != y->split || x->n_tokens != y->n_tokens ||
             memcmp(x->checksum, y->checksum, TERN_HASH_BYTES))
+            return 0;
+    }
+    /* how it was prepared */
+    if (a->val_split != b->val_split || a->has_prepare != b->has_prepare) return 0;
+    if (!a->has_prepare) return 1;
+    if (strcmp(a->text_key, b->text_key) || !a->doc_separator != !b->doc_separator ||
+        (a->doc_separator && strcmp(a->doc_separator, b->doc_separator)) || a->min_bytes != b->min_bytes || a->dedup != b->dedup ||
+        a->binary_documents != b->binary_documents || memcmp(a->skipped, b->skipped, sizeof a->skipped) || a->n_sources != b->n_sources)
+        return 0;
+    for (size_t i = 0; i < a->n_sources; i++) {
+        const tern_manifest_source *x = &a->sources[i], *y = &b->sources[i];
+        if (strcmp(x->path, y->path) || strcmp(x->format, y->format) || x->files != y->files || x->documents != y->documents ||
+            x->bytes != y->bytes || x->tokens != y->tokens || memcmp(x->skipped, y->skipped, sizeof x->skipped))
             return 0;
     }
     return 1;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "tern.h"
 #include "tern/data.h"
@@ -473,7 +475,89 @@ static void data(void) {
     m.n_shards = 0;
     OK(tern_manifest_write(&m, dir));
     copy("manifest", "no_shards.json", path);
+    /* with what prepare records of how it prepared */
+    m.n_shards = 3;
+    tern_manifest_source src[2] = {{.path = "corpus/web", .format = "jsonl", .files = 12, .documents = 3, .bytes = 900, .tokens = 240},
+                                   {.path = "-", .format = "text", .files = 1, .documents = 1, .bytes = 30, .tokens = 9}};
+    src[0].skipped[TERN_SKIP_DUPLICATE] = 2;
+    src[0].skipped[TERN_SKIP_INVALID_JSON] = 1;
+    m.val_split = TERN_VAL_SPLIT_DOCUMENTS;
+    m.has_prepare = 1;
+    m.text_key = "text";
+    m.doc_separator = "<|endoftext|>";
+    m.min_bytes = 10;
+    m.dedup = 1;
+    m.skipped[TERN_SKIP_DUPLICATE] = 2;
+    m.skipped[TERN_SKIP_INVALID_JSON] = 1;
+    m.n_sources = 2;
+    m.sources = src;
+    OK(tern_manifest_write(&m, dir));
+    copy("manifest", "prepared.json", path);
     remove_dir(dir);
+}
+
+/* ---- the inputs of prepare: JSON Lines lines, files (plain, zstd, gzip), mixtures as text ---- */
+static void zstd_frames(const char *name, const char *text, int frames) {
+    size_t n = strlen(text), at = 0, cap = ZSTD_compressBound(n) * (size_t)frames + 64, k = 0;
+    uint8_t *img = malloc(cap);
+    for (int f = 0; f < frames; f++) {
+        size_t len = f == frames - 1 ? n - at : n / (size_t)frames;
+        size_t z = ZSTD_compress(img + k, cap - k, text + at, len, 3);
+        if (ZSTD_isError(z)) die("zstd");
+        k += z;
+        at += len;
+    }
+    put("text_stream", name, -1, img, k);
+    free(img);
+}
+
+static void gzip_members(const char *name, const char *text, int members) {
+    size_t n = strlen(text), at = 0, k = 0, cap = n + 64 * (size_t)members + 1024;
+    uint8_t *img = malloc(cap);
+    for (int m = 0; m < members; m++) {
+        size_t len = m == members - 1 ? n - at : n / (size_t)members;
+        z_stream z = {0};
+        if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) die("deflateInit2");
+        z.next_in = (unsigned char *)text + at;
+        z.avail_in = (uInt)len;
+        z.next_out = img + k;
+        z.avail_out = (uInt)(cap - k);
+        if (deflate(&z, Z_FINISH) != Z_STREAM_END) die("deflate");
+        k = cap - z.avail_out;
+        deflateEnd(&z);
+        at += len;
+    }
+    put("text_stream", name, -1, img, k);
+    free(img);
+}
+
+static void inputs(void) {
+    put_str("jsonl", "plain", "{\"text\": \"Once upon a time, a fox.\"}");
+    put_str("jsonl", "escapes", "{\"id\": 7, \"text\": \"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\" \\\\ \\/ \\b\\f\\n\\r\\t\"}");
+    put_str("jsonl", "members", "{\"meta\": {\"text\": [1, -2.5e-3, true, false, null]}, \"text\": \"raw UTF-8: \xc3\xa9 \xe6\x97\xa5\"} \r");
+    put_str("jsonl", "repeated", "{\"text\": \"first\", \"text\": \"last wins\"}");
+    put_str("jsonl", "not_string", "{\"text\": 42}");
+    put_str("jsonl", "missing", "{\"body\": \"no text\"}");
+    put_str("jsonl", "array", "[\"text\", {\"text\": \"x\"}]");
+    put_str("jsonl", "surrogate", "{\"text\": \"\\ud800 alone\"}");
+    static const char lines[] = "{\"text\": \"one\"}\n{\"text\": \"two \\u00e9\"}\n\n{\"text\": \"three\"}\n";
+    put_str("text_stream", "plain.jsonl", lines);
+    put_str("text_stream", "plain.txt", "It was the best of times, it was the worst of times.\n<|endoftext|>\nÜnïcödé.\n");
+    put_str("text_stream", "empty", "");
+    zstd_frames("lines.jsonl.zst", lines, 2);
+    zstd_frames("one_frame.zst", "A document in one zstd frame.\n", 1);
+    gzip_members("lines.jsonl.gz", lines, 2);
+    /* a skippable frame (magic 0x184D2A50, 4 bytes of content) before a zstd frame */
+    size_t n = strlen(lines), cap = ZSTD_compressBound(n) + 12;
+    uint8_t *img = malloc(cap);
+    memcpy(img, "\x50\x2a\x4d\x18\x04\x00\x00\x00skip", 12);
+    size_t z = ZSTD_compress(img + 12, cap - 12, lines, n, 1);
+    if (ZSTD_isError(z)) die("zstd");
+    put("text_stream", "skippable.zst", -1, img, 12 + z);
+    free(img);
+    put_str("mixture_spec", "two", "data/web:0.7,data/books:0.3");
+    put_str("mixture_spec", "defaults", "web,books,code:2");
+    put_str("mixture_spec", "colon", "a:b:2,c:1e-3");
 }
 
 /* ---- /proc/cpuinfo: an x86 and an Arm sample ---- */
@@ -520,6 +604,7 @@ int main(int argc, char **argv) {
     if (want("policy")) ledger_json(); /* policy, site and plan_config */
     if (want("data")) data();           /* shard, manifest and dataset */
     if (want("cpuinfo")) cpuinfo();
+    if (want("inputs")) inputs();       /* jsonl, text_stream and mixture_spec */
     printf("seed corpora written under %s\n", root);
     return 0;
 }

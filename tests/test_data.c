@@ -1,21 +1,11 @@
 /* Tests of the data module: shards (round trip, every bad header and body, with exact messages),
- * the manifest, tern prepare (tokens equal the tokenizer's, the stable split, the tail split,
- * bounded memory), and the loader on shards built so that token i equals i (mod vocab): exact
+ * the manifest (tern prepare is tests/test_corpus.c's), and the loader on shards built so that token i equals i (mod vocab): exact
  * windows and shard transitions, shuffles that are permutations stable for a seed, rank slices
  * that are disjoint and cover the window. */
 #include "check.h"
 #include "tern.h"
 
-#include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-static int write_file(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t k = fwrite(p, 1, n, f);
-    return fclose(f) == 0 && k == n ? 0 : -1;
-}
 
 static void put32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
@@ -167,6 +157,21 @@ static char *replaced(const char *s, const char *from, const char *to) {
     return r;
 }
 
+typedef struct {
+    const char *from, *to, *msg;
+} bad_edit;
+
+/* Each edit of a good manifest's text must be refused with exactly its message. */
+static void check_bad_edits(const char *good, const bad_edit *bad, size_t n) {
+    tern_manifest m;
+    for (size_t i = 0; i < n; i++) {
+        char *t = replaced(good, bad[i].from, bad[i].to);
+        tern_status st = tern_manifest_parse(&m, t, strlen(t), "m.json");
+        CHECK(st == TERN_EFORMAT && !strcmp(tern_errmsg(), bad[i].msg), "case %zu: '%s'", i, tern_errmsg());
+        free(t);
+    }
+}
+
 static void test_manifest(void) {
     tern_manifest m;
     CHECK(tern_manifest_parse(&m, good_manifest, strlen(good_manifest), "m.json") == TERN_OK, "%s", tern_errmsg());
@@ -184,9 +189,7 @@ static void test_manifest(void) {
           "round trip");
     tern_manifest_free(&m2);
     tern_manifest_free(&m);
-    struct {
-        const char *from, *to, *msg;
-    } bad[] = {
+    static const bad_edit bad[] = {
         {"\"tern-data\"", "\"other\"", "m.json: not a tern data manifest (\"format\" is not \"tern-data\")"},
         {"\"version\": 1", "\"version\": 2", "m.json: manifest version 2; this tern reads version 1"},
         {"\"eot\": 50256", "\"eot\": 50257", "m.json: the manifest: \"eot\" must be a whole number from 0 to 50256"},
@@ -200,12 +203,52 @@ static void test_manifest(void) {
         {"\"seed\": \"18446744073709551615\"", "\"seed\": 5", "m.json: \"seed\" must be a decimal number in a string"},
         {"{\"format\"", "[\"format\"", "m.json: not valid JSON"},
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char *t = replaced(good_manifest, bad[i].from, bad[i].to);
-        tern_status st = tern_manifest_parse(&m, t, strlen(t), "m.json");
-        CHECK(st == TERN_EFORMAT && !strcmp(tern_errmsg(), bad[i].msg), "case %zu: '%s'", i, tern_errmsg());
-        free(t);
-    }
+    check_bad_edits(good_manifest, bad, sizeof bad / sizeof bad[0]);
+}
+
+/* A manifest with what prepare records about how it prepared (val_split, "prepare"). */
+static const char prepared_manifest[] =
+    "{\"format\": \"tern-data\", \"version\": 1, \"tokenizer_blake2b\": "
+    "\"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\", \"vocab_size\": 50257, \"eot\": 50256, "
+    "\"bytes_per_token\": 2, \"val_fraction\": 0.1, \"seed\": \"7\", \"documents\": {\"train\": 2, \"val\": 1}, \"val_split\": \"documents\", "
+    "\"prepare\": {\"text_key\": \"body\", \"doc_separator\": \"<|endoftext|>\", \"min_bytes\": 5, \"dedup\": true, \"binary_documents\": 1, "
+    "\"skipped\": {\"empty\": 1, \"short\": 2, \"duplicate\": 3, \"invalid_json\": 4, \"missing_key\": 5, \"not_string\": 6, \"invalid_utf8\": 7, "
+    "\"too_long\": 8}, \"sources\": [{\"path\": \"corpus/web \\\"a\\\"\\\\b\", \"format\": \"jsonl\", \"files\": 3, \"documents\": 2, \"bytes\": 100, "
+    "\"tokens\": 30, \"skipped\": {\"empty\": 1, \"short\": 2, \"duplicate\": 3, \"invalid_json\": 4, \"missing_key\": 5, \"not_string\": 6, "
+    "\"invalid_utf8\": 7, \"too_long\": 8}}, {\"path\": \"-\", \"format\": \"text\", \"files\": 1, \"documents\": 1, \"bytes\": 9, \"tokens\": 4, "
+    "\"skipped\": {\"empty\": 0, \"short\": 0, \"duplicate\": 0, \"invalid_json\": 0, \"missing_key\": 0, \"not_string\": 0, \"invalid_utf8\": 0, "
+    "\"too_long\": 0}}]}, "
+    "\"shards\": [{\"file\": \"train_000000.bin\", \"split\": \"train\", \"tokens\": 34, \"blake2b\": "
+    "\"ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\"}]}";
+
+static void test_manifest_prepare_fields(void) {
+    tern_manifest m, m2;
+    CHECK(tern_manifest_parse(&m, prepared_manifest, strlen(prepared_manifest), "m.json") == TERN_OK, "%s", tern_errmsg());
+    CHECK(m.val_split == TERN_VAL_SPLIT_DOCUMENTS && m.has_prepare && !strcmp(m.text_key, "body") && !strcmp(m.doc_separator, "<|endoftext|>") &&
+              m.min_bytes == 5 && m.dedup && m.binary_documents == 1 && m.skipped[TERN_SKIP_TOO_LONG] == 8 && m.n_sources == 2 &&
+              !strcmp(m.sources[0].path, "corpus/web \"a\"\\b") && !strcmp(m.sources[0].format, "jsonl") && m.sources[0].files == 3 &&
+              m.sources[0].tokens == 30 && m.sources[0].skipped[TERN_SKIP_EMPTY] == 1 && !strcmp(m.sources[1].path, "-") && m.sources[1].bytes == 9,
+          "fields");
+    /* written and read back the same */
+    const char *d = test_tmpdir("data_manifest2");
+    CHECK(tern_manifest_write(&m, d) == TERN_OK && tern_manifest_read(&m2, d) == TERN_OK, "%s", tern_errmsg());
+    CHECK(m2.val_split == m.val_split && m2.n_sources == 2 && !strcmp(m2.sources[0].path, m.sources[0].path) &&
+              !memcmp(m2.sources[0].skipped, m.sources[0].skipped, sizeof m.skipped) && !memcmp(m2.skipped, m.skipped, sizeof m.skipped) &&
+              !strcmp(m2.doc_separator, m.doc_separator) && m2.dedup == m.dedup,
+          "round trip");
+    tern_manifest_free(&m2);
+    tern_manifest_free(&m);
+    static const bad_edit bad[] = {
+        {"\"val_split\": \"documents\"", "\"val_split\": \"halves\"", "m.json: \"val_split\" must be \"none\", \"documents\" or \"tail\""},
+        {"\"format\": \"jsonl\"", "\"format\": \"csv\"", "m.json: source 0: \"format\" must be \"text\", \"jsonl\" or \"mixed\""},
+        {"\"too_long\": 8}}, ", "\"toolong\": 8}}, ", "m.json: source 0: \"skipped\" has no \"too_long\""},
+        {"\"dedup\": true", "\"dedup\": 1", "m.json: \"prepare\": \"dedup\" must be true or false"},
+        {"\"text_key\": \"body\"", "\"text_key\": 5", "m.json: \"prepare\": \"text_key\" must be a string of UTF-8 text"},
+        {"\"path\": \"-\"", "\"path\": \"\\u00ff\xff\"", "m.json: source 1: \"path\" must be a string of UTF-8 text"},
+        {"\"tokens\": 30", "\"tokens\": 3.5", "m.json: source 0: \"tokens\" must be a whole number from 0 to 9007199254740992"},
+        {"\"sources\": [", "\"sources\": 3, \"x\": [", "m.json: \"prepare\" has no \"sources\" list"},
+    };
+    check_bad_edits(prepared_manifest, bad, sizeof bad / sizeof bad[0]);
 }
 
 /* ---- the loader, on shards where the token at global position i is i mod V ---- */
@@ -456,202 +499,13 @@ static void test_dataset_bad(void) {
     CHECK(tern_dataset_open(&ds, d, "train", hash) == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
 }
 
-/* ---- tern prepare ---- */
-
-static tern_tok *gpt2;
-
-/* All tokens of a split, in order. */
-static tern_ids split_tokens(const char *d, const char *split) {
-    tern_ids ids = {0};
-    tern_dataset *ds;
-    if (tern_dataset_open(&ds, d, split, tern_tok_hash(gpt2)) != TERN_OK) return ids;
-    for (size_t s = 0; s < tern_dataset_num_shards(ds); s++) {
-        const tern_shard_view *v = tern_dataset_shard(ds, s);
-        for (uint64_t i = 0; i < v->n_tokens; i++) {
-            int32_t t = (int32_t)tern_shard_token(v, i);
-            tern_ids_push(&ids, &t, 1);
-        }
-    }
-    tern_dataset_free(ds);
-    return ids;
-}
-
-static int ids_equal(const tern_ids *a, const int32_t *b, size_t n) { return a->n == n && (!n || !memcmp(a->p, b, n * 4)); }
-
-static void test_prepare_one_document(void) {
-    const char *d = test_tmpdir("data_prep1");
-    const char *text = "tests/fixtures/tok/train_small.txt";
-    char out[4096];
-    int rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0.25 --shard-tokens 1000 -o %s/out %s",
-                     test_tern_bin(), d, text);
-    CHECK(rc == 0, "rc %d: %s", rc, out);
-    char *buf;
-    size_t n;
-    tern_read_file(text, &buf, &n);
-    tern_ids want = {0};
-    int32_t eot = 50256;
-    tern_ids_push(&want, &eot, 1);
-    tern_tok_encode(gpt2, buf, n, &want);
-    uint64_t nval = (uint64_t)((double)want.n * 0.25), ntrain = want.n - nval;
-    char dd[700];
-    snprintf(dd, sizeof dd, "%s/out", d);
-    tern_ids tr = split_tokens(dd, "train"), va = split_tokens(dd, "val");
-    CHECK(ids_equal(&tr, want.p, ntrain), "train tokens: %zu, want the first %llu", tr.n, (unsigned long long)ntrain);
-    CHECK(ids_equal(&va, want.p + ntrain, nval), "val tokens: %zu, want the last %llu", va.n, (unsigned long long)nval);
-    char want_line[2048];
-    snprintf(want_line, sizeof want_line, "train: %llu tokens in %llu shards (1 documents); val: %llu tokens in %llu shards (0 documents)",
-             (unsigned long long)ntrain, (unsigned long long)((ntrain + 999) / 1000), (unsigned long long)nval,
-             (unsigned long long)((want.n + 999) / 1000 - ntrain / 1000));
-    CHECK(strstr(out, want_line), "summary '%s', want '%s'", out, want_line);
-    tern_manifest m;
-    CHECK(tern_manifest_read(&m, dd) == TERN_OK, "%s", tern_errmsg());
-    int sizes_ok = 1;
-    for (size_t i = 0; i < m.n_shards; i++) sizes_ok &= m.shards[i].n_tokens <= 1000 && m.shards[i].n_tokens > 0;
-    CHECK(sizes_ok, "a shard has more than --shard-tokens tokens, or none");
-    CHECK(!memcmp(m.tokenizer_hash, tern_tok_hash(gpt2), 32), "tokenizer hash");
-    tern_manifest_free(&m);
-    /* --val-fraction 0: train only, all tokens; the val shards of the first run are removed */
-    rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0 -o %s/out %s && ls %s/out", test_tern_bin(), d,
-                 text, d);
-    CHECK(rc == 0 && strstr(out, "manifest.json\ntokenizer\ntrain_000000.bin\n") && !strstr(out, "val_") && !strstr(out, "train_000001"),
-          "rc %d: %s", rc, out);
-    tern_ids_free(&tr);
-    tr = split_tokens(dd, "train");
-    CHECK(ids_equal(&tr, want.p, want.n), "all tokens in train");
-    tern_dataset *ds;
-    snprintf(want_line, sizeof want_line,
-             "%s/manifest.json lists no val shards (prepare with --val-fraction above 0 for a validation split)", dd);
-    CHECK(tern_dataset_open(&ds, dd, "val", NULL) == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want_line), "'%s'", tern_errmsg());
-    free(buf);
-    tern_ids_free(&want);
-    tern_ids_free(&tr);
-    tern_ids_free(&va);
-}
-
-static void test_prepare_documents(void) {
-    const char *d = test_tmpdir("data_prepn");
-    char out[8192], files[8192] = "", path[700];
-    size_t nd = 24;
-    char *docs[24];
-    for (size_t i = 0; i < nd; i++) {
-        docs[i] = malloc(256);
-        snprintf(docs[i], 256, i == 5 ? "" : "Document %zu: the quick brown fox, %zu times.\n", i, i * i);
-        snprintf(path, sizeof path, "%s/doc%02zu.txt", d, i);
-        write_file(path, docs[i], strlen(docs[i]));
-        strcat(files, " ");
-        strcat(files, path);
-    }
-    int rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0.3 --seed 7 --shard-tokens 50 -o %s/a%s",
-                     test_tern_bin(), d, files);
-    CHECK(rc == 0, "rc %d: %s", rc, out);
-    /* the expected split, from the rule in FORMATS.md */
-    tern_ids want[2] = {{0}, {0}};
-    uint64_t ndocs[2] = {0, 0};
-    for (size_t i = 0; i < nd; i++) {
-        uint8_t buf[300], h[32];
-        size_t n = strlen(docs[i]);
-        for (int k = 0; k < 8; k++) buf[k] = (uint8_t)(7ull >> (8 * k));
-        memcpy(buf + 8, docs[i], n);
-        tern_hash(h, buf, 8 + n);
-        uint64_t u = 0;
-        for (int k = 0; k < 8; k++) u |= (uint64_t)h[k] << (8 * k);
-        int val = (double)(u >> 11) * 0x1p-53 < 0.3;
-        int32_t eot = 50256;
-        tern_ids_push(&want[val], &eot, 1);
-        tern_tok_encode(gpt2, docs[i], n, &want[val]);
-        ndocs[val]++;
-    }
-    CHECK(ndocs[0] > 0 && ndocs[1] > 0, "the fixture should put documents in both splits");
-    snprintf(path, sizeof path, "%s/a", d);
-    tern_ids tr = split_tokens(path, "train"), va = split_tokens(path, "val");
-    CHECK(ids_equal(&tr, want[0].p, want[0].n), "train tokens (%zu vs %zu)", tr.n, want[0].n);
-    CHECK(ids_equal(&va, want[1].p, want[1].n), "val tokens (%zu vs %zu)", va.n, want[1].n);
-    tern_manifest m;
-    tern_manifest_read(&m, path);
-    CHECK(m.docs[0] == ndocs[0] && m.docs[1] == ndocs[1], "document counts");
-    tern_manifest_free(&m);
-    /* stable: the same seed again gives the same bytes; another seed another split */
-    rc = run_cmd(out, sizeof out,
-                 "(%s prepare --tokenizer data/gpt2 --val-fraction 0.3 --seed 7 --shard-tokens 50 -o %s/b%s > /dev/null && cmp %s/a/manifest.json %s/b/manifest.json)",
-                 test_tern_bin(), d, files, d, d);
-    CHECK(rc == 0, "not stable: %s", out);
-    rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 0.3 --seed 8 -o %s/c%s", test_tern_bin(), d, files);
-    snprintf(path, sizeof path, "%s/c", d);
-    tern_manifest_read(&m, path);
-    CHECK(rc == 0 && (m.docs[0] != ndocs[0] || va.n != split_tokens(path, "val").n), "the seed changes nothing");
-    tern_manifest_free(&m);
-    /* a missing input */
-    rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 -o %s/m %s %s/nothere.txt", test_tern_bin(), d, files, d);
-    char want_msg[1024];
-    snprintf(want_msg, sizeof want_msg, "tern prepare: %s/nothere.txt: cannot open: No such file or directory\n", d);
-    CHECK(rc == 1 && !strcmp(out, want_msg), "missing: rc %d '%s'", rc, out);
-    snprintf(path, sizeof path, "%s/m/manifest.json", d);
-    CHECK(!tern_path_exists(path), "a failed prepare left a manifest");
-    rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --val-fraction 1 -o %s/m %s", test_tern_bin(), d, files);
-    CHECK(rc == 2 && !strcmp(out, "tern prepare: --val-fraction must be at least 0 and below 1, got 1\n"), "rc %d '%s'", rc, out);
-    for (size_t i = 0; i < nd; i++) free(docs[i]);
-    for (int s = 0; s < 2; s++) tern_ids_free(&want[s]);
-    tern_ids_free(&tr);
-    tern_ids_free(&va);
-}
-
-/* Runs the program with the given arguments (no shell) and returns its exit status and peak
- * resident memory in KiB. AddressSanitizer's quarantine is kept small so that the figure is the
- * program's under SAN=1 too. */
-static int run_peak(long *kib, char *const argv[]) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("ASAN_OPTIONS", "quarantine_size_mb=4:allocator_may_return_null=1", 1);
-        freopen("/dev/null", "w", stdout);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    int status;
-    struct rusage ru;
-    if (wait4(pid, &status, 0, &ru) != pid) return -1;
-    *kib = ru.ru_maxrss;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* A 60 MB document prepares in bounded memory (the encoder reads 8 MiB blocks): no more than a
- * 6 MB one takes, give or take the blocks. */
-static void test_prepare_bounded_memory(void) {
-    const char *d = test_tmpdir("data_prepmem");
-    static const char para[] = "It was the best of times, it was the worst of times, 1859. Ünïcödé, 日本語, 😀.\n";
-    long peak[2];
-    size_t mb[2] = {6, 60};
-    for (int k = 0; k < 2; k++) {
-        char path[700], outdir[700];
-        snprintf(path, sizeof path, "%s/big%zu.txt", d, mb[k]);
-        snprintf(outdir, sizeof outdir, "%s/out%zu", d, mb[k]);
-        FILE *f = fopen(path, "wb");
-        for (size_t i = 0; i < (mb[k] << 20) / (sizeof para - 1); i++) fwrite(para, 1, sizeof para - 1, f);
-        fclose(f);
-        char *argv[] = {(char *)test_tern_bin(), "prepare", "--tokenizer", "data/gpt2", "--val-fraction", "0.01", "-o", outdir, path, NULL};
-        int rc = run_peak(&peak[k], argv);
-        CHECK(rc == 0, "prepare of %zu MB: rc %d", mb[k], rc);
-        unlink(path);
-    }
-    printf("  prepare: peak resident %ld MiB for 6 MB, %ld MiB for 60 MB\n", peak[0] >> 10, peak[1] >> 10);
-    CHECK(peak[1] < peak[0] + 40 * 1024, "memory grows with the corpus: %ld MiB for 6 MB, %ld MiB for 60 MB", peak[0] >> 10,
-          peak[1] >> 10);
-    CHECK(peak[1] < 250 * 1024, "prepare of 60 MB peaked at %ld MiB", peak[1] >> 10);
-}
-
 int main(void) {
-    if (tern_tok_load(&gpt2, "data/gpt2") != TERN_OK) {
-        printf("cannot load data/gpt2: %s\n", tern_errmsg());
-        return 1;
-    }
     RUN(test_shard_round_trip);
     RUN(test_shard_bad);
     RUN(test_manifest);
+    RUN(test_manifest_prepare_fields);
     RUN(test_loader_order);
     RUN(test_loader_shuffle);
     RUN(test_dataset_bad);
-    RUN(test_prepare_one_document);
-    RUN(test_prepare_documents);
-    RUN(test_prepare_bounded_memory);
-    tern_tok_free(gpt2);
     return check_exit();
 }

@@ -47,6 +47,22 @@ tern_status tern_tok_hash_dir_key(uint8_t out[TERN_HASH_BYTES], const char *dir,
  * exactly) and appends the ids to out. <|endoftext|> in the text is plain text, as in
  * OpenAI's encoder. Uses all OpenMP threads when the text is large. */
 tern_status tern_tok_encode(const tern_tok *tok, const void *text, size_t n, tern_ids *out);
+/* One thread's encoder for many texts: its BPE scratch and its cache of pieces persist between
+ * calls, so encoding a stream of short documents costs no set-up per document (tern_tok_encode
+ * makes and drops both on every call). Not safe to share between threads: give each its own.
+ * tok must outlive it. */
+typedef struct tern_tok_encoder tern_tok_encoder;
+tern_status tern_tok_encoder_init(tern_tok_encoder **out, const tern_tok *tok);
+void tern_tok_encoder_free(tern_tok_encoder *e); /* NULL is a no-op */
+/* Encodes the whole text[0..n) on the calling thread and appends the ids to out: the same ids
+ * as tern_tok_encode. */
+tern_status tern_tok_encoder_encode(tern_tok_encoder *e, const void *text, size_t n, tern_ids *out);
+/* Where a text that goes on past text[0..n) may be cut for streaming: the last q, 0 < q <= n - 4,
+ * such that every pre-token ends at q whatever follows and wherever the text began; then the
+ * ids of text[0..q) followed by those of the rest are the ids of the whole. 0 when there is none
+ * (n < 5, or one pre-token spans the bytes looked at). */
+size_t tern_tok_split_point(const void *text, size_t n);
+
 /* Appends the bytes of ids[0..n) to *buf (malloc'd, grown as needed, *len updated). An id out
  * of range is an error giving its position. */
 tern_status tern_tok_decode(const tern_tok *tok, const int32_t *ids, size_t n, char **buf, size_t *len);

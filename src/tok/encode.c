@@ -400,6 +400,39 @@ tern_status tern_tok_encode(const tern_tok *tok, const void *text, size_t n, ter
     return st;
 }
 
+/* ---- one thread's encoder, kept between texts ---- */
+
+struct tern_tok_encoder {
+    tok_worker *w;
+};
+
+tern_status tern_tok_encoder_init(tern_tok_encoder **out, const tern_tok *tok) {
+    *out = NULL;
+    tern_tok_encoder *e = calloc(1, sizeof *e);
+    if (!e) return tern_err(TERN_ENOMEM, "out of memory");
+    tern_status st = tok_worker_init(&e->w, tok);
+    if (st != TERN_OK) {
+        free(e);
+        return st;
+    }
+    /* many texts will pass through: the cache gets its full size at the first miss */
+    e->w->hint = (size_t)CACHE_SLOTS_MAX * 4;
+    *out = e;
+    return TERN_OK;
+}
+
+void tern_tok_encoder_free(tern_tok_encoder *e) {
+    if (!e) return;
+    tok_worker_free(e->w);
+    free(e);
+}
+
+tern_status tern_tok_encoder_encode(tern_tok_encoder *e, const void *text, size_t n, tern_ids *out) {
+    return n ? tok_worker_encode(e->w, text, n, 0, out) : TERN_OK;
+}
+
+size_t tern_tok_split_point(const void *text, size_t n) { return n > 4 ? tok_last_cut(text, 0, n - 4, n) : 0; }
+
 tern_status tern_tok_decode(const tern_tok *tok, const int32_t *ids, size_t n, char **buf, size_t *len) {
     size_t add = 0;
     for (size_t i = 0; i < n; i++) {
@@ -449,7 +482,7 @@ tern_status tok_read_blocks(int fd, const char *name, tok_block_fn fn, void *ctx
         size_t cut = len;
         if (!eof) {
             /* the character at a cut and the one before it must be whole: keep 4 bytes back */
-            cut = len > 4 ? tok_last_cut(buf, 0, len - 4, len) : 0;
+            cut = tern_tok_split_point(buf, len);
             if (cut == 0) {
                 /* no cut in len - 4 bytes: one pre-token at least that long */
                 if (len - 4 > TERN_TOK_MAX_PIECE) {
