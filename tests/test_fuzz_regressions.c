@@ -149,7 +149,7 @@ static const struct regression cases[] = {
     {"ledger", "head_not_found", replay_ledger, TERN_EAUTH,
      "%s: no entry has the head hash 0000000000000000000000000000000000000000000000000000000000000000: the ledger was "
      "rewritten (or the hash is from another run)"},
-    /* tok/vocab.c: a token id of 1.7e24 was converted to int64_t before its range was checked */
+    /* tok/load.c: a token id of 1.7e24 was converted to int64_t before its range was checked */
     {"tokenizer", "id_1e24", replay_tokenizer, TERN_EFORMAT,
      "fuzz/vocab.json: token \"\xc3\xad\" has id out of range; ids must be whole numbers from 0 to 256"},
 };

@@ -66,7 +66,7 @@ size_t tok_last_cut(const uint8_t *s, size_t lo, size_t hi, size_t n);
 /* The first cut in [lo, hi), or 0 if none. */
 size_t tok_first_cut(const uint8_t *s, size_t lo, size_t hi, size_t n);
 
-/* ---- the byte alphabet of GPT-2's files (vocab.c) ----
+/* ---- the byte alphabet of GPT-2's files (load.c, table.c) ----
  * GPT-2 writes each byte of a token as one character: printable Latin-1 bytes as themselves,
  * the other 68 bytes as U+0100.. in byte order (bytes_to_unicode in OpenAI's encoder.py). */
 static inline int tok_byte_printable(unsigned b) { return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174; }
@@ -109,8 +109,10 @@ struct tern_tok {
 
 /* A fast 64-bit hash of bytes for the tables (not cryptographic). */
 uint64_t tok_hash_bytes(const uint8_t *p, size_t n);
-/* The id of the token with exactly these bytes, or -1. */
+/* The id of the token with exactly these bytes, or -1 (table.c); _h with their tok_hash_bytes
+ * already known. */
 int32_t tok_lookup(const tern_tok *tok, const uint8_t *p, size_t n);
+int32_t tok_lookup_h(const tern_tok *tok, const uint8_t *p, size_t n, uint64_t h);
 
 static inline const tok_merge *tok_find_merge(const tern_tok *tok, int32_t a, int32_t b) {
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
@@ -127,6 +129,9 @@ static inline const tok_merge *tok_find_merge(const tern_tok *tok, int32_t a, in
 typedef struct tok_worker tok_worker;
 tern_status tok_worker_init(tok_worker **out, const tern_tok *tok);
 void tok_worker_free(tok_worker *w);
+/* The cache is sized by the text being encoded (a prompt does not clear a megabyte); a worker
+ * that many texts will pass through gets the full size at its first miss. */
+void tok_worker_full_cache(tok_worker *w);
 /* Encodes s[0..n) (whole pieces: n must end at a cut or at the end of the text). base is the
  * offset of s[0] in the whole text, for messages. */
 tern_status tok_worker_encode(tok_worker *w, const uint8_t *s, size_t n, uint64_t base, tern_ids *out);

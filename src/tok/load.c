@@ -13,39 +13,6 @@
 
 static const char eot_text[] = "<|endoftext|>";
 
-/* ---- small helpers ---- */
-
-uint64_t tok_hash_bytes(const uint8_t *p, size_t n) {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xff51afd7ed558ccdull);
-    while (n >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 29;
-        p += 8;
-        n -= 8;
-    }
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
-    h = (h ^ v) * 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 32;
-    return h;
-}
-
-int32_t tok_lookup(const tern_tok *tok, const uint8_t *p, size_t n) {
-    size_t i = (size_t)tok_hash_bytes(p, n) & tok->bytes_mask;
-    for (;;) {
-        uint32_t v = tok->bytes_map[i];
-        if (!v) return -1;
-        int32_t id = (int32_t)(v - 1);
-        uint64_t a = tok->tok_off[id], b = tok->tok_off[id + 1];
-        if (b - a == n && memcmp(tok->blob + a, p, n) == 0) return id;
-        i = (i + 1) & tok->bytes_mask;
-    }
-}
-
 /* The byte that a character of GPT-2's files stands for, or -1. */
 static int char_to_byte(uint32_t cp) {
     if (cp < 256) return tok_byte_printable(cp) ? (int)cp : -1;
@@ -72,57 +39,7 @@ static long text_to_bytes(uint8_t *out, const char *text, size_t n, uint32_t *ba
     return k;
 }
 
-size_t tok_bytes_to_text(char *buf, const uint8_t *p, size_t n, int json) {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t cp = tok_byte_char(p[i]);
-        if (cp < 0x80) {
-            if (json && (cp == '"' || cp == '\\')) buf[k++] = '\\';
-            buf[k++] = (char)cp;
-        } else {
-            buf[k++] = (char)(0xC0 | (cp >> 6));
-            buf[k++] = (char)(0x80 | (cp & 0x3F));
-        }
-    }
-    return k;
-}
-
-void tern_ids_free(tern_ids *ids) {
-    if (!ids) return;
-    free(ids->p);
-    ids->p = NULL;
-    ids->n = ids->cap = 0;
-}
-
-tern_status tern_ids_push(tern_ids *ids, const int32_t *p, size_t n) {
-    if (n == 0) return TERN_OK;
-    if (ids->n + n > ids->cap) {
-        size_t cap = ids->cap ? ids->cap : 1024;
-        while (cap < ids->n + n) {
-            if (cap > SIZE_MAX / 2 / sizeof(int32_t)) return tern_err(TERN_ENOMEM, "token list too long (%zu ids)", ids->n + n);
-            cap *= 2;
-        }
-        int32_t *q = realloc(ids->p, cap * sizeof(int32_t));
-        if (!q) return tern_err(TERN_ENOMEM, "out of memory growing a token list to %zu ids", cap);
-        ids->p = q;
-        ids->cap = cap;
-    }
-    memcpy(ids->p + ids->n, p, n * sizeof(int32_t));
-    ids->n += n;
-    return TERN_OK;
-}
-
 /* ---- loading ---- */
-
-void tern_tok_free(tern_tok *tok) {
-    if (!tok) return;
-    free(tok->blob);
-    free(tok->tok_off);
-    free(tok->bytes_map);
-    free(tok->whole);
-    free(tok->merges);
-    free(tok);
-}
 
 static size_t pow2_at_least(size_t n) {
     size_t p = 16;
@@ -135,113 +52,83 @@ static void describe_cp(char *out, size_t n, uint32_t cp) {
     else snprintf(out, n, "U+%04X", (unsigned)cp);
 }
 
-static tern_status load_vocab(tern_tok *tok, const char *text, size_t n, const char *name) {
-    cJSON *root = cJSON_ParseWithLength(text, n);
-    if (!root) {
-        const char *at = cJSON_GetErrorPtr();
-        long off = at && at >= text && at <= text + n ? (long)(at - text) : -1;
-        return tern_err(TERN_EFORMAT, "%s: not valid JSON (error near byte %ld)", name, off);
-    }
-    tern_status st = TERN_OK;
-    uint8_t *scratch = NULL;
-    if (!cJSON_IsObject(root)) {
-        st = tern_err(TERN_EFORMAT, "%s: expected a JSON object of token -> id", name);
-        goto done;
-    }
-    size_t nv = (size_t)cJSON_GetArraySize(root);
-    if (nv < 257 || nv > (size_t)INT32_MAX) {
-        st = tern_err(TERN_EFORMAT, "%s: %zu tokens; a byte-level vocabulary has at least 257 (256 bytes and <|endoftext|>)",
-                      name, nv);
-        goto done;
-    }
-    tok->n_vocab = nv;
-    tok->tok_off = calloc(nv + 1, sizeof(uint64_t));
-    size_t maxlen = 0;
-    if (!tok->tok_off) {
-        st = tern_err(TERN_ENOMEM, "%s: out of memory for %zu tokens", name, nv);
-        goto done;
-    }
-    /* pass 1: ids valid and distinct, lengths (an upper bound: bytes of the UTF-8 key) */
-    for (cJSON *it = root->child; it; it = it->next) {
+/* Pass 1: ids valid and distinct, and each token's length bounded by its key's UTF-8 bytes
+ * (kept in tok_off[id + 1] for pass 2). */
+static tern_status vocab_ids(tern_tok *tok, const cJSON *root, const char *name, size_t *maxlen) {
+    size_t nv = tok->n_vocab;
+    *maxlen = 0;
+    for (const cJSON *it = root->child; it; it = it->next) {
         double d = it->valuedouble;
         /* range before the cast: converting a double outside int64_t's range is undefined */
-        if (!cJSON_IsNumber(it) || d < 0 || d >= (double)nv || d != (double)(int64_t)d) {
-            st = tern_err(TERN_EFORMAT, "%s: token \"%s\" has id %s; ids must be whole numbers from 0 to %zu",
-                          name, it->string, cJSON_IsNumber(it) ? "out of range" : "that is not a number", nv - 1);
-            goto done;
-        }
+        if (!cJSON_IsNumber(it) || d < 0 || d >= (double)nv || d != (double)(int64_t)d)
+            return tern_err(TERN_EFORMAT, "%s: token \"%s\" has id %s; ids must be whole numbers from 0 to %zu", name, it->string,
+                            cJSON_IsNumber(it) ? "out of range" : "that is not a number", nv - 1);
         size_t id = (size_t)d;
-        if (tok->tok_off[id + 1]) {
-            st = tern_err(TERN_EFORMAT, "%s: id %zu is given to two tokens", name, id);
-            goto done;
-        }
+        if (tok->tok_off[id + 1]) return tern_err(TERN_EFORMAT, "%s: id %zu is given to two tokens", name, id);
         size_t len = strlen(it->string);
-        if (len == 0) {
-            st = tern_err(TERN_EFORMAT, "%s: token with id %zu is empty", name, id);
-            goto done;
-        }
+        if (len == 0) return tern_err(TERN_EFORMAT, "%s: token with id %zu is empty", name, id);
         tok->tok_off[id + 1] = len;
-        if (len > maxlen) maxlen = len;
+        if (len > *maxlen) *maxlen = len;
     }
-    /* nv distinct ids in [0, nv): every id is there. Pass 2: bytes. */
+    return TERN_OK; /* nv distinct ids in [0, nv): every id is there */
+}
+
+/* Pass 2: each token's bytes, decoded from GPT-2's characters into a slot of its upper-bound
+ * length, then compacted down to the final offsets (which never exceed the slots' starts). */
+static tern_status vocab_bytes(tern_tok *tok, const cJSON *root, const char *name, size_t maxlen) {
+    size_t nv = tok->n_vocab;
     uint64_t total = 0;
     for (size_t i = 0; i < nv; i++) total += tok->tok_off[i + 1];
     tok->blob = malloc(total ? total : 1);
-    scratch = malloc(maxlen + 1);
-    uint64_t *len_of = calloc(nv, sizeof(uint64_t));
-    if (!tok->blob || !scratch || !len_of) {
-        free(len_of);
-        st = tern_err(TERN_ENOMEM, "%s: out of memory for token bytes", name);
-        goto done;
-    }
-    uint64_t *start = len_of; /* reuse: start offset of each id's upper-bound slot */
+    uint8_t *scratch = malloc(maxlen + 1);
+    uint64_t *start = calloc(nv, sizeof(uint64_t));
+    tern_status st = tok->blob && scratch && start ? TERN_OK : tern_err(TERN_ENOMEM, "%s: out of memory for token bytes", name);
     uint64_t acc = 0;
-    for (size_t i = 0; i < nv; i++) {
+    for (size_t i = 0; st == TERN_OK && i < nv; i++) {
         start[i] = acc;
         acc += tok->tok_off[i + 1];
     }
-    for (cJSON *it = root->child; it; it = it->next) {
+    for (const cJSON *it = root->child; st == TERN_OK && it; it = it->next) {
         size_t id = (size_t)it->valuedouble;
         uint32_t bad = 0;
         long k = text_to_bytes(scratch, it->string, strlen(it->string), &bad);
         if (k < 0) {
             char what[48];
             describe_cp(what, sizeof what, bad);
-            free(len_of);
-            st = tern_err(TERN_EFORMAT, "%s: token \"%s\" (id %zu) has %s, which is not one of GPT-2's 256 byte characters",
-                          name, it->string, id, what);
-            goto done;
+            st = tern_err(TERN_EFORMAT, "%s: token \"%s\" (id %zu) has %s, which is not one of GPT-2's 256 byte characters", name,
+                          it->string, id, what);
+            break;
         }
         memcpy(tok->blob + start[id], scratch, (size_t)k);
         tok->tok_off[id + 1] = (uint64_t)k;
     }
-    /* compact: move each token down to its final offset (final offsets never exceed starts) */
-    uint64_t off = 0;
-    for (size_t i = 0; i < nv; i++) {
-        uint64_t len = tok->tok_off[i + 1];
-        memmove(tok->blob + off, tok->blob + start[i], len);
-        tok->tok_off[i] = off;
-        off += len;
+    if (st == TERN_OK) {
+        uint64_t off = 0;
+        for (size_t i = 0; i < nv; i++) {
+            uint64_t len = tok->tok_off[i + 1];
+            memmove(tok->blob + off, tok->blob + start[i], len);
+            tok->tok_off[i] = off;
+            off += len;
+        }
+        tok->tok_off[nv] = off;
     }
-    tok->tok_off[nv] = off;
-    free(len_of);
+    free(start);
+    free(scratch);
+    return st;
+}
 
-    /* bytes -> id */
-    size_t cap = pow2_at_least(nv * 2);
+/* The bytes -> id table, refusing two tokens of the same bytes; then the 256 single bytes and
+ * <|endoftext|>, which a byte-level vocabulary must have. */
+static tern_status vocab_index(tern_tok *tok, const char *name) {
+    size_t nv = tok->n_vocab, cap = pow2_at_least(nv * 2);
     tok->bytes_map = calloc(cap, sizeof(uint32_t));
-    if (!tok->bytes_map) {
-        st = tern_err(TERN_ENOMEM, "%s: out of memory", name);
-        goto done;
-    }
+    if (!tok->bytes_map) return tern_err(TERN_ENOMEM, "%s: out of memory", name);
     tok->bytes_mask = cap - 1;
     for (size_t id = 0; id < nv; id++) {
         const uint8_t *p = tok->blob + tok->tok_off[id];
         size_t len = (size_t)(tok->tok_off[id + 1] - tok->tok_off[id]);
         int32_t other = tok_lookup(tok, p, len);
-        if (other >= 0) {
-            st = tern_err(TERN_EFORMAT, "%s: tokens %d and %zu stand for the same bytes", name, other, id);
-            goto done;
-        }
+        if (other >= 0) return tern_err(TERN_EFORMAT, "%s: tokens %d and %zu stand for the same bytes", name, other, id);
         size_t i = (size_t)tok_hash_bytes(p, len) & tok->bytes_mask;
         while (tok->bytes_map[i]) i = (i + 1) & tok->bytes_mask;
         tok->bytes_map[i] = (uint32_t)id + 1;
@@ -252,18 +139,35 @@ static tern_status load_vocab(tern_tok *tok, const char *text, size_t n, const c
         if (tok->byte_id[b] < 0) {
             char t[4];
             size_t k = tok_bytes_to_text(t, &c, 1, 0);
-            st = tern_err(TERN_EFORMAT, "%s: no token for byte 0x%02X (\"%.*s\"); a byte-level vocabulary needs all 256",
-                          name, b, (int)k, t);
-            goto done;
+            return tern_err(TERN_EFORMAT, "%s: no token for byte 0x%02X (\"%.*s\"); a byte-level vocabulary needs all 256", name, b,
+                            (int)k, t);
         }
     }
     tok->eot = tok_lookup(tok, (const uint8_t *)eot_text, strlen(eot_text));
-    if (tok->eot < 0) {
-        st = tern_err(TERN_EFORMAT, "%s: no <|endoftext|> token; tern needs it to separate documents", name);
-        goto done;
+    if (tok->eot < 0) return tern_err(TERN_EFORMAT, "%s: no <|endoftext|> token; tern needs it to separate documents", name);
+    return TERN_OK;
+}
+
+static tern_status load_vocab(tern_tok *tok, const char *text, size_t n, const char *name) {
+    cJSON *root = cJSON_ParseWithLength(text, n);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        long off = at && at >= text && at <= text + n ? (long)(at - text) : -1;
+        return tern_err(TERN_EFORMAT, "%s: not valid JSON (error near byte %ld)", name, off);
     }
-done:
-    free(scratch);
+    size_t nv = (size_t)cJSON_GetArraySize(root), maxlen = 0;
+    tern_status st = TERN_OK;
+    if (!cJSON_IsObject(root)) st = tern_err(TERN_EFORMAT, "%s: expected a JSON object of token -> id", name);
+    else if (nv < 257 || nv > (size_t)INT32_MAX)
+        st = tern_err(TERN_EFORMAT, "%s: %zu tokens; a byte-level vocabulary has at least 257 (256 bytes and <|endoftext|>)", name, nv);
+    if (st == TERN_OK) {
+        tok->n_vocab = nv;
+        tok->tok_off = calloc(nv + 1, sizeof(uint64_t));
+        if (!tok->tok_off) st = tern_err(TERN_ENOMEM, "%s: out of memory for %zu tokens", name, nv);
+    }
+    if (st == TERN_OK) st = vocab_ids(tok, root, name, &maxlen);
+    if (st == TERN_OK) st = vocab_bytes(tok, root, name, maxlen);
+    if (st == TERN_OK) st = vocab_index(tok, name);
     cJSON_Delete(root);
     return st;
 }
@@ -490,13 +394,3 @@ tern_status tern_tok_hash_dir_key(uint8_t out[TERN_HASH_BYTES], const char *dir,
 }
 
 tern_status tern_tok_hash_dir(uint8_t out[TERN_HASH_BYTES], const char *dir) { return tern_tok_hash_dir_key(out, dir, NULL); }
-
-size_t tern_tok_vocab_size(const tern_tok *tok) { return tok->n_vocab; }
-int32_t tern_tok_eot(const tern_tok *tok) { return tok->eot; }
-const uint8_t *tern_tok_hash(const tern_tok *tok) { return tok->hash; }
-
-const uint8_t *tern_tok_token(const tern_tok *tok, int32_t id, size_t *len) {
-    if (id < 0 || (size_t)id >= tok->n_vocab) return NULL;
-    *len = (size_t)(tok->tok_off[id + 1] - tok->tok_off[id]);
-    return tok->blob + tok->tok_off[id];
-}
