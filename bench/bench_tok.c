@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
         free(b);
     }
     tern_tok *tok;
-    if (tern_tok_load(&tok, "data/gpt2") != TERN_OK) {
+    if (tern_tok_load(&tok, "data/gpt2", NULL) != TERN_OK) {
         fprintf(stderr, "bench_tok: %s\n", tern_errmsg());
         return 1;
     }

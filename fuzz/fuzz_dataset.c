@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     write_file("train_000000.bin", shard, sn);
     tern_dataset *ds = NULL;
     tern_err_clear();
-    tern_status st = tern_dataset_open(&ds, dir, "train", NULL);
+    tern_status st = tern_dataset_open(&ds, dir, "train", NULL, NULL);
     fuzz_check_refusal(st, dir);
     if (st == TERN_OK) {
         size_t B = 1 + ((flags >> 1) & 1), T = 1 + ((flags >> 2) & 3) * 3, V = tern_dataset_vocab_size(ds);

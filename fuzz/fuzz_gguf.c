@@ -35,7 +35,7 @@ static void tokenizer_round_trip(const tern_gguf *g) {
     fuzz_check_refusal(st, label);
     if (st != TERN_OK) return;
     tern_tok *tok = NULL;
-    st = tern_tok_load(&tok, dir); /* may refuse (a vocabulary without every byte...), never crash */
+    st = tern_tok_load(&tok, dir, NULL); /* may refuse (a vocabulary without every byte...), never crash */
     if (st != TERN_OK) FUZZ_REQUIRE(strstr(tern_errmsg(), dir) || st == TERN_ENOMEM, "message: %s", tern_errmsg());
     tern_tok_free(tok);
 }

@@ -41,8 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_check_refusal(st, label);
     if (st != TERN_OK) return 0;
     FUZZ_REQUIRE(m.eot >= 0 && (uint64_t)m.eot < m.vocab_size, "eot %lld of %llu", (long long)m.eot, (unsigned long long)m.vocab_size);
-    FUZZ_REQUIRE(tern_manifest_write(&m, dir) == TERN_OK, "write: %s", tern_errmsg());
-    FUZZ_REQUIRE(tern_manifest_read(&m2, dir) == TERN_OK, "what tern wrote does not read back: %s", tern_errmsg());
+    FUZZ_REQUIRE(tern_manifest_write(&m, dir, NULL) == TERN_OK, "write: %s", tern_errmsg());
+    FUZZ_REQUIRE(tern_manifest_read(&m2, dir, NULL) == TERN_OK, "what tern wrote does not read back: %s", tern_errmsg());
     FUZZ_REQUIRE(same(&m, &m2), "the manifest changed on a round trip");
     tern_manifest_free(&m2);
     tern_manifest_free(&m);

@@ -416,7 +416,7 @@ static void data(void) {
     for (size_t c = 0; c < 3; c++) {
         snprintf(path, sizeof path, "%s/%s.bin", dir, cases[c].name);
         tern_shard_writer *w;
-        OK(tern_shard_writer_open(&w, path, cases[c].vocab));
+        OK(tern_shard_writer_open(&w, path, cases[c].vocab, NULL, NULL));
         int32_t ids[40];
         for (size_t i = 0; i < cases[c].n; i++) ids[i] = (int32_t)((i * 7919) % cases[c].vocab);
         OK(tern_shard_writer_add(w, ids, cases[c].n));
@@ -446,14 +446,14 @@ static void data(void) {
     m.seed = 1337;
     m.n_shards = 3;
     m.shards = sh;
-    OK(tern_manifest_write(&m, dir));
+    OK(tern_manifest_write(&m, dir, NULL));
     snprintf(path, sizeof path, "%s/manifest.json", dir);
     copy("manifest", "manifest.json", path);
     /* a folder as fuzz_dataset.c takes it: flags, manifest length, manifest, train_000000.bin */
     m.n_shards = 1;
     size_t mn, sn;
     char *mt, *st;
-    OK(tern_manifest_write(&m, dir));
+    OK(tern_manifest_write(&m, dir, NULL));
     mt = slurp(path, &mn);
     snprintf(path, sizeof path, "%s/v400.bin", dir);
     st = slurp(path, &sn);
@@ -473,7 +473,7 @@ static void data(void) {
     m.n_shards = 3;
     snprintf(path, sizeof path, "%s/manifest.json", dir);
     m.n_shards = 0;
-    OK(tern_manifest_write(&m, dir));
+    OK(tern_manifest_write(&m, dir, NULL));
     copy("manifest", "no_shards.json", path);
     /* with what prepare records of how it prepared */
     m.n_shards = 3;
@@ -491,7 +491,7 @@ static void data(void) {
     m.skipped[TERN_SKIP_INVALID_JSON] = 1;
     m.n_sources = 2;
     m.sources = src;
-    OK(tern_manifest_write(&m, dir));
+    OK(tern_manifest_write(&m, dir, NULL));
     copy("manifest", "prepared.json", path);
     remove_dir(dir);
 }

@@ -95,7 +95,7 @@ static void json_str(FILE *f, const char *s, size_t n) {
 static tern_ids split_tokens(const char *d, const char *split) {
     tern_ids ids = {0};
     tern_dataset *ds;
-    if (tern_dataset_open(&ds, d, split, tern_tok_hash(gpt2)) != TERN_OK) return ids;
+    if (tern_dataset_open(&ds, d, split, tern_tok_hash(gpt2), NULL) != TERN_OK) return ids;
     for (size_t s = 0; s < tern_dataset_num_shards(ds); s++) {
         const tern_shard_view *v = tern_dataset_shard(ds, s);
         for (uint64_t i = 0; i < v->n_tokens; i++) {
@@ -144,8 +144,8 @@ static void expected(const char *const *docs, const size_t *lens, size_t n, uint
 /* Two data folders hold the same shards, byte for byte, and their manifests list them alike. */
 static int same_shards(const char *a, const char *b) {
     tern_manifest ma, mb;
-    if (tern_manifest_read(&ma, a) != TERN_OK) return 0;
-    if (tern_manifest_read(&mb, b) != TERN_OK) {
+    if (tern_manifest_read(&ma, a, NULL) != TERN_OK) return 0;
+    if (tern_manifest_read(&mb, b, NULL) != TERN_OK) {
         tern_manifest_free(&ma);
         return 0;
     }
@@ -228,7 +228,7 @@ static void test_one_document(void) {
              (w[0].n + 999) / 1000, w[1].n, (w[1].n + 999) / 1000);
     CHECK(strstr(out, want_line), "summary '%s', want '%s'", out, want_line);
     tern_manifest m;
-    CHECK(tern_manifest_read(&m, o) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_manifest_read(&m, o, NULL) == TERN_OK, "%s", tern_errmsg());
     int sizes_ok = 1;
     for (size_t i = 0; i < m.n_shards; i++) sizes_ok &= m.shards[i].n_tokens <= 1000 && m.shards[i].n_tokens > 0;
     CHECK(sizes_ok, "a shard has more than --shard-tokens tokens, or none");
@@ -246,7 +246,7 @@ static void test_one_document(void) {
     CHECK(ids_equal(&tr, &w[0]), "all tokens in train");
     tern_dataset *ds;
     snprintf(want_line, sizeof want_line, "%s/manifest.json lists no val shards (prepare with --val-fraction above 0 for a validation split)", o);
-    CHECK(tern_dataset_open(&ds, o, "val", NULL) == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want_line), "'%s'", tern_errmsg());
+    CHECK(tern_dataset_open(&ds, o, "val", NULL, NULL) == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want_line), "'%s'", tern_errmsg());
     free(buf);
     for (int s = 0; s < 2; s++) tern_ids_free(&w[s]);
     tern_ids_free(&tr);
@@ -279,7 +279,7 @@ static void test_split_by_hash(void) {
     tern_ids tr = split_tokens(o, "train"), va = split_tokens(o, "val");
     CHECK(ids_equal(&tr, &w[0]) && ids_equal(&va, &w[1]), "train %zu (want %zu), val %zu (want %zu)", tr.n, w[0].n, va.n, w[1].n);
     tern_manifest m;
-    CHECK(tern_manifest_read(&m, o) == TERN_OK && m.docs[0] + m.docs[1] == ND && m.docs[1] > 0 && m.val_split == TERN_VAL_SPLIT_DOCUMENTS &&
+    CHECK(tern_manifest_read(&m, o, NULL) == TERN_OK && m.docs[0] + m.docs[1] == ND && m.docs[1] > 0 && m.val_split == TERN_VAL_SPLIT_DOCUMENTS &&
               m.n_sources == ND,
           "document counts");
     tern_manifest_free(&m);
@@ -294,10 +294,10 @@ static void test_split_by_hash(void) {
     CHECK(rc == 0, "not stable: %s", out);
     rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --quiet --val-fraction 0.3 --seed 7 -o %s/r%s", t, d, rev);
     snprintf(path, sizeof path, "%s/r", d);
-    CHECK(rc == 0 && tern_manifest_read(&m, path) == TERN_OK, "reversed: %s", out);
+    CHECK(rc == 0 && tern_manifest_read(&m, path, NULL) == TERN_OK, "reversed: %s", out);
     tern_ids rv = split_tokens(path, "val");
     tern_manifest m1;
-    tern_manifest_read(&m1, o);
+    tern_manifest_read(&m1, o, NULL);
     CHECK(m.docs[1] == m1.docs[1] && rv.n == va.n, "reordering files moved documents between splits");
     tern_manifest_free(&m1);
     tern_manifest_free(&m);
@@ -362,7 +362,7 @@ static void test_input_forms(void) {
     CHECK(ids_equal(&tr, &want[0]) && ids_equal(&va, &want[1]), "tokens: train %zu (want %zu), val %zu (want %zu)", tr.n, want[0].n, va.n,
           want[1].n);
     tern_manifest m;
-    CHECK(tern_manifest_read(&m, a) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_manifest_read(&m, a, NULL) == TERN_OK, "%s", tern_errmsg());
     CHECK(m.n_sources == 1 && m.sources[0].files == NDOC && m.sources[0].documents == NDOC && !strcmp(m.sources[0].format, "text") &&
               m.val_split == TERN_VAL_SPLIT_DOCUMENTS && m.docs[0] + m.docs[1] == NDOC,
           "manifest sources");
@@ -416,10 +416,10 @@ static void test_input_forms(void) {
         CHECK(same_shards(a, b), "%s: shards differ from the plain text's", forms[k].name);
     }
     /* the summary of a JSON Lines prepare names what it read */
-    CHECK(tern_manifest_read(&m, a) == TERN_OK, "manifest");
+    CHECK(tern_manifest_read(&m, a, NULL) == TERN_OK, "manifest");
     tern_manifest_free(&m);
     snprintf(path, sizeof path, "%s/form2.out", d);
-    CHECK(tern_manifest_read(&m, path) == TERN_OK && m.n_sources == 1 && !strcmp(m.sources[0].format, "jsonl") && m.sources[0].bytes == bytes,
+    CHECK(tern_manifest_read(&m, path, NULL) == TERN_OK && m.n_sources == 1 && !strcmp(m.sources[0].format, "jsonl") && m.sources[0].bytes == bytes,
           "JSON Lines source");
     tern_manifest_free(&m);
     for (int s = 0; s < 2; s++) tern_ids_free(&want[s]);
@@ -457,7 +457,7 @@ static void test_refusals(void) {
     CHECK(rc == 0 && strstr(out, "skipped 1 empty document") && strstr(out, "tern prepare: skipped 1: 1 empty (counted in the manifest)\n"),
           "rc %d: %s", rc, out);
     tern_manifest m;
-    CHECK(tern_manifest_read(&m, o) == TERN_OK && m.skipped[TERN_SKIP_EMPTY] == 1 && m.n_sources == 2 &&
+    CHECK(tern_manifest_read(&m, o, NULL) == TERN_OK && m.skipped[TERN_SKIP_EMPTY] == 1 && m.n_sources == 2 &&
               m.sources[0].skipped[TERN_SKIP_EMPTY] == 1 && m.sources[0].documents == 0 && m.sources[1].documents == 1 &&
               m.val_split == TERN_VAL_SPLIT_TAIL,
           "empty counted");
@@ -471,7 +471,7 @@ static void test_refusals(void) {
     CHECK(rc == 0 && strstr(out, "tern prepare: warning: prepared 1 document that looks binary (--allow-binary): /bin/ls\n"), "rc %d: %s", rc,
           out);
     snprintf(path, sizeof path, "%s/bin", d);
-    CHECK(tern_manifest_read(&m, path) == TERN_OK && m.binary_documents == 1, "binary counted");
+    CHECK(tern_manifest_read(&m, path, NULL) == TERN_OK && m.binary_documents == 1, "binary counted");
     tern_manifest_free(&m);
     /* text that is mostly not UTF-8 (here 50% 0xE9 bytes) looks binary too; a little is only warned */
     char latin[200];
@@ -508,7 +508,7 @@ static void test_refusals(void) {
     /* --force replaces it */
     rc = run_cmd(out, sizeof out, "%s prepare --tokenizer data/gpt2 --quiet --force -o %s/e2/ %s", t, d, path);
     snprintf(o, sizeof o, "%s/e2", d);
-    CHECK(rc == 0 && tern_manifest_read(&m, o) == TERN_OK && m.n_sources == 1 && m.skipped[TERN_SKIP_EMPTY] == 0, "forced: rc %d: %s", rc, out);
+    CHECK(rc == 0 && tern_manifest_read(&m, o, NULL) == TERN_OK && m.n_sources == 1 && m.skipped[TERN_SKIP_EMPTY] == 0, "forced: rc %d: %s", rc, out);
     tern_manifest_free(&m);
     CHECK(nothing_left(d, "e2.tern-prepare"), "hidden folders left");
     /* a folder that is not a data folder is refused even with --force, and untouched */
@@ -662,7 +662,7 @@ static void test_jsonl_bad_lines(void) {
     tern_ids_free(&w[0]);
     tern_ids_free(&w[1]);
     tern_manifest m;
-    CHECK(tern_manifest_read(&m, o) == TERN_OK && m.skipped[TERN_SKIP_INVALID_JSON] == 3 && m.skipped[TERN_SKIP_TOO_LONG] == 1 &&
+    CHECK(tern_manifest_read(&m, o, NULL) == TERN_OK && m.skipped[TERN_SKIP_INVALID_JSON] == 3 && m.skipped[TERN_SKIP_TOO_LONG] == 1 &&
               m.sources[0].documents == 3 && !strcmp(m.sources[0].format, "jsonl"),
           "manifest counts");
     tern_manifest_free(&m);
@@ -806,7 +806,7 @@ static void test_threads(void) {
     char o[700];
     snprintf(o, sizeof o, "%s/t1", d);
     tern_manifest m;
-    CHECK(tern_manifest_read(&m, o) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_manifest_read(&m, o, NULL) == TERN_OK, "%s", tern_errmsg());
     /* the JSON Lines come first (c.jsonl.zst sorts first) and hold every document: the 20 text
      * files and the 13 separated documents are duplicates */
     CHECK(m.dedup && m.skipped[TERN_SKIP_DUPLICATE] == NDOC / 2 + 13 && m.docs[0] + m.docs[1] == NDOC && m.n_shards > 4,
@@ -850,7 +850,7 @@ static void test_document_options(void) {
     CHECK(rc == 0 && !strncmp(out, want, strlen(want)), "rc %d:\n%s\nwant\n%s", rc, out, want);
     CHECK(strstr(out, "tern prepare: skipped 4: 1 empty, 2 short, 1 duplicate (counted in the manifest)\n"), "%s", out);
     tern_manifest m;
-    CHECK(tern_manifest_read(&m, o) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_manifest_read(&m, o, NULL) == TERN_OK, "%s", tern_errmsg());
     CHECK(m.n_sources == 2 && m.dedup && m.min_bytes == 8 && m.skipped[TERN_SKIP_DUPLICATE] == 1 && m.skipped[TERN_SKIP_SHORT] == 2,
           "totals");
     if (m.n_sources == 2) {
@@ -960,7 +960,7 @@ static int folder_state(const char *dir, const char *new_manifest, const char *o
     free(m);
     for (int s = 0; s < 2 && state > 0; s++) {
         tern_dataset *ds;
-        if (tern_dataset_open(&ds, dir, s ? "val" : "train", NULL) != TERN_OK) state = -1;
+        if (tern_dataset_open(&ds, dir, s ? "val" : "train", NULL, NULL) != TERN_OK) state = -1;
         else tern_dataset_free(ds);
     }
     return state;
@@ -1091,7 +1091,7 @@ static void make_source(const char *dir, int s, const uint64_t *lens, size_t nsh
         snprintf(name, sizeof name, "train_%06zu.bin", k);
         char *path = tern_path_join(dir, name);
         tern_shard_writer *w;
-        tern_shard_writer_open(&w, path, MIX_V);
+        tern_shard_writer_open(&w, path, MIX_V, NULL, NULL);
         for (uint64_t i = 0; i < lens[k]; i++, g++) {
             int32_t id = (int32_t)(s * 1000 + g % 1000);
             tern_shard_writer_add(w, &id, 1);
@@ -1100,7 +1100,7 @@ static void make_source(const char *dir, int s, const uint64_t *lens, size_t nsh
         m.shards[k].file = strdup(name);
         free(path);
     }
-    tern_manifest_write(&m, dir);
+    tern_manifest_write(&m, dir, NULL);
     tern_manifest_free(&m);
 }
 
@@ -1115,7 +1115,7 @@ static void test_mixture(void) {
     for (int s = 0; s < 4; s++) {
         snprintf(dir, sizeof dir, "%s/s%d", d, s);
         make_source(dir, s, lens[s < 3 ? s : 1], nsh[s < 3 ? s : 1], s < 3 ? hash : other);
-        CHECK(tern_dataset_open(&ds[s], dir, "train", NULL) == TERN_OK, "%s", tern_errmsg());
+        CHECK(tern_dataset_open(&ds[s], dir, "train", NULL, NULL) == TERN_OK, "%s", tern_errmsg());
     }
     size_t B = 4, T = 16;
     tern_mixture_source src[3] = {{ds[0], 5, "web"}, {ds[1], 3, "books"}, {ds[2], 2, "code"}};
@@ -1287,7 +1287,7 @@ static void test_help(void) {
 }
 
 int main(void) {
-    if (tern_tok_load(&gpt2, "data/gpt2") != TERN_OK) {
+    if (tern_tok_load(&gpt2, "data/gpt2", NULL) != TERN_OK) {
         printf("cannot load data/gpt2: %s\n", tern_errmsg());
         return 1;
     }

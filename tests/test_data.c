@@ -42,7 +42,7 @@ static void test_shard_round_trip(void) {
     for (int pass = 0; pass < 2; pass++) {
         size_t vocab = pass ? 70000 : 50257;
         tern_shard_writer *w;
-        CHECK(tern_shard_writer_open(&w, path, vocab) == TERN_OK, "%s", tern_errmsg());
+        CHECK(tern_shard_writer_open(&w, path, vocab, NULL, NULL) == TERN_OK, "%s", tern_errmsg());
         int32_t ids[1000];
         for (int k = 0; k < 3; k++) {
             for (int i = 0; i < 1000; i++) ids[i] = (int32_t)((k * 1000 + i) * 37 % (int)vocab);
@@ -72,7 +72,7 @@ static void test_shard_round_trip(void) {
     /* an aborted writer leaves nothing behind */
     snprintf(path, sizeof path, "%s/gone.bin", d);
     tern_shard_writer *w;
-    tern_shard_writer_open(&w, path, 300);
+    tern_shard_writer_open(&w, path, 300, NULL, NULL);
     tern_shard_writer_abort(w);
     CHECK(!tern_path_exists(path), "aborted shard exists");
     char cmd[700], out[256];
@@ -181,9 +181,9 @@ static void test_manifest(void) {
           "fields");
     /* written and read back */
     const char *d = test_tmpdir("data_manifest");
-    CHECK(tern_manifest_write(&m, d) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_manifest_write(&m, d, NULL) == TERN_OK, "%s", tern_errmsg());
     tern_manifest m2;
-    CHECK(tern_manifest_read(&m2, d) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_manifest_read(&m2, d, NULL) == TERN_OK, "%s", tern_errmsg());
     CHECK(m2.n_shards == 2 && m2.seed == m.seed && m2.val_fraction == 0.25 && !memcmp(m2.shards[0].checksum, m.shards[0].checksum, 32) &&
               m2.shards[0].n_tokens == m.shards[0].n_tokens,
           "round trip");
@@ -231,7 +231,7 @@ static void test_manifest_prepare_fields(void) {
           "fields");
     /* written and read back the same */
     const char *d = test_tmpdir("data_manifest2");
-    CHECK(tern_manifest_write(&m, d) == TERN_OK && tern_manifest_read(&m2, d) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_manifest_write(&m, d, NULL) == TERN_OK && tern_manifest_read(&m2, d, NULL) == TERN_OK, "%s", tern_errmsg());
     CHECK(m2.val_split == m.val_split && m2.n_sources == 2 && !strcmp(m2.sources[0].path, m.sources[0].path) &&
               !memcmp(m2.sources[0].skipped, m.sources[0].skipped, sizeof m.skipped) && !memcmp(m2.skipped, m.skipped, sizeof m.skipped) &&
               !strcmp(m2.doc_separator, m.doc_separator) && m2.dedup == m.dedup,
@@ -280,7 +280,7 @@ static void make_counting_data(const char *d, size_t vocab, const uint8_t hash[3
         snprintf(name, sizeof name, "%s_%06zu.bin", val ? "val" : "train", val ? 0 : s);
         path = tern_path_join(d, name);
         tern_shard_writer *w;
-        tern_shard_writer_open(&w, path, vocab);
+        tern_shard_writer_open(&w, path, vocab, NULL, NULL);
         for (uint64_t i = 0; i < len; i++, g++) {
             int32_t id = (int32_t)((val ? 100000 + i : g) % vocab);
             tern_shard_writer_add(w, &id, 1);
@@ -290,7 +290,7 @@ static void make_counting_data(const char *d, size_t vocab, const uint8_t hash[3
         m.shards[s].split = val ? TERN_SPLIT_VAL : TERN_SPLIT_TRAIN;
         free(path);
     }
-    tern_manifest_write(&m, d);
+    tern_manifest_write(&m, d, NULL);
     tern_manifest_free(&m);
 }
 
@@ -322,7 +322,7 @@ static void test_loader_order(void) {
         const char *d = test_tmpdir(pass ? "data_loader4" : "data_loader2");
         make_counting_data(d, V, hash);
         tern_dataset *ds;
-        CHECK(tern_dataset_open(&ds, d, "train", hash) == TERN_OK, "%s", tern_errmsg());
+        CHECK(tern_dataset_open(&ds, d, "train", hash, NULL) == TERN_OK, "%s", tern_errmsg());
         if (!ds) return;
         CHECK(tern_dataset_num_shards(ds) == NSH && tern_dataset_num_tokens(ds) == shard_base(NSH) && tern_dataset_vocab_size(ds) == V,
               "dataset sizes");
@@ -381,7 +381,7 @@ static void test_loader_shuffle(void) {
     size_t V = 997;
     make_counting_data(d, V, hash);
     tern_dataset *ds;
-    CHECK(tern_dataset_open(&ds, d, "train", NULL) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_dataset_open(&ds, d, "train", NULL, NULL) == TERN_OK, "%s", tern_errmsg());
     size_t B = 2, T = 8, BT = 16;
     size_t ws[400];
     uint64_t wst[400];
@@ -443,7 +443,7 @@ static void test_loader_shuffle(void) {
     tern_loader_free(l);
     tern_dataset_free(ds);
     /* the val split is its own */
-    CHECK(tern_dataset_open(&ds, d, "val", NULL) == TERN_OK && tern_dataset_num_tokens(ds) == 300, "val split");
+    CHECK(tern_dataset_open(&ds, d, "val", NULL, NULL) == TERN_OK && tern_dataset_num_tokens(ds) == 300, "val split");
     int32_t in[10], tg[10];
     tern_loader_init(&l, ds, 1, 10, 0, 0);
     tern_loader_get(l, 0, 0, 1, in, tg);
@@ -459,44 +459,44 @@ static void test_dataset_bad(void) {
     tern_dataset *ds;
     char want[2048], path[700], cmd[1600];
     /* another tokenizer */
-    CHECK(tern_dataset_open(&ds, d, "train", other) == TERN_EINVAL, "other tokenizer accepted");
+    CHECK(tern_dataset_open(&ds, d, "train", other, NULL) == TERN_EINVAL, "other tokenizer accepted");
     snprintf(want, sizeof want,
              "%s/manifest.json: the data was made with tokenizer 07000000000000000000000000000000000000000000000000000000000000"
              "00, but this run's tokenizer is 0800000000000000000000000000000000000000000000000000000000000000; prepare the data "
              "again with this tokenizer",
              d);
     CHECK(!strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
-    CHECK(tern_dataset_open(&ds, d, "test", NULL) == TERN_EINVAL && !strcmp(tern_errmsg(), "unknown split 'test' (train or val)"), "split");
+    CHECK(tern_dataset_open(&ds, d, "test", NULL, NULL) == TERN_EINVAL && !strcmp(tern_errmsg(), "unknown split 'test' (train or val)"), "split");
     /* a shard whose checksum does not match its header */
     snprintf(path, sizeof path, "%s/train_000002.bin", d);
     FILE *f = fopen(path, "r+b");
     fseek(f, 100, SEEK_SET);
     fputc(0x55, f);
     fclose(f);
-    CHECK(tern_dataset_open(&ds, d, "train", hash) == TERN_EFORMAT, "damaged shard opens");
+    CHECK(tern_dataset_open(&ds, d, "train", hash, NULL) == TERN_EFORMAT, "damaged shard opens");
     snprintf(want, sizeof want, "%s: the tokens do not match the header's checksum", path);
     CHECK(!strncmp(tern_errmsg(), want, strlen(want)) && strstr(tern_errmsg(), "...): the file is damaged"), "'%s'", tern_errmsg());
     /* a shard whose size does not match its header */
     make_counting_data(d, 997, hash);
     CHECK(truncate(path, 64 + 2 * 555 - 2) == 0, "truncate");
     snprintf(want, sizeof want, "%s: the header says 555 tokens (1174 bytes with the header), but the file has 1172 bytes", path);
-    CHECK(tern_dataset_open(&ds, d, "train", hash) == TERN_EFORMAT && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
+    CHECK(tern_dataset_open(&ds, d, "train", hash, NULL) == TERN_EFORMAT && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
     /* a shard replaced by another valid one */
     make_counting_data(d, 997, hash);
     snprintf(cmd, sizeof cmd, "cp %s/train_000001.bin %s", d, path);
     CHECK(system(cmd) == 0, "cp");
     snprintf(want, sizeof want, "%s: 37 tokens, but %s/manifest.json says 555", path, d);
-    CHECK(tern_dataset_open(&ds, d, "train", hash) == TERN_EFORMAT && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
+    CHECK(tern_dataset_open(&ds, d, "train", hash, NULL) == TERN_EFORMAT && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
     /* a manifest that names a missing shard */
     make_counting_data(d, 997, hash);
     unlink(path);
     snprintf(want, sizeof want, "%s: the shard is missing (%s/manifest.json lists it)", path, d);
-    CHECK(tern_dataset_open(&ds, d, "train", hash) == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
+    CHECK(tern_dataset_open(&ds, d, "train", hash, NULL) == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
     /* no manifest */
     snprintf(path, sizeof path, "%s/manifest.json", d);
     unlink(path);
     snprintf(want, sizeof want, "%s: no data manifest here (make one with tern prepare)", path);
-    CHECK(tern_dataset_open(&ds, d, "train", hash) == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
+    CHECK(tern_dataset_open(&ds, d, "train", hash, NULL) == TERN_ENOTFOUND && !strcmp(tern_errmsg(), want), "'%s'", tern_errmsg());
 }
 
 int main(void) {

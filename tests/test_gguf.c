@@ -559,7 +559,7 @@ static void test_export_run(void) {
         tern_model_free(back);
         /* the extracted tokenizer is the same tokenizer */
         tern_tok *a, *b;
-        CHECK(tern_tok_load(&a, TOKDIR) == TERN_OK && tern_tok_load(&b, tokdir) == TERN_OK, "%s", tern_errmsg());
+        CHECK(tern_tok_load(&a, TOKDIR, NULL) == TERN_OK && tern_tok_load(&b, tokdir, NULL) == TERN_OK, "%s", tern_errmsg());
         int bad = tern_tok_vocab_size(b) != V_FIX || tern_tok_eot(b) != EOT_FIX;
         for (int32_t i = 0; i < V_FIX && !bad; i++) {
             size_t la, lb;
@@ -767,8 +767,8 @@ static void test_load_refusals(void) {
         [F16_TENSOR] = "m.gguf: tensor 'blk.0.ffn_up.weight' is f16; tern loads f32 GGUF files only (tern export --type f32)",
         [SHAPE] = "m.gguf: tensor 'blk.0.attn_qkv.weight' has ggml dims {48, 16}, expected {16, 48}",
         [NO_TENSOR] = "m.gguf: missing tensor 'blk.1.ffn_up.bias'",
-        [EXTRA] = "m.gguf: unexpected tensor 'blk.0.attn_q.weight' for a gpt2 of this shape",
-        [UNTIED] = "m.gguf: output.weight differs from token_embd.weight; tern's gpt2 ties them",
+        [EXTRA] = "m.gguf: unexpected tensor 'blk.0.attn_q.weight' for a GPT-2 of this shape",
+        [UNTIED] = "m.gguf: output.weight differs from token_embd.weight; tern's GPT-2 ties them",
         [NTOKENS] = "m.gguf: tokenizer.ggml.tokens has 3 tokens but token_embd.weight has 11 rows",
     };
     for (int v = 0; v < N_VARIANTS; v++) {

@@ -104,13 +104,13 @@ static void test_gpt2_basics(void) {
     CHECK(tern_tok_token(gpt2, -1, &len) == NULL, "negative id has bytes");
     /* the two GPT-2 namings of the same files give the same identity */
     uint8_t h[TERN_HASH_BYTES];
-    CHECK(tern_tok_hash_dir(h, "data/gpt2") == TERN_OK && !memcmp(h, tern_tok_hash(gpt2), sizeof h), "hash_dir");
+    CHECK(tern_tok_hash_dir(h, "data/gpt2", NULL) == TERN_OK && !memcmp(h, tern_tok_hash(gpt2), sizeof h), "hash_dir");
     const char *d = test_tmpdir("tok_hf_names");
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "cp data/gpt2/encoder.json %s/vocab.json && cp data/gpt2/vocab.bpe %s/merges.txt", d, d);
     CHECK(system(cmd) == 0, "copy");
     uint8_t h2[TERN_HASH_BYTES];
-    CHECK(tern_tok_hash_dir(h2, d) == TERN_OK && !memcmp(h, h2, sizeof h), "HF names hash differently");
+    CHECK(tern_tok_hash_dir(h2, d, NULL) == TERN_OK && !memcmp(h, h2, sizeof h), "HF names hash differently");
     /* a decode error names the position */
     int32_t bad[3] = {1, 2, 70000};
     char *dec = NULL;
@@ -425,7 +425,7 @@ static void test_train_matches_reference(void) {
     free(b);
     /* the vocabularies agree entry by entry (the fixture is written by Python's json) */
     tern_tok *t1, *t2;
-    CHECK(tern_tok_load(&t1, d) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_tok_load(&t1, d, NULL) == TERN_OK, "%s", tern_errmsg());
     char *fv, *fm;
     size_t fvn, fmn;
     tern_read_file("tests/fixtures/tok/train_small_vocab.json", &fv, &fvn);
@@ -471,7 +471,7 @@ static void test_train_cli(void) {
     char path[600];
     snprintf(path, sizeof path, "%s/b", d);
     tern_tok *t;
-    CHECK(tern_tok_load(&t, path) == TERN_OK && tern_tok_vocab_size(t) == 257 && tern_tok_eot(t) == 256, "257: %s", tern_errmsg());
+    CHECK(tern_tok_load(&t, path, NULL) == TERN_OK && tern_tok_vocab_size(t) == 257 && tern_tok_eot(t) == 256, "257: %s", tern_errmsg());
     tern_ids ids = {0};
     tern_tok_encode(t, "hi there", 8, &ids);
     CHECK(ids.n == 8, "bytes only: %zu ids", ids.n);
@@ -521,7 +521,7 @@ static void test_train_cli(void) {
 }
 
 int main(void) {
-    if (tern_tok_load(&gpt2, "data/gpt2") != TERN_OK) {
+    if (tern_tok_load(&gpt2, "data/gpt2", NULL) != TERN_OK) {
         printf("cannot load data/gpt2: %s\n", tern_errmsg());
         return 1;
     }

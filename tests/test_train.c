@@ -225,7 +225,7 @@ static void test_eval_matches_torch(void) {
     uint64_t ntok;
     tern_manifest man;
     memset(&man, 0, sizeof man);
-    CHECK(tern_shard_writer_open(&w, shard, (size_t)cfg.vocab_size) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_shard_writer_open(&w, shard, (size_t)cfg.vocab_size, NULL, NULL) == TERN_OK, "%s", tern_errmsg());
     CHECK(tern_shard_writer_add(w, tern_st_data(st, e), e->numel) == TERN_OK, "%s", tern_errmsg());
     tern_manifest_shard ms = {"val_000000.bin", TERN_SPLIT_VAL, 0, {0}};
     CHECK(tern_shard_writer_close(w, &ntok, ms.checksum) == TERN_OK, "%s", tern_errmsg());
@@ -235,9 +235,9 @@ static void test_eval_matches_torch(void) {
     man.bytes_per_token = tern_shard_bytes_per_token((size_t)cfg.vocab_size);
     man.n_shards = 1;
     man.shards = &ms;
-    CHECK(tern_manifest_write(&man, d) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_manifest_write(&man, d, NULL) == TERN_OK, "%s", tern_errmsg());
     tern_dataset *ds = NULL;
-    CHECK(tern_dataset_open(&ds, d, "val", NULL) == TERN_OK, "%s", tern_errmsg());
+    CHECK(tern_dataset_open(&ds, d, "val", NULL, NULL) == TERN_OK, "%s", tern_errmsg());
     if (!ds) {
         tern_model_free(m);
         tern_st_free(st);

@@ -39,14 +39,13 @@ static inline uint32_t tern_shard_token(const tern_shard_view *s, uint64_t i) {
 static inline uint32_t tern_shard_bytes_per_token(size_t vocab_size) { return vocab_size <= 65536 ? 2 : 4; }
 
 /* Writes one shard atomically: tokens are streamed to a temporary file, the header (with the
- * count and checksum) is written last, then the file is renamed into place. */
+ * count and checksum) is written last, then the file is renamed into place. With key
+ * (tern/secure.h) not NULL, the shard is built in memory (bounded by its tokens) and sealed whole
+ * at close under identity ("shard <file name>"); with key NULL identity is unused. */
 typedef struct tern_shard_writer tern_shard_writer;
-tern_status tern_shard_writer_open(tern_shard_writer **out, const char *path, size_t vocab_size);
-/* With key (tern/secure.h) not NULL, the shard is built in memory (bounded by its tokens) and
- * sealed whole at close under identity ("shard <file name>"); key NULL is the writer above. */
 struct tern_key;
-tern_status tern_shard_writer_open_key(tern_shard_writer **out, const char *path, size_t vocab_size, const struct tern_key *key,
-                                       const char *identity);
+tern_status tern_shard_writer_open(tern_shard_writer **out, const char *path, size_t vocab_size, const struct tern_key *key,
+                                   const char *identity);
 /* Every id must be in [0, vocab_size). */
 tern_status tern_shard_writer_add(tern_shard_writer *w, const int32_t *ids, size_t n);
 uint64_t tern_shard_writer_count(const tern_shard_writer *w);
@@ -124,13 +123,12 @@ typedef struct tern_manifest {
 } tern_manifest;
 
 tern_status tern_manifest_parse(tern_manifest *m, const char *text, size_t n, const char *name);
-tern_status tern_manifest_read(tern_manifest *m, const char *datadir);
-tern_status tern_manifest_write(const tern_manifest *m, const char *datadir);
 void tern_manifest_free(tern_manifest *m);
-/* The same for sealed data folders: with key the manifest is sealed as "data manifest" (and must
- * be, to be read); without one a sealed manifest is refused with a message asking for the key. */
-tern_status tern_manifest_read_key(tern_manifest *m, const char *datadir, const struct tern_key *key);
-tern_status tern_manifest_write_key(const tern_manifest *m, const char *datadir, const struct tern_key *key);
+/* DATADIR/manifest.json. With key the manifest is sealed as "data manifest" (and must be, to be
+ * read); without one (NULL) it is plain, and a sealed manifest is refused with a message asking
+ * for the key. */
+tern_status tern_manifest_read(tern_manifest *m, const char *datadir, const struct tern_key *key);
+tern_status tern_manifest_write(const tern_manifest *m, const char *datadir, const struct tern_key *key);
 
 /* ---- the inputs of prepare ---- */
 
@@ -236,14 +234,13 @@ tern_status tern_data_prepare(const tern_prepare_opts *o, tern_manifest *out);
 typedef struct tern_dataset tern_dataset; /* one split of a DATADIR: manifest + mapped shards */
 /* split is "train" or "val". tokenizer_hash (TERN_HASH_BYTES, tern_tok_hash) may be NULL; when
  * given and different from the manifest's, refuses with a message naming both. Every shard is
- * checked against its header and the manifest (size, count, checksum, token range). */
-tern_status tern_dataset_open(tern_dataset **out, const char *datadir, const char *split, const uint8_t *tokenizer_hash);
-/* The same for a data folder that may be sealed: with key, the manifest and every shard must be
- * sealed (identities "data manifest" and "shard <file name>", so a shard renamed or swapped with
- * another is refused) and are decrypted into memory that is wiped when the dataset is freed;
- * without a key a sealed folder is refused, naming the file. */
-tern_status tern_dataset_open_key(tern_dataset **out, const char *datadir, const char *split, const uint8_t *tokenizer_hash,
-                                  const struct tern_key *key);
+ * checked against its header and the manifest (size, count, checksum, token range). With key,
+ * the manifest and every shard must be sealed (identities "data manifest" and "shard <file
+ * name>", so a shard renamed or swapped with another is refused) and are decrypted into memory
+ * that is wiped when the dataset is freed; without one (NULL) a sealed folder is refused, naming
+ * the file. */
+tern_status tern_dataset_open(tern_dataset **out, const char *datadir, const char *split, const uint8_t *tokenizer_hash,
+                              const struct tern_key *key);
 void tern_dataset_free(tern_dataset *ds);
 size_t tern_dataset_vocab_size(const tern_dataset *ds);
 uint64_t tern_dataset_num_tokens(const tern_dataset *ds);

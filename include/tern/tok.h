@@ -20,13 +20,11 @@ tern_status tern_ids_push(tern_ids *ids, const int32_t *p, size_t n);
 /* Loads the tokenizer in folder dir: vocab.json + merges.txt if vocab.json is there, else
  * encoder.json + vocab.bpe. Every problem (missing file, bad JSON, a merges line that is not
  * two tokens, a vocabulary without <|endoftext|> or without some byte) is an error naming the
- * file and, for merges, the line. */
-tern_status tern_tok_load(tern_tok **out, const char *dir);
-/* The same for a folder whose files may be sealed (tern/secure.h; identities "tokenizer
+ * file and, for merges, the line. Files may be sealed (tern/secure.h; identities "tokenizer
  * vocab.json" and "tokenizer merges.txt"): sealed files are decrypted in memory with key, and
  * refused without one; plain files are read as they are. key may be NULL. */
 struct tern_key;
-tern_status tern_tok_load_key(tern_tok **out, const char *dir, const struct tern_key *key);
+tern_status tern_tok_load(tern_tok **out, const char *dir, const struct tern_key *key);
 /* The same from the two files' bytes; vocab_name and merges_name are used in messages. */
 tern_status tern_tok_from_buffers(tern_tok **out, const char *vocab, size_t vocab_n, const char *vocab_name,
                                   const char *merges, size_t merges_n, const char *merges_name);
@@ -40,8 +38,8 @@ const uint8_t *tern_tok_token(const tern_tok *tok, int32_t id, size_t *len);
 /* The tokenizer's identity: BLAKE2b-256 of its two files (docs/FORMATS.md "Tokenizer folder").
  * Data prepared with one tokenizer records it, and training refuses another. */
 const uint8_t *tern_tok_hash(const tern_tok *tok); /* TERN_HASH_BYTES bytes */
-tern_status tern_tok_hash_dir(uint8_t out[TERN_HASH_BYTES], const char *dir);
-tern_status tern_tok_hash_dir_key(uint8_t out[TERN_HASH_BYTES], const char *dir, const struct tern_key *key);
+/* The same for a folder's two files, unsealed with key where they are sealed (key may be NULL). */
+tern_status tern_tok_hash_dir(uint8_t out[TERN_HASH_BYTES], const char *dir, const struct tern_key *key);
 
 /* Encodes n bytes of text (any bytes: invalid UTF-8 is encoded byte by byte and decodes back
  * exactly) and appends the ids to out. <|endoftext|> in the text is plain text, as in

@@ -48,7 +48,7 @@ int cli_eval(int argc, char **argv) {
     if (seq == 0) seq = c->n_ctx;
     if (seq > c->n_ctx) cli_usage("eval", "--seq %lld exceeds the model's context (%d)", seq, c->n_ctx);
     tern_dataset *ds;
-    if ((st = tern_dataset_open_key(&ds, data, split, NULL, key)) != TERN_OK) cli_fail("eval", st);
+    if ((st = tern_dataset_open(&ds, data, split, NULL, key)) != TERN_OK) cli_fail("eval", st);
     if (tern_dataset_vocab_size(ds) != (size_t)c->vocab_size) {
         fprintf(stderr, "tern eval: %s: the data's vocabulary (%zu) differs from the model's (%d)\n", data,
                 tern_dataset_vocab_size(ds), c->vocab_size);

@@ -58,7 +58,7 @@ int cli_export(int argc, char **argv) {
     st = tern_io_open_model(src, step, &m, &tokdir, key, NULL);
     if (st != TERN_OK) cli_fail("export", st);
     tern_tok *tok;
-    st = tern_tok_load_key(&tok, tokdir, key);
+    st = tern_tok_load(&tok, tokdir, key);
     if (st != TERN_OK) cli_fail("export", st);
     if (!strcmp(format, "gguf")) {
         /* general.name: the model's folder or file name */

@@ -78,7 +78,7 @@ int cli_sample(int argc, char **argv) {
     st = tern_io_open_model(src, step, &m, &tokdir, key, be);
     if (st != TERN_OK) cli_fail("sample", st);
     tern_tok *tok;
-    if ((st = tern_tok_load_key(&tok, tokdir, key)) != TERN_OK) cli_fail("sample", st);
+    if ((st = tern_tok_load(&tok, tokdir, key)) != TERN_OK) cli_fail("sample", st);
     tern_key_free(key);
     const tern_model_config *c = tern_model_cfg(m);
     if (tern_tok_vocab_size(tok) != (size_t)c->vocab_size) {

@@ -108,7 +108,7 @@ static int cmd_encode(int argc, char **argv) {
     const char *cmd = "tokenizer encode", *dir, *file;
     parse_common(cmd, argc, argv, &dir, &file);
     tern_tok *tok;
-    tern_status st = tern_tok_load(&tok, dir);
+    tern_status st = tern_tok_load(&tok, dir, NULL);
     if (st != TERN_OK) cli_fail(cmd, st);
     int fd = open_input(cmd, file);
     encode_ctx *c = calloc(1, sizeof *c);
@@ -131,7 +131,7 @@ static int cmd_decode(int argc, char **argv) {
     const char *cmd = "tokenizer decode", *dir, *file;
     parse_common(cmd, argc, argv, &dir, &file);
     tern_tok *tok;
-    tern_status st = tern_tok_load(&tok, dir);
+    tern_status st = tern_tok_load(&tok, dir, NULL);
     if (st != TERN_OK) cli_fail(cmd, st);
     const char *name = file ? file : "standard input";
     int fd = open_input(cmd, file);

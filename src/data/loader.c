@@ -71,11 +71,7 @@ static tern_status open_shard(tern_dataset *ds, size_t k, const tern_manifest_sh
     return st;
 }
 
-tern_status tern_dataset_open(tern_dataset **out, const char *datadir, const char *split, const uint8_t *tokenizer_hash) {
-    return tern_dataset_open_key(out, datadir, split, tokenizer_hash, NULL);
-}
-
-tern_status tern_dataset_open_key(tern_dataset **out, const char *datadir, const char *split, const uint8_t *tokenizer_hash,
+tern_status tern_dataset_open(tern_dataset **out, const char *datadir, const char *split, const uint8_t *tokenizer_hash,
                                   const tern_key *key) {
     *out = NULL;
     tern_split sp;
@@ -88,7 +84,7 @@ tern_status tern_dataset_open_key(tern_dataset **out, const char *datadir, const
     ds->split = sp;
     ds->key = key;
     char *mname = tern_path_join(datadir, "manifest.json");
-    tern_status st = ds->dir && mname ? tern_manifest_read_key(&ds->man, datadir, key) : tern_err(TERN_ENOMEM, "out of memory");
+    tern_status st = ds->dir && mname ? tern_manifest_read(&ds->man, datadir, key) : tern_err(TERN_ENOMEM, "out of memory");
     if (st == TERN_OK && tokenizer_hash && memcmp(tokenizer_hash, ds->man.tokenizer_hash, TERN_HASH_BYTES) != 0) {
         char a[2 * TERN_HASH_BYTES + 1], b[2 * TERN_HASH_BYTES + 1];
         tern_hex(a, ds->man.tokenizer_hash, TERN_HASH_BYTES);

@@ -237,7 +237,7 @@ done:
 }
 
 /* "data manifest" is the identity of a sealed manifest (docs/FORMATS.md "Sealed files"). */
-tern_status tern_manifest_read_key(tern_manifest *m, const char *datadir, const tern_key *key) {
+tern_status tern_manifest_read(tern_manifest *m, const char *datadir, const tern_key *key) {
     memset(m, 0, sizeof *m);
     char *path = tern_path_join(datadir, "manifest.json");
     if (!path) return tern_err(TERN_ENOMEM, "out of memory");
@@ -251,7 +251,6 @@ tern_status tern_manifest_read_key(tern_manifest *m, const char *datadir, const 
     return st;
 }
 
-tern_status tern_manifest_read(tern_manifest *m, const char *datadir) { return tern_manifest_read_key(m, datadir, NULL); }
 
 /* s as a JSON string: bytes that are not UTF-8 become U+FFFD (the reader refuses them, so what it
  * accepted is written back unchanged). */
@@ -315,7 +314,7 @@ static void put_prepare(FILE *f, const tern_manifest *m) {
     fputs("\n    ]},\n", f);
 }
 
-tern_status tern_manifest_write_key(const tern_manifest *m, const char *datadir, const tern_key *key) {
+tern_status tern_manifest_write(const tern_manifest *m, const char *datadir, const tern_key *key) {
     for (size_t i = 0; i < m->n_shards; i++)
         if (!good_file_name(m->shards[i].file))
             return tern_err(TERN_EINVAL, "%s: shard file name \"%s\" is not a plain file name", datadir, m->shards[i].file);
@@ -361,4 +360,3 @@ tern_status tern_manifest_write_key(const tern_manifest *m, const char *datadir,
     return st;
 }
 
-tern_status tern_manifest_write(const tern_manifest *m, const char *datadir) { return tern_manifest_write_key(m, datadir, NULL); }

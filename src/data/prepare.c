@@ -193,7 +193,7 @@ static tern_status open_shard(pipe_s *P, tern_split s) {
     char *path = name ? tern_path_join(P->dir, name) : NULL;
     char ident[300];
     snprintf(ident, sizeof ident, "shard %s", name ? name : "");
-    tern_status st = path ? tern_shard_writer_open_key(&P->w[s], path, P->vocab, P->o->key, ident) : tern_err(TERN_ENOMEM, "out of memory");
+    tern_status st = path ? tern_shard_writer_open(&P->w[s], path, P->vocab, P->o->key, ident) : tern_err(TERN_ENOMEM, "out of memory");
     free(name);
     free(path);
     if (st == TERN_OK) P->next_index[s]++;
@@ -1063,7 +1063,7 @@ static tern_status finish(pipe_s *P, tern_manifest *m) {
         if (!m->sources[i].format) return tern_err(TERN_ENOMEM, "out of memory");
     }
     if (!m->text_key || (x->doc_separator && !m->doc_separator)) return tern_err(TERN_ENOMEM, "out of memory");
-    return tern_manifest_write_key(m, P->dir, o->key);
+    return tern_manifest_write(m, P->dir, o->key);
 }
 
 static tern_status check_opts(const tern_prepare_opts *o, const tern_prepare_extra *x) {
@@ -1091,7 +1091,7 @@ tern_status tern_data_prepare_extra(const tern_prepare_opts *o, const tern_prepa
     if (st == TERN_OK && !P) st = tern_err(TERN_ENOMEM, "out of memory");
     tern_tok *tok = NULL;
     if (st == TERN_OK) st = data_list_inputs(o->files, o->n_files, &P->files, &P->n_files);
-    if (st == TERN_OK) st = tern_tok_load_key(&tok, o->tokenizer_dir, o->key);
+    if (st == TERN_OK) st = tern_tok_load(&tok, o->tokenizer_dir, o->key);
     if (st != TERN_OK) {
         if (P) data_files_free(P->files, P->n_files);
         free(P);

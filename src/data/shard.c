@@ -148,7 +148,7 @@ static tern_status mem_append(tern_shard_writer *w, const void *p, size_t n) {
     return TERN_OK;
 }
 
-tern_status tern_shard_writer_open_key(tern_shard_writer **out, const char *path, size_t vocab_size, const tern_key *key,
+tern_status tern_shard_writer_open(tern_shard_writer **out, const char *path, size_t vocab_size, const tern_key *key,
                                        const char *identity) {
     *out = NULL;
     if (vocab_size < 1 || vocab_size > ((size_t)1 << 31))
@@ -182,10 +182,6 @@ tern_status tern_shard_writer_open_key(tern_shard_writer **out, const char *path
     }
     *out = w;
     return TERN_OK;
-}
-
-tern_status tern_shard_writer_open(tern_shard_writer **out, const char *path, size_t vocab_size) {
-    return tern_shard_writer_open_key(out, path, vocab_size, NULL, NULL);
 }
 
 static tern_status writer_flush(tern_shard_writer *w) {

@@ -16,7 +16,8 @@ enum {
 };
 
 typedef struct gguf_arch {
-    const char *name; /* general.architecture */
+    const char *name;  /* general.architecture */
+    const char *label; /* in messages: "GPT-2", "Llama", "Qwen2" */
     tern_status (*meta)(tern_gguf_writer *w, const tern_model_config *c);
     /* The model config from the file's metadata and tensors (the inverse of meta); refuses what
      * tern's family cannot compute the same way, naming the key. */

@@ -235,7 +235,7 @@ tern_status tern_gguf_export(tern_model *m, const char *tokdir, uint32_t type, c
     tern_gguf_writer *w = NULL;
     export_ctx x;
     memset(&x, 0, sizeof x);
-    tern_status st = tern_tok_load(&tok, tokdir);
+    tern_status st = tern_tok_load(&tok, tokdir, NULL);
     size_t V = st == TERN_OK ? tern_tok_vocab_size(tok) : 0;
     if (st == TERN_OK && V != (size_t)c->vocab_size)
         st = tern_err(TERN_EINVAL, "%s: the tokenizer has %zu tokens but the model's vocabulary is %d; llama.cpp needs them equal", tokdir, V,

@@ -84,6 +84,6 @@ static tern_status gpt2_config(const tern_gguf *g, tern_model_config *c) {
     return TERN_OK;
 }
 
-const gguf_arch tern_gguf_arch_gpt2 = {"gpt2", gpt2_meta, gpt2_config, gpt2_tensor};
+const gguf_arch tern_gguf_arch_gpt2 = {"gpt2", "GPT-2", gpt2_meta, gpt2_config, gpt2_tensor};
 
 

@@ -164,5 +164,5 @@ static tern_status config(const tern_gguf *g, tern_model_config *c, const char *
 static tern_status llama_config(const tern_gguf *g, tern_model_config *c) { return config(g, c, "llama", 0); }
 static tern_status qwen2_config(const tern_gguf *g, tern_model_config *c) { return config(g, c, "qwen2", 1); }
 
-const gguf_arch tern_gguf_arch_llama = {"llama", llama_meta, llama_config, llama_tensor};
-const gguf_arch tern_gguf_arch_qwen2 = {"qwen2", qwen2_meta, qwen2_config, qwen2_tensor};
+const gguf_arch tern_gguf_arch_llama = {"llama", "Llama", llama_meta, llama_config, llama_tensor};
+const gguf_arch tern_gguf_arch_qwen2 = {"qwen2", "Qwen2", qwen2_meta, qwen2_config, qwen2_tensor};

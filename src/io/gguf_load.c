@@ -70,7 +70,7 @@ static tern_status check_extra(const tern_gguf *g, const gguf_arch *arch, tern_m
     const tern_gguf_tensor *te = tern_gguf_find_tensor(g, "token_embd.weight");
     /* Every name of the table was found and names are unique, so the count bounds the scan. */
     if (nf > nt + 1)
-        return tern_err(TERN_EFORMAT, "%s: %zu tensors, but a %s of this shape has %zu (and maybe output.weight)", L, nf, arch->name, nt);
+        return tern_err(TERN_EFORMAT, "%s: %zu tensors, but a %s of this shape has %zu (and maybe output.weight)", L, nf, arch->label, nt);
     for (size_t i = 0; i < nf; i++) {
         const tern_gguf_tensor *s = tern_gguf_tensor_at(g, i);
         int known = 0;
@@ -83,10 +83,10 @@ static tern_status check_extra(const tern_gguf *g, const gguf_arch *arch, tern_m
         if (known) continue;
         if (!strcmp(s->name, "output.weight") && c->tie_embeddings) {
             if (s->type != te->type || s->n_dims != 2 || s->ne[0] != te->ne[0] || s->ne[1] != te->ne[1] || memcmp(s->data, te->data, s->nbytes))
-                return tern_err(TERN_EFORMAT, "%s: output.weight differs from token_embd.weight; tern's %s ties them", L, arch->name);
+                return tern_err(TERN_EFORMAT, "%s: output.weight differs from token_embd.weight; tern's %s ties them", L, arch->label);
             continue;
         }
-        return tern_err(TERN_EFORMAT, "%s: unexpected tensor '%s' for a %s of this shape", L, s->name, arch->name);
+        return tern_err(TERN_EFORMAT, "%s: unexpected tensor '%s' for a %s of this shape", L, s->name, arch->label);
     }
     return TERN_OK;
 }
@@ -116,7 +116,7 @@ tern_status tern_gguf_load_model(const tern_gguf *g, tern_model **out, tern_back
     uint64_t need = tern_model_config_num_params(&cfg), have = 0;
     for (size_t i = 0; i < tern_gguf_tensor_count(g); i++) have += tern_gguf_tensor_at(g, i)->numel;
     if (need / 2 > have)
-        return tern_err(TERN_EFORMAT, "%s: a %s of this shape has %llu parameters, but the file's tensors hold %llu values", L, arch->name,
+        return tern_err(TERN_EFORMAT, "%s: a %s of this shape has %llu parameters, but the file's tensors hold %llu values", L, arch->label,
                         (unsigned long long)need, (unsigned long long)have);
     tern_model *m;
     TERN_TRY(tern_model_init(&m, &cfg, be));

@@ -366,7 +366,7 @@ static tern_status read_tok_pair(const char *dir, const tern_key *key, char **vp
     return st;
 }
 
-tern_status tern_tok_load_key(tern_tok **out, const char *dir, const tern_key *key) {
+tern_status tern_tok_load(tern_tok **out, const char *dir, const tern_key *key) {
     *out = NULL;
     char *vp = NULL, *mp = NULL, *vt = NULL, *mt = NULL;
     size_t vn = 0, mn = 0;
@@ -379,9 +379,8 @@ tern_status tern_tok_load_key(tern_tok **out, const char *dir, const tern_key *k
     return st;
 }
 
-tern_status tern_tok_load(tern_tok **out, const char *dir) { return tern_tok_load_key(out, dir, NULL); }
 
-tern_status tern_tok_hash_dir_key(uint8_t out[TERN_HASH_BYTES], const char *dir, const tern_key *key) {
+tern_status tern_tok_hash_dir(uint8_t out[TERN_HASH_BYTES], const char *dir, const tern_key *key) {
     char *vp = NULL, *mp = NULL, *vt = NULL, *mt = NULL;
     size_t vn = 0, mn = 0;
     tern_status st = read_tok_pair(dir, key, &vp, &mp, &vt, &vn, &mt, &mn);
@@ -393,4 +392,3 @@ tern_status tern_tok_hash_dir_key(uint8_t out[TERN_HASH_BYTES], const char *dir,
     return st;
 }
 
-tern_status tern_tok_hash_dir(uint8_t out[TERN_HASH_BYTES], const char *dir) { return tern_tok_hash_dir_key(out, dir, NULL); }

@@ -102,7 +102,7 @@ static tern_status keep_tokenizer(const tern_train_opts *o, const uint8_t want[T
     tern_tok *tok = NULL;
     const char *found = NULL;
     for (int i = 0; i < 3 && !found; i++) {
-        if (!cands[i] || tern_tok_load_key(&tok, cands[i], key) != TERN_OK) continue;
+        if (!cands[i] || tern_tok_load(&tok, cands[i], key) != TERN_OK) continue;
         if (!memcmp(tern_tok_hash(tok), want, TERN_HASH_BYTES)) {
             found = cands[i];
         } else if (i == 1) {
@@ -270,9 +270,9 @@ static void progress(const run *r, float loss, double tps, double eta, int tty) 
 static tern_status open_data(run *r) {
     const tern_train_opts *o = r->o;
     if (!o->data) return tern_err(TERN_EINVAL, "no data folder: give --data DATADIR (made by `tern prepare`)");
-    TERN_TRY(tern_dataset_open_key(&r->train, o->data, "train", NULL, r->key));
+    TERN_TRY(tern_dataset_open(&r->train, o->data, "train", NULL, r->key));
     memcpy(r->tok_hash, tern_dataset_tokenizer_hash(r->train), TERN_HASH_BYTES);
-    tern_status st = tern_dataset_open_key(&r->val, o->data, "val", r->tok_hash, r->key);
+    tern_status st = tern_dataset_open(&r->val, o->data, "val", r->tok_hash, r->key);
     if (st == TERN_ENOTFOUND) {
         r->val = NULL; /* no val split: evaluation is skipped */
         tern_err_clear();
