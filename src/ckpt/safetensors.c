@@ -60,7 +60,8 @@ static int cmp_begin(const void *a, const void *b) {
     return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
 }
 
-static tern_status parse(tern_safetensors *st) {
+/* The 8-byte header length and the JSON header it frames; sets data and data_size. */
+static tern_status parse_header(tern_safetensors *st, cJSON **root) {
     const char *L = st->label;
     if (st->size < 8) return tern_err(TERN_EFORMAT, "%s: not a safetensors file: %zu bytes, shorter than the 8-byte header length", L, st->size);
     uint64_t hn = 0;
@@ -70,117 +71,102 @@ static tern_status parse(tern_safetensors *st) {
         return tern_err(TERN_EFORMAT, "%s: safetensors header length %llu runs past the end of the file (%zu bytes)", L,
                         (unsigned long long)hn, st->size);
     if (hn < 2 || st->buf[8] != '{') return tern_err(TERN_EFORMAT, "%s: safetensors header is not a JSON object", L);
-    cJSON *root = cJSON_ParseWithLength((const char *)st->buf + 8, (size_t)hn);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+    *root = cJSON_ParseWithLength((const char *)st->buf + 8, (size_t)hn);
+    if (!*root || !cJSON_IsObject(*root)) {
+        cJSON_Delete(*root);
+        *root = NULL;
         return tern_err(TERN_EFORMAT, "%s: safetensors header is not valid JSON", L);
     }
     st->data = st->buf + 8 + hn;
     st->data_size = st->size - 8 - (size_t)hn;
+    return TERN_OK;
+}
+
+/* __metadata__, if present: an object of strings, detached from root into st->meta. */
+static tern_status parse_metadata(tern_safetensors *st, cJSON *root) {
+    cJSON *it = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
+    if (!it) return TERN_OK;
+    if (!cJSON_IsObject(it)) return tern_err(TERN_EFORMAT, "%s: __metadata__ is not an object", st->label);
+    for (cJSON *kv = it->child; kv; kv = kv->next)
+        if (!cJSON_IsString(kv)) return tern_err(TERN_EFORMAT, "%s: __metadata__ value '%s' is not a string", st->label, kv->string);
+    st->meta = cJSON_DetachItemViaPointer(root, it);
+    return TERN_OK;
+}
+
+/* One tensor's entry: dtype, shape (no overflow) and data_offsets inside the data buffer and
+ * exactly as long as shape and dtype need. */
+static tern_status parse_entry(tern_safetensors *st, const cJSON *it, tern_st_entry *e) {
+    const char *L = st->label, *name = it->string;
+    for (size_t j = 0; j < st->n; j++)
+        if (!strcmp(st->entries[j].name, name)) return tern_err(TERN_EFORMAT, "%s: tensor '%s' appears twice", L, name);
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(it, "dtype");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(it, "shape");
+    const cJSON *offs = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
+    if (!cJSON_IsObject(it) || !cJSON_IsString(dt) || !cJSON_IsArray(shape) || !cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2)
+        return tern_err(TERN_EFORMAT, "%s: tensor '%s' lacks a dtype, shape or two data_offsets", L, name);
+    size_t k;
+    for (k = 0; k < sizeof dtypes / sizeof dtypes[0]; k++)
+        if (!strcmp(dt->valuestring, dtypes[k].name)) break;
+    if (k == sizeof dtypes / sizeof dtypes[0])
+        return tern_err(TERN_EFORMAT, "%s: tensor '%s' has unsupported dtype '%s'", L, name, dt->valuestring);
+    e->dtype = dtypes[k].dt;
+    int nd = cJSON_GetArraySize(shape);
+    if (nd > TERN_ST_MAX_DIMS)
+        return tern_err(TERN_EFORMAT, "%s: tensor '%s' has %d dimensions (at most %d supported)", L, name, nd, TERN_ST_MAX_DIMS);
+    e->ndim = nd;
+    size_t numel = 1;
+    int d = 0;
+    for (const cJSON *x = shape->child; x; x = x->next, d++) {
+        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 9.0e15 || x->valuedouble != (double)(uint64_t)x->valuedouble)
+            return tern_err(TERN_EFORMAT, "%s: tensor '%s' has a bad dimension in its shape", L, name);
+        e->shape[d] = (size_t)x->valuedouble;
+        if (!tern_mul_size(numel, e->shape[d], &numel)) return tern_err(TERN_EFORMAT, "%s: tensor '%s' shape overflows", L, name);
+    }
+    e->numel = numel;
+    const cJSON *ob = cJSON_GetArrayItem(offs, 0), *oe = cJSON_GetArrayItem(offs, 1);
+    double b = ob->valuedouble, en = oe->valuedouble;
+    if (!cJSON_IsNumber(ob) || !cJSON_IsNumber(oe) || b < 0 || en < b || en > (double)st->data_size || b != (double)(uint64_t)b ||
+        en != (double)(uint64_t)en)
+        return tern_err(TERN_EFORMAT, "%s: tensor '%s' has data_offsets outside the %zu-byte data buffer", L, name, st->data_size);
+    e->begin = (size_t)b;
+    e->end = (size_t)en;
+    size_t bytes;
+    if (!tern_mul_size(numel, dtypes[k].size, &bytes) || bytes != e->end - e->begin)
+        return tern_err(TERN_EFORMAT, "%s: tensor '%s' has %zu bytes of data but its shape and dtype need %zu", L, name, e->end - e->begin,
+                        numel * dtypes[k].size);
+    e->name = strdup(name);
+    return e->name ? TERN_OK : tern_err(TERN_ENOMEM, "%s: out of memory", L);
+}
+
+/* The tensors must tile the data buffer: sorted by offset, each begins where the last ended. */
+static tern_status check_tiling(tern_safetensors *st, tern_st_entry **order) {
+    qsort(order, st->n, sizeof *order, cmp_begin);
+    size_t pos = 0;
+    for (size_t i = 0; i < st->n; i++) {
+        if (order[i]->begin != pos)
+            return tern_err(TERN_EFORMAT, "%s: tensor '%s' starts at byte %zu of the data buffer, expected %zu (gap or overlap)", st->label,
+                            order[i]->name, order[i]->begin, pos);
+        pos = order[i]->end;
+    }
+    if (pos != st->data_size)
+        return tern_err(TERN_EFORMAT, "%s: the tensors cover %zu bytes but the data buffer has %zu", st->label, pos, st->data_size);
+    return TERN_OK;
+}
+
+static tern_status parse(tern_safetensors *st) {
+    cJSON *root = NULL;
+    TERN_TRY(parse_header(st, &root));
+    tern_status rc = parse_metadata(st, root);
     size_t count = 0;
     for (cJSON *it = root->child; it; it = it->next) count++;
     st->entries = calloc(count ? count : 1, sizeof(tern_st_entry));
     tern_st_entry **order = calloc(count ? count : 1, sizeof(tern_st_entry *));
-    tern_status rc = TERN_OK;
-    if (!st->entries || !order) {
-        rc = tern_err(TERN_ENOMEM, "%s: out of memory for %zu tensor entries", L, count);
-        goto done;
+    if (rc == TERN_OK && (!st->entries || !order)) rc = tern_err(TERN_ENOMEM, "%s: out of memory for %zu tensor entries", st->label, count);
+    for (cJSON *it = root->child; rc == TERN_OK && it; it = it->next) {
+        rc = parse_entry(st, it, &st->entries[st->n]);
+        if (rc == TERN_OK) order[st->n] = &st->entries[st->n], st->n++;
     }
-    for (cJSON *it = root->child; it; it = it->next) {
-        const char *name = it->string;
-        if (!strcmp(name, "__metadata__")) {
-            if (!cJSON_IsObject(it)) {
-                rc = tern_err(TERN_EFORMAT, "%s: __metadata__ is not an object", L);
-                goto done;
-            }
-            for (cJSON *kv = it->child; kv; kv = kv->next)
-                if (!cJSON_IsString(kv)) {
-                    rc = tern_err(TERN_EFORMAT, "%s: __metadata__ value '%s' is not a string", L, kv->string);
-                    goto done;
-                }
-            st->meta = cJSON_DetachItemViaPointer(root, it);
-            break; /* the list changed under us; start again without it */
-        }
-    }
-    for (cJSON *it = root->child; it; it = it->next) {
-        const char *name = it->string;
-        for (size_t j = 0; j < st->n; j++)
-            if (!strcmp(st->entries[j].name, name)) {
-                rc = tern_err(TERN_EFORMAT, "%s: tensor '%s' appears twice", L, name);
-                goto done;
-            }
-        cJSON *dt = cJSON_GetObjectItemCaseSensitive(it, "dtype");
-        cJSON *shape = cJSON_GetObjectItemCaseSensitive(it, "shape");
-        cJSON *offs = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
-        if (!cJSON_IsObject(it) || !cJSON_IsString(dt) || !cJSON_IsArray(shape) || !cJSON_IsArray(offs) ||
-            cJSON_GetArraySize(offs) != 2) {
-            rc = tern_err(TERN_EFORMAT, "%s: tensor '%s' lacks a dtype, shape or two data_offsets", L, name);
-            goto done;
-        }
-        tern_st_entry *e = &st->entries[st->n];
-        size_t k;
-        for (k = 0; k < sizeof dtypes / sizeof dtypes[0]; k++)
-            if (!strcmp(dt->valuestring, dtypes[k].name)) break;
-        if (k == sizeof dtypes / sizeof dtypes[0]) {
-            rc = tern_err(TERN_EFORMAT, "%s: tensor '%s' has unsupported dtype '%s'", L, name, dt->valuestring);
-            goto done;
-        }
-        e->dtype = dtypes[k].dt;
-        int nd = cJSON_GetArraySize(shape);
-        if (nd > TERN_ST_MAX_DIMS) {
-            rc = tern_err(TERN_EFORMAT, "%s: tensor '%s' has %d dimensions (at most %d supported)", L, name, nd, TERN_ST_MAX_DIMS);
-            goto done;
-        }
-        e->ndim = nd;
-        size_t numel = 1;
-        int d = 0;
-        for (cJSON *s = shape->child; s; s = s->next, d++) {
-            if (!cJSON_IsNumber(s) || s->valuedouble < 0 || s->valuedouble > 9.0e15 || s->valuedouble != (double)(uint64_t)s->valuedouble) {
-                rc = tern_err(TERN_EFORMAT, "%s: tensor '%s' has a bad dimension in its shape", L, name);
-                goto done;
-            }
-            e->shape[d] = (size_t)s->valuedouble;
-            if (!tern_mul_size(numel, e->shape[d], &numel)) {
-                rc = tern_err(TERN_EFORMAT, "%s: tensor '%s' shape overflows", L, name);
-                goto done;
-            }
-        }
-        e->numel = numel;
-        double b = cJSON_GetArrayItem(offs, 0)->valuedouble, en = cJSON_GetArrayItem(offs, 1)->valuedouble;
-        if (!cJSON_IsNumber(cJSON_GetArrayItem(offs, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(offs, 1)) || b < 0 || en < b ||
-            en > (double)st->data_size || b != (double)(uint64_t)b || en != (double)(uint64_t)en) {
-            rc = tern_err(TERN_EFORMAT, "%s: tensor '%s' has data_offsets outside the %zu-byte data buffer", L, name, st->data_size);
-            goto done;
-        }
-        e->begin = (size_t)b;
-        e->end = (size_t)en;
-        size_t bytes;
-        if (!tern_mul_size(numel, dtypes[k].size, &bytes) || bytes != e->end - e->begin) {
-            rc = tern_err(TERN_EFORMAT, "%s: tensor '%s' has %zu bytes of data but its shape and dtype need %zu", L, name,
-                          e->end - e->begin, numel * dtypes[k].size);
-            goto done;
-        }
-        e->name = strdup(name);
-        if (!e->name) {
-            rc = tern_err(TERN_ENOMEM, "%s: out of memory", L);
-            goto done;
-        }
-        order[st->n] = e;
-        st->n++;
-    }
-    /* The tensors must tile the data buffer: sorted by offset, each begins where the last ended. */
-    qsort(order, st->n, sizeof *order, cmp_begin);
-    size_t pos = 0;
-    for (size_t i = 0; i < st->n; i++) {
-        if (order[i]->begin != pos) {
-            rc = tern_err(TERN_EFORMAT, "%s: tensor '%s' starts at byte %zu of the data buffer, expected %zu (gap or overlap)", L,
-                          order[i]->name, order[i]->begin, pos);
-            goto done;
-        }
-        pos = order[i]->end;
-    }
-    if (pos != st->data_size) rc = tern_err(TERN_EFORMAT, "%s: the tensors cover %zu bytes but the data buffer has %zu", L, pos, st->data_size);
-done:
+    if (rc == TERN_OK) rc = check_tiling(st, order);
     free(order);
     cJSON_Delete(root);
     return rc;

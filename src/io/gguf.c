@@ -277,8 +277,9 @@ static tern_status parse_tensor_info(cursor *c, tern_gguf_tensor *t, uint64_t i)
     return rd(c, 8, &t->offset, what);
 }
 
-static tern_status parse(tern_gguf *g) {
-    cursor c = {g->buf, g->size, 0, g->label};
+/* Magic, version and the two counts, bounded by what the rest of the file could hold before
+ * anything is allocated: a key takes at least 8+1+4+1 bytes and a tensor description 8+1+4+4+8. */
+static tern_status parse_header(tern_gguf *g, cursor *c, uint64_t *n_t, uint64_t *n_kv) {
     const char *L = g->label;
     if (g->size < 4 || memcmp(g->buf, "GGUF", 4)) {
         if (g->size < 4) return tern_err(TERN_EFORMAT, "%s: not a GGUF file: %zu bytes, shorter than the magic", L, g->size);
@@ -287,82 +288,70 @@ static tern_status parse(tern_gguf *g) {
         m[4] = 0;
         return tern_err(TERN_EFORMAT, "%s: not a GGUF file: magic '%s', expected 'GGUF'", L, m);
     }
-    c.off = 4;
-    uint64_t v = 0, n_t = 0, n_kv = 0;
-    TERN_TRY(rd(&c, 4, &v, "the header"));
+    c->off = 4;
+    uint64_t v = 0;
+    TERN_TRY(rd(c, 4, &v, "the header"));
     g->version = (uint32_t)v;
     if ((g->version & 0xffff) == 0 && g->version != 0)
         return tern_err(TERN_EFORMAT, "%s: version field reads %u: a big-endian GGUF file? tern reads little-endian files only", L,
                         g->version);
     if (g->version < 2 || g->version > TERN_GGUF_VERSION)
         return tern_err(TERN_EFORMAT, "%s: GGUF version %u is not supported (tern reads versions 2 and 3)", L, g->version);
-    TERN_TRY(rd(&c, 8, &n_t, "the header"));
-    TERN_TRY(rd(&c, 8, &n_kv, "the header"));
-    /* Bound the counts by what the rest of the file could hold before allocating: a key takes at
-     * least 8+1+4+1 bytes and a tensor description 8+1+4+4+8. */
-    size_t left = g->size - c.off;
-    if (n_kv > left / 14)
+    TERN_TRY(rd(c, 8, n_t, "the header"));
+    TERN_TRY(rd(c, 8, n_kv, "the header"));
+    size_t left = g->size - c->off;
+    if (*n_kv > left / 14)
         return tern_err(TERN_EFORMAT, "%s: the header claims %llu keys, more than the remaining %zu bytes can hold", L,
-                        (unsigned long long)n_kv, left);
-    if (n_t > left / 25)
+                        (unsigned long long)*n_kv, left);
+    if (*n_t > left / 25)
         return tern_err(TERN_EFORMAT, "%s: the header claims %llu tensors, more than the remaining %zu bytes can hold", L,
-                        (unsigned long long)n_t, left);
-    g->kv = calloc(n_kv ? (size_t)n_kv : 1, sizeof *g->kv);
-    g->t = calloc(n_t ? (size_t)n_t : 1, sizeof *g->t);
-    if (!g->kv || !g->t) return tern_err(TERN_ENOMEM, "%s: out of memory for %llu keys and %llu tensors", L, (unsigned long long)n_kv, (unsigned long long)n_t);
-    for (uint64_t i = 0; i < n_kv; i++) {
-        g->n_kv = (size_t)i + 1; /* so that free releases what this key allocated */
-        TERN_TRY(parse_kv(&c, &g->kv[i], i));
-    }
-    g->n_kv = (size_t)n_kv;
+                        (unsigned long long)*n_t, left);
+    return TERN_OK;
+}
 
-    /* duplicate keys, found by sorting pointers (a quadratic scan could be made to hang) */
-    const void **sorted = malloc((size_t)(n_kv > n_t ? n_kv : n_t) * sizeof *sorted + 1);
+/* Duplicate keys and tensor names, found by sorting pointers (a quadratic scan could be made to
+ * hang). */
+static tern_status check_unique(tern_gguf *g, int keys, int tensors) {
+    size_t most = g->n_kv > g->n_t ? g->n_kv : g->n_t;
+    const void **sorted = malloc(most * sizeof *sorted + 1);
     if (!sorted) return tern_err(TERN_ENOMEM, "out of memory");
-    for (size_t i = 0; i < g->n_kv; i++) sorted[i] = &g->kv[i];
-    qsort(sorted, g->n_kv, sizeof *sorted, cmp_kv_ptr);
-    for (size_t i = 1; i < g->n_kv; i++) {
+    tern_status st = TERN_OK;
+    size_t nk = keys ? g->n_kv : 0, nt = tensors ? g->n_t : 0;
+    for (size_t i = 0; i < nk; i++) sorted[i] = &g->kv[i];
+    qsort(sorted, nk, sizeof *sorted, cmp_kv_ptr);
+    for (size_t i = 1; st == TERN_OK && i < nk; i++) {
         const tern_gguf_kv *a = sorted[i - 1], *b = sorted[i];
-        if (!cmp_str(&a->key, &b->key)) {
-            char s[64];
-            free(sorted);
-            return tern_err(TERN_EFORMAT, "%s: duplicate key '%s'", L, show(&a->key, s));
-        }
+        char s[64];
+        if (!cmp_str(&a->key, &b->key)) st = tern_err(TERN_EFORMAT, "%s: duplicate key '%s'", g->label, show(&a->key, s));
     }
+    for (size_t i = 0; i < nt; i++) sorted[i] = &g->t[i];
+    qsort(sorted, nt, sizeof *sorted, cmp_tensor_ptr);
+    for (size_t i = 1; st == TERN_OK && i < nt; i++)
+        if (!strcmp(((const tern_gguf_tensor *)sorted[i - 1])->name, ((const tern_gguf_tensor *)sorted[i])->name))
+            st = tern_err(TERN_EFORMAT, "%s: duplicate tensor name '%s'", g->label, ((const tern_gguf_tensor *)sorted[i])->name);
+    free(sorted);
+    return st;
+}
 
+static tern_status read_alignment(tern_gguf *g) {
     g->alignment = TERN_GGUF_DEFAULT_ALIGNMENT;
     const tern_gguf_kv *al = tern_gguf_find_kv(g, "general.alignment");
-    if (al) {
-        if (al->type != TERN_GGUF_U32) {
-            free(sorted);
-            return tern_err(TERN_EFORMAT, "%s: key 'general.alignment' is %s, expected u32", L, tern_gguf_vtype_name(al->type));
-        }
-        uint32_t a = (uint32_t)le(al->data, 4);
-        if (a == 0 || (a & (a - 1))) {
-            free(sorted);
-            return tern_err(TERN_EFORMAT, "%s: general.alignment %u is not a power of two", L, a);
-        }
-        g->alignment = a;
-    }
+    if (!al) return TERN_OK;
+    if (al->type != TERN_GGUF_U32)
+        return tern_err(TERN_EFORMAT, "%s: key 'general.alignment' is %s, expected u32", g->label, tern_gguf_vtype_name(al->type));
+    uint32_t a = (uint32_t)le(al->data, 4);
+    if (a == 0 || (a & (a - 1))) return tern_err(TERN_EFORMAT, "%s: general.alignment %u is not a power of two", g->label, a);
+    g->alignment = a;
+    return TERN_OK;
+}
 
-    tern_status st = TERN_OK;
-    for (uint64_t i = 0; st == TERN_OK && i < n_t; i++) st = parse_tensor_info(&c, &g->t[i], i);
-    g->n_t = (size_t)n_t;
-    if (st == TERN_OK) {
-        for (size_t i = 0; i < g->n_t; i++) sorted[i] = &g->t[i];
-        qsort(sorted, g->n_t, sizeof *sorted, cmp_tensor_ptr);
-        for (size_t i = 1; st == TERN_OK && i < g->n_t; i++)
-            if (!strcmp(((const tern_gguf_tensor *)sorted[i - 1])->name, ((const tern_gguf_tensor *)sorted[i])->name))
-                st = tern_err(TERN_EFORMAT, "%s: duplicate tensor name '%s'", L, ((const tern_gguf_tensor *)sorted[i])->name);
-    }
-    free(sorted);
-    TERN_TRY(st);
-
-    /* The data section starts at the next aligned offset; tensors follow each other in order,
-     * each padded to the alignment, as ggml's reader requires. */
-    size_t A = g->alignment, pad = (A - c.off % A) % A;
-    g->data_offset = c.off + pad;
-    if (n_t > 0 && pad > g->size - c.off)
+/* The data section starts at the next aligned offset after the tensor infos (at end); tensors
+ * follow each other in order, each padded to the alignment, as ggml's reader requires. */
+static tern_status place_tensors(tern_gguf *g, size_t end) {
+    const char *L = g->label;
+    size_t A = g->alignment, pad = (A - end % A) % A;
+    g->data_offset = end + pad;
+    if (g->n_t > 0 && pad > g->size - end)
         return tern_err(TERN_EFORMAT, "%s: truncated: the data section would start at byte %zu but the file has %zu bytes", L,
                         g->data_offset, g->size);
     uint64_t expect = 0;
@@ -384,6 +373,30 @@ static tern_status parse(tern_gguf *g) {
         expect = t->offset + t->nbytes + (A - t->nbytes % A) % A;
     }
     return TERN_OK;
+}
+
+static tern_status parse(tern_gguf *g) {
+    cursor c = {g->buf, g->size, 0, g->label};
+    uint64_t n_t = 0, n_kv = 0;
+    TERN_TRY(parse_header(g, &c, &n_t, &n_kv));
+    g->kv = calloc(n_kv ? (size_t)n_kv : 1, sizeof *g->kv);
+    g->t = calloc(n_t ? (size_t)n_t : 1, sizeof *g->t);
+    if (!g->kv || !g->t)
+        return tern_err(TERN_ENOMEM, "%s: out of memory for %llu keys and %llu tensors", g->label, (unsigned long long)n_kv,
+                        (unsigned long long)n_t);
+    for (uint64_t i = 0; i < n_kv; i++) {
+        g->n_kv = (size_t)i + 1; /* so that free releases what this key allocated */
+        TERN_TRY(parse_kv(&c, &g->kv[i], i));
+    }
+    /* a duplicate key or a bad alignment is reported before a bad tensor info */
+    TERN_TRY(check_unique(g, 1, 0));
+    TERN_TRY(read_alignment(g));
+    tern_status st = TERN_OK;
+    for (uint64_t i = 0; st == TERN_OK && i < n_t; i++) st = parse_tensor_info(&c, &g->t[i], i);
+    g->n_t = (size_t)n_t;
+    TERN_TRY(st);
+    TERN_TRY(check_unique(g, 0, 1));
+    return place_tensors(g, c.off);
 }
 
 static tern_status make(tern_gguf **out, const char *label) {
