@@ -157,103 +157,95 @@ static tern_status parse_hw_entry(tern_site *s, const cJSON *e, const char *what
     return site_add_hw(s, &h, what);
 }
 
-tern_status tern_site_from_json(tern_site *s, const cJSON *obj, const char *what) {
+/* The site's hardware: a "hardware" array of entries, or the shorthand "accelerator" with
+ * "count" for one kind. */
+static tern_status site_hardware(tern_site *s, const cJSON *obj, const char *what) {
+    const cJSON *hw = cJSON_GetObjectItemCaseSensitive(obj, "hardware");
+    int shorthand = cJSON_HasObjectItem(obj, "accelerator");
+    if (hw && shorthand) return tern_err(TERN_EFORMAT, "%s: give \"hardware\" or \"accelerator\" with \"count\", not both", what);
+    if (cJSON_HasObjectItem(obj, "count") && !shorthand) return tern_err(TERN_EFORMAT, "%s: \"count\" belongs with \"accelerator\"", what);
+    if (shorthand) {
+        cJSON *e = cJSON_CreateObject();
+        if (!e) return tern_err(TERN_ENOMEM, "out of memory reading %s", what);
+        cJSON_AddItemReferenceToObject(e, "accelerator", cJSON_GetObjectItemCaseSensitive(obj, "accelerator"));
+        if (cJSON_HasObjectItem(obj, "count")) cJSON_AddItemReferenceToObject(e, "count", cJSON_GetObjectItemCaseSensitive(obj, "count"));
+        tern_status st = parse_hw_entry(s, e, what);
+        cJSON_Delete(e);
+        return st;
+    }
+    if (!hw) return tern_err(TERN_EFORMAT, "%s: missing field \"hardware\"", what);
+    if (!cJSON_IsArray(hw) || cJSON_GetArraySize(hw) == 0) return tern_err(TERN_EFORMAT, "%s: \"hardware\" must be a non-empty array", what);
+    int i = 0;
+    for (const cJSON *e = hw->child; e; e = e->next, i++) {
+        char w[600];
+        tern_fmt(w, sizeof w, "%s: hardware[%d]", what, i);
+        TERN_TRY(parse_hw_entry(s, e, w));
+    }
+    return TERN_OK;
+}
+
+/* The planner's optional fields: price, bandwidth home, at_home, utilisation, precision and
+ * measured throughput. */
+static tern_status site_planning(tern_site *s, const cJSON *obj, const char *what) {
+    if (cJSON_HasObjectItem(obj, "price_per_device_hour")) {
+        TERN_TRY(tern_json_number(obj, "price_per_device_hour", 1, &s->price_per_device_hour, what));
+        if (s->price_per_device_hour < 0) return tern_err(TERN_EFORMAT, "%s: \"price_per_device_hour\" must not be negative", what);
+    }
+    if (cJSON_HasObjectItem(obj, "bandwidth_to_home_gbps")) {
+        TERN_TRY(tern_json_number(obj, "bandwidth_to_home_gbps", 1, &s->bandwidth_gbps, what));
+        if (s->bandwidth_gbps <= 0) return tern_err(TERN_EFORMAT, "%s: \"bandwidth_to_home_gbps\" must be positive", what);
+    }
+    const cJSON *home = cJSON_GetObjectItemCaseSensitive(obj, "at_home");
+    if (home) {
+        if (!cJSON_IsBool(home)) return tern_err(TERN_EFORMAT, "%s: \"at_home\" must be true or false", what);
+        s->at_home = cJSON_IsTrue(home);
+    }
+    if (cJSON_HasObjectItem(obj, "utilisation")) {
+        TERN_TRY(tern_json_number(obj, "utilisation", 1, &s->utilisation, what));
+        if (!(s->utilisation > 0 && s->utilisation <= 1))
+            return tern_err(TERN_EFORMAT, "%s: \"utilisation\" must be in (0, 1], got %g", what, s->utilisation);
+        s->utilisation_given = 1;
+    }
+    if (cJSON_HasObjectItem(obj, "precision")) {
+        char pn[16];
+        TERN_TRY(tern_json_string(obj, "precision", 1, pn, sizeof pn, what));
+        if (tern_prec_from_name(pn, &s->precision) != 0)
+            return tern_err(TERN_EFORMAT, "%s: \"precision\" \"%s\" is not one of fp64, fp32, tf32, bf16, fp16, fp8, int8", what, pn);
+    }
+    const cJSON *tps = cJSON_GetObjectItemCaseSensitive(obj, "tokens_per_s");
+    if (!tps) return TERN_OK;
+    if (cJSON_IsString(tps) && tps->valuestring && !strcmp(tps->valuestring, "measure")) s->measure_here = 1;
+    else if (cJSON_IsNumber(tps) && isfinite(tps->valuedouble) && tps->valuedouble > 0) s->tokens_per_s = tps->valuedouble;
+    else return tern_err(TERN_EFORMAT, "%s: \"tokens_per_s\" must be a positive number (measured tokens/s per host) or \"measure\"", what);
+    return TERN_OK;
+}
+
+static tern_status site_fields(tern_site *s, const cJSON *obj, const char *what) {
     static const char *const keys[] = {"site", "operator", "country", "hardware", "accelerator", "count", "note",
                                        "price_per_device_hour", "bandwidth_to_home_gbps", "at_home", "utilisation",
                                        "precision", "tokens_per_s", NULL};
+    if (!cJSON_IsObject(obj)) return tern_err(TERN_EFORMAT, "%s: a site must be a JSON object", what);
+    TERN_TRY(tern_json_check_keys(obj, keys, what));
+    TERN_TRY(tern_json_string(obj, "site", 1, s->name, sizeof s->name, what));
+    TERN_TRY(tern_json_string(obj, "operator", 1, s->operator_name, sizeof s->operator_name, what));
+    char cc[8];
+    TERN_TRY(tern_json_string(obj, "country", 1, cc, sizeof cc, what));
+    if (!tern_country_valid(cc))
+        return tern_err(TERN_EFORMAT, "%s: \"country\" is \"%s\", not an ISO 3166-1 alpha-2 code (two upper-case letters, such as \"DE\")",
+                        what, cc);
+    memcpy(s->country, cc, 3);
+    TERN_TRY(site_hardware(s, obj, what));
+    return site_planning(s, obj, what);
+}
+
+tern_status tern_site_from_json(tern_site *s, const cJSON *obj, const char *what) {
     memset(s, 0, sizeof *s);
     s->price_per_device_hour = s->bandwidth_gbps = s->utilisation = s->tokens_per_s = -1;
     s->precision = TERN_PREC_BF16;
     s->path = strdup(what);
     if (!s->path) return tern_err(TERN_ENOMEM, "out of memory reading %s", what);
-    tern_status st = TERN_OK;
-#define SITE_TRY(x)                                                                                                  \
-    do {                                                                                                             \
-        if ((st = (x)) != TERN_OK) goto fail;                                                                        \
-    } while (0)
-    if (!cJSON_IsObject(obj)) SITE_TRY(tern_err(TERN_EFORMAT, "%s: a site must be a JSON object", what));
-    SITE_TRY(tern_json_check_keys(obj, keys, what));
-    SITE_TRY(tern_json_string(obj, "site", 1, s->name, sizeof s->name, what));
-    SITE_TRY(tern_json_string(obj, "operator", 1, s->operator_name, sizeof s->operator_name, what));
-    char cc[8];
-    SITE_TRY(tern_json_string(obj, "country", 1, cc, sizeof cc, what));
-    if (!tern_country_valid(cc))
-        SITE_TRY(tern_err(TERN_EFORMAT,
-                          "%s: \"country\" is \"%s\", not an ISO 3166-1 alpha-2 code (two upper-case letters, such "
-                          "as \"DE\")",
-                          what, cc));
-    memcpy(s->country, cc, 3);
-    const cJSON *hw = cJSON_GetObjectItemCaseSensitive(obj, "hardware");
-    int shorthand = cJSON_HasObjectItem(obj, "accelerator");
-    if (hw && shorthand)
-        SITE_TRY(tern_err(TERN_EFORMAT, "%s: give \"hardware\" or \"accelerator\" with \"count\", not both", what));
-    if (cJSON_HasObjectItem(obj, "count") && !shorthand)
-        SITE_TRY(tern_err(TERN_EFORMAT, "%s: \"count\" belongs with \"accelerator\"", what));
-    if (shorthand) {
-        cJSON *e = cJSON_CreateObject();
-        if (!e) SITE_TRY(tern_err(TERN_ENOMEM, "out of memory reading %s", what));
-        cJSON_AddItemReferenceToObject(e, "accelerator", cJSON_GetObjectItemCaseSensitive(obj, "accelerator"));
-        if (cJSON_HasObjectItem(obj, "count"))
-            cJSON_AddItemReferenceToObject(e, "count", cJSON_GetObjectItemCaseSensitive(obj, "count"));
-        st = parse_hw_entry(s, e, what);
-        cJSON_Delete(e);
-        if (st != TERN_OK) goto fail;
-    } else {
-        if (!hw) SITE_TRY(tern_err(TERN_EFORMAT, "%s: missing field \"hardware\"", what));
-        if (!cJSON_IsArray(hw) || cJSON_GetArraySize(hw) == 0)
-            SITE_TRY(tern_err(TERN_EFORMAT, "%s: \"hardware\" must be a non-empty array", what));
-        int i = 0;
-        for (const cJSON *e = hw->child; e; e = e->next, i++) {
-            char w[600];
-            tern_fmt(w, sizeof w, "%s: hardware[%d]", what, i);
-            SITE_TRY(parse_hw_entry(s, e, w));
-        }
-    }
-    /* planning fields */
-    if (cJSON_HasObjectItem(obj, "price_per_device_hour")) {
-        SITE_TRY(tern_json_number(obj, "price_per_device_hour", 1, &s->price_per_device_hour, what));
-        if (s->price_per_device_hour < 0)
-            SITE_TRY(tern_err(TERN_EFORMAT, "%s: \"price_per_device_hour\" must not be negative", what));
-    }
-    if (cJSON_HasObjectItem(obj, "bandwidth_to_home_gbps")) {
-        SITE_TRY(tern_json_number(obj, "bandwidth_to_home_gbps", 1, &s->bandwidth_gbps, what));
-        if (s->bandwidth_gbps <= 0)
-            SITE_TRY(tern_err(TERN_EFORMAT, "%s: \"bandwidth_to_home_gbps\" must be positive", what));
-    }
-    const cJSON *home = cJSON_GetObjectItemCaseSensitive(obj, "at_home");
-    if (home) {
-        if (!cJSON_IsBool(home)) SITE_TRY(tern_err(TERN_EFORMAT, "%s: \"at_home\" must be true or false", what));
-        s->at_home = cJSON_IsTrue(home);
-    }
-    if (cJSON_HasObjectItem(obj, "utilisation")) {
-        SITE_TRY(tern_json_number(obj, "utilisation", 1, &s->utilisation, what));
-        if (!(s->utilisation > 0 && s->utilisation <= 1))
-            SITE_TRY(tern_err(TERN_EFORMAT, "%s: \"utilisation\" must be in (0, 1], got %g", what, s->utilisation));
-        s->utilisation_given = 1;
-    }
-    if (cJSON_HasObjectItem(obj, "precision")) {
-        char pn[16];
-        SITE_TRY(tern_json_string(obj, "precision", 1, pn, sizeof pn, what));
-        if (tern_prec_from_name(pn, &s->precision) != 0)
-            SITE_TRY(tern_err(TERN_EFORMAT, "%s: \"precision\" \"%s\" is not one of fp64, fp32, tf32, bf16, fp16, fp8, int8",
-                              what, pn));
-    }
-    const cJSON *tps = cJSON_GetObjectItemCaseSensitive(obj, "tokens_per_s");
-    if (tps) {
-        if (cJSON_IsString(tps) && tps->valuestring && !strcmp(tps->valuestring, "measure")) {
-            s->measure_here = 1;
-        } else if (cJSON_IsNumber(tps) && isfinite(tps->valuedouble) && tps->valuedouble > 0) {
-            s->tokens_per_s = tps->valuedouble;
-        } else {
-            SITE_TRY(tern_err(TERN_EFORMAT,
-                              "%s: \"tokens_per_s\" must be a positive number (measured tokens/s per host) or \"measure\"",
-                              what));
-        }
-    }
-#undef SITE_TRY
-    return TERN_OK;
-fail:
-    tern_site_free(s);
+    tern_status st = site_fields(s, obj, what);
+    if (st != TERN_OK) tern_site_free(s);
     return st;
 }
 
