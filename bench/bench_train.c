@@ -1,5 +1,5 @@
 /* Training-step throughput: forward + backward + AdamW on random tokens for the configurations
- * of the speed issue (S: 6 layers, 6 heads, width 384, context 256, vocabulary 8192, batch 16;
+ * of docs/PERFORMANCE.md (S: 6 layers, 6 heads, width 384, context 256, vocabulary 8192, batch 16;
  * M: GPT-2 small, context 1024, batch 4; LM below). Prints tokens/s (median of the timed steps), model
  * FLOPs utilisation against a given peak, and peak RSS. Not a test: it asserts nothing.
  * With "recompute" as the fourth argument, the model recomputes each block's activations in the

@@ -39,7 +39,7 @@ static int check_tests_failed_;
 
 static inline int check_exit(void) { return check_tests_failed_ ? 1 : 0; }
 
-/* ||a-b|| / ||b|| over n floats (the per-tensor relative error of the core issue). */
+/* ||a-b|| / ||b|| over n floats (the per-tensor relative error the model tests bound). */
 static inline double rel_l2(const float *a, const float *b, size_t n) {
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {

@@ -141,7 +141,7 @@ static void test_run_ledger_verifies(void) {
     char lines[8][4096];
     int n = read_lines(d, lines, 8);
     CHECK(n == 6, "%d lines", n);
-    /* the start entry holds what the issue asks for */
+    /* the start entry holds what ran where: host, hardware figures, options, data and code identity */
     cJSON *j = cJSON_Parse(lines[0]);
     const cJSON *data = cJSON_GetObjectItem(j, "data");
     char host[256] = "";

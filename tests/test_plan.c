@@ -45,7 +45,7 @@ static void hand_rows(hand_row *cpu, hand_row *h100, hand_row *a100) {
     hand(a100, "sg-a100", 8 * 312e12 * 0.50 / HAND_F, 8, 0.50, 1);
 }
 
-/* The issue asks for agreement within 1%; the arithmetic is the same, so much closer is expected. */
+/* The planner must agree with the model to 1%; the arithmetic is the same, so much closer is expected. */
 static int near(double a, double b) { return fabs(a - b) <= 1e-9 * fabs(b) + 1e-12; }
 
 static cJSON *plan_json(const char *extra, int *rc) {
