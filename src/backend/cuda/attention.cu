@@ -13,10 +13,13 @@
  * rows' D = sum_u P dP, then dq) and one per key tile (dk and dv, adding the group's query heads
  * in order), each recomputing the scores it needs. */
 #include "backend/cuda/common.cuh"
+
+#ifndef TCU_EMULATE /* tools/cuda_emu runs the device code on the CPU, with stand-ins for these */
 #include "backend/cuda/cuda_int.h"
 
 #include <cuda_bf16.h>
 #include <mma.h>
+#endif
 #include <type_traits>
 
 using namespace tcu;
@@ -163,8 +166,13 @@ template <int W> __device__ __forceinline__ float group_max(float v) {
 
 /* The dynamic shared memory, on a 128-byte boundary (launches ask for 128 bytes more). */
 __device__ __forceinline__ unsigned char *smem_base() {
+#ifdef TCU_EMULATE
+    unsigned char *base = tcu_emu_dynamic_smem();
+#else
     extern __shared__ unsigned char tcu_att_smem[];
-    return (unsigned char *)(((uintptr_t)tcu_att_smem + 127) & ~(uintptr_t)127);
+    unsigned char *base = tcu_att_smem;
+#endif
+    return (unsigned char *)(((uintptr_t)base + 127) & ~(uintptr_t)127);
 }
 
 /* ---- forward ---- */
@@ -447,6 +455,43 @@ template <typename TIn, int BT> __global__ void __launch_bounds__(NT) att_bwd_dk
     }
 }
 
+/* ---- decoding one position ---- */
+
+/* One block; the heads in turn, each in three steps over the cache (scores, exponentials and
+ * their sum, the weighted values), the scores in scratch. */
+__global__ void __launch_bounds__(NT) att_decode_k(float *out, float *sc, const float *q, const float *kc, const float *vc, int len,
+                                                   int NH, int NKV, int hs, size_t ld, float scale) {
+    const int G = NH / NKV;
+    for (int h = 0; h < NH; h++) {
+        const int kh = h / G;
+        const float *qh = q + (size_t)h * hs;
+        float mx = -INFINITY;
+        for (int u = threadIdx.x; u < len; u += NT) {
+            const float *k = kc + (size_t)u * ld + (size_t)kh * hs;
+            float x = 0.0f;
+            for (int i = 0; i < hs; i++) x += qh[i] * k[i];
+            x *= scale;
+            sc[u] = x;
+            mx = fmaxf(mx, x);
+        }
+        mx = block_max<NT>(mx);
+        float sum = 0.0f;
+        for (int u = threadIdx.x; u < len; u += NT) {
+            float e = expf(sc[u] - mx);
+            sc[u] = e;
+            sum += e;
+        }
+        sum = block_sum<NT>(sum); /* ends in a barrier: every score is in place */
+        for (int i = threadIdx.x; i < hs; i += NT) {
+            float o = 0.0f;
+            for (int u = 0; u < len; u++) o += sc[u] / sum * vc[(size_t)u * ld + (size_t)kh * hs + i];
+            out[(size_t)h * hs + i] = o;
+        }
+        __syncthreads(); /* the next head rewrites the scores */
+    }
+}
+
+#ifndef TCU_EMULATE
 /* ---- launching ---- */
 
 template <typename K> cudaError_t launch(K kernel, dim3 grid, size_t bytes, cudaStream_t s, const att_p &p) {
@@ -496,45 +541,11 @@ att_p make_args(size_t B, size_t T, size_t NH, size_t NKV, size_t hs, size_t ldq
     p.scale = 1.0f / sqrtf((float)hs);
     return p;
 }
-
-/* ---- decoding one position ---- */
-
-/* One block; the heads in turn, each in three steps over the cache (scores, exponentials and
- * their sum, the weighted values), the scores in scratch. */
-__global__ void __launch_bounds__(NT) att_decode_k(float *out, float *sc, const float *q, const float *kc, const float *vc, int len,
-                                                   int NH, int NKV, int hs, size_t ld, float scale) {
-    const int G = NH / NKV;
-    for (int h = 0; h < NH; h++) {
-        const int kh = h / G;
-        const float *qh = q + (size_t)h * hs;
-        float mx = -INFINITY;
-        for (int u = threadIdx.x; u < len; u += NT) {
-            const float *k = kc + (size_t)u * ld + (size_t)kh * hs;
-            float x = 0.0f;
-            for (int i = 0; i < hs; i++) x += qh[i] * k[i];
-            x *= scale;
-            sc[u] = x;
-            mx = fmaxf(mx, x);
-        }
-        mx = block_max<NT>(mx);
-        float sum = 0.0f;
-        for (int u = threadIdx.x; u < len; u += NT) {
-            float e = expf(sc[u] - mx);
-            sc[u] = e;
-            sum += e;
-        }
-        sum = block_sum<NT>(sum); /* ends in a barrier: every score is in place */
-        for (int i = threadIdx.x; i < hs; i += NT) {
-            float o = 0.0f;
-            for (int u = 0; u < len; u++) o += sc[u] / sum * vc[(size_t)u * ld + (size_t)kh * hs + i];
-            out[(size_t)h * hs + i] = o;
-        }
-        __syncthreads(); /* the next head rewrites the scores */
-    }
-}
+#endif
 
 } // namespace
 
+#ifndef TCU_EMULATE
 extern "C" {
 
 cudaError_t tcu_attention_fwd(cudaStream_t s, float *out, float *lse, const float *q, const float *k, const float *v, size_t B,
@@ -565,3 +576,4 @@ cudaError_t tcu_attention_decode(cudaStream_t s, float *out, float *scratch, con
 }
 
 } // extern "C"
+#endif

@@ -4,7 +4,9 @@
  * converse, the same sum by commutativity; then the warps' results in a fixed order). */
 #ifndef TERN_CUDA_COMMON_CUH
 #define TERN_CUDA_COMMON_CUH
+#ifndef TCU_EMULATE
 #include <cuda_runtime.h>
+#endif
 #include <stddef.h>
 #include <stdint.h>
 

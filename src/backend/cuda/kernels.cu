@@ -6,9 +6,12 @@
  * loops for the pointwise ones. No float atomics anywhere: every sum is taken by one thread or in
  * a fixed tree, so results are the same bits from run to run. */
 #include "backend/cuda/common.cuh"
+
+#ifndef TCU_EMULATE /* tools/cuda_emu runs the kernels on the CPU; the launchers and CUB stay here */
 #include "backend/cuda/cuda_int.h"
 
 #include <cub/cub.cuh>
+#endif
 
 using namespace tcu;
 
@@ -56,6 +59,7 @@ __global__ void wte_bwd_k(float *dwte, const float *dout, const unsigned *tok, c
     *w = acc;
 }
 
+#ifndef TCU_EMULATE
 /* The encoder backward pass's working memory: the positions, the sorted tokens and positions,
  * the runs (token, count, start), their number, and CUB's own. base NULL: sizes only. */
 struct enc_scratch {
@@ -95,6 +99,7 @@ cudaError_t enc_layout(enc_scratch *e, void *base, size_t N) {
     e->total = off + round256(temp);
     return cudaSuccess;
 }
+#endif
 
 /* ---- normalisation ---- */
 
@@ -227,6 +232,7 @@ __global__ void colsum_fin_k(float *out0, float *out1, const float *part, size_t
     if (out1) out1[c] += s1;
 }
 
+#ifndef TCU_EMULATE
 template <int KIND>
 cudaError_t colsum(cudaStream_t s, void *scratch, float *out0, float *out1, const float *dout, const float *inp, const float *mean,
                    const float *rstd, size_t N, size_t C) {
@@ -238,6 +244,7 @@ cudaError_t colsum(cudaStream_t s, void *scratch, float *out0, float *out1, cons
     colsum_fin_k<<<(unsigned)((C + 127) / 128), 128, 0, s>>>(out0, out1, part, pl.chunks, C);
     return cudaGetLastError();
 }
+#endif
 
 __global__ void add_bias_k(float *out, const float *bias, size_t C, size_t n) {
     TCU_GRID_STRIDE(i, n) out[i] += bias[i % C];
@@ -443,6 +450,7 @@ __global__ void nonfinite_k(unsigned long long *first, const float *x, size_t n)
 
 /* ---- the launchers ---- */
 
+#ifndef TCU_EMULATE
 extern "C" {
 
 cudaError_t tcu_encoder_fwd(cudaStream_t s, float *out, const int32_t *inp, const float *wte, const float *wpe, size_t B, size_t T,
@@ -598,3 +606,4 @@ cudaError_t tcu_find_nonfinite(cudaStream_t s, unsigned long long *first, const 
 }
 
 } // extern "C"
+#endif
