@@ -154,16 +154,6 @@ __device__ void zero_rows(float *dst, int ldd, int rows, int cols) {
     for (int e = threadIdx.x; e < rows * cols; e += NT) dst[(e / cols) * ldd + e % cols] = 0.0f;
 }
 
-/* Sums and maxima over the W consecutive lanes that share a row (W divides 32). */
-template <int W> __device__ __forceinline__ float group_sum(float v) {
-    for (int o = W / 2; o > 0; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
-    return v;
-}
-template <int W> __device__ __forceinline__ float group_max(float v) {
-    for (int o = W / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
-    return v;
-}
-
 /* The dynamic shared memory, on a 128-byte boundary (launches ask for 128 bytes more). */
 __device__ __forceinline__ unsigned char *smem_base() {
 #ifdef TCU_EMULATE
@@ -173,6 +163,29 @@ __device__ __forceinline__ unsigned char *smem_base() {
     unsigned char *base = tcu_att_smem;
 #endif
     return (unsigned char *)(((uintptr_t)base + 127) & ~(uintptr_t)127);
+}
+
+/* The leading dimensions of a kernel's tiles: operand tiles of HSP and of BT columns, fp32
+ * accumulators of BT and of HSP columns. */
+struct tile_lds {
+    int op_hs, acc_bt, op_bt, acc_hs;
+};
+template <typename TIn, int BT> __device__ __forceinline__ tile_lds lds_of(int HSP) {
+    return tile_lds{op_ld<TIn>(HSP), acc_ld<TIn>(BT), op_ld<TIn>(BT), acc_ld<TIn>(HSP)};
+}
+
+/* A query-tile block's place: tile nqt-1-blockIdx.x (the longest rows first) of head blockIdx.y
+ * in batch blockIdx.z, the key tiles it meets (up to the diagonal), and its head's rows of q, k
+ * and v. */
+struct query_tile {
+    int h, b, q0, nkt;
+    const float *q, *k, *v;
+};
+template <int BT> __device__ __forceinline__ query_tile query_tile_of(const att_p &p) {
+    const int nqt = (p.T + BT - 1) / BT, h = blockIdx.y, b = blockIdx.z, kh = h / (p.NH / p.NKV);
+    const int q0 = (nqt - 1 - (int)blockIdx.x) * BT;
+    return query_tile{h, b, q0, min(p.T - 1, q0 + BT - 1) / BT + 1, p.q + (size_t)b * p.T * p.ldq + (size_t)h * p.hs,
+                      p.k + (size_t)b * p.T * p.ldk + (size_t)kh * p.hs, p.v + (size_t)b * p.T * p.ldv + (size_t)kh * p.hs};
 }
 
 /* ---- forward ---- */
@@ -208,25 +221,22 @@ template <typename TIn, int BT> __global__ void __launch_bounds__(NT) att_fwd_k(
     fwd_smem<TIn> L;
     fwd_layout<TIn, BT>(&L, smem_base(), p.HSP);
     const int HSP = p.HSP, hs = p.hs, T = p.T;
-    const int lo = op_ld<TIn>(HSP), ls = acc_ld<TIn>(BT), lp = op_ld<TIn>(BT), la = acc_ld<TIn>(HSP);
-    const int nqt = (T + BT - 1) / BT, qt = nqt - 1 - (int)blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-    const int kh = h / (p.NH / p.NKV), q0 = qt * BT;
-    const float *qb = p.q + (size_t)b * T * p.ldq + (size_t)h * hs;
-    const float *kb = p.k + (size_t)b * T * p.ldk + (size_t)kh * hs;
-    const float *vb = p.v + (size_t)b * T * p.ldv + (size_t)kh * hs;
-    load_rows<TIn>(L.q, lo, qb, p.ldq, q0, BT, T, hs, HSP);
+    const tile_lds d = lds_of<TIn, BT>(HSP);
+    const int lo = d.op_hs, ls = d.acc_bt, lp = d.op_bt, la = d.acc_hs;
+    const query_tile qt = query_tile_of<BT>(p);
+    const int h = qt.h, b = qt.b, q0 = qt.q0, nkt = qt.nkt;
+    load_rows<TIn>(L.q, lo, qt.q, p.ldq, q0, BT, T, hs, HSP);
     zero_rows(L.o, la, BT, HSP);
     if (threadIdx.x < BT) {
         L.m[threadIdx.x] = -INFINITY;
         L.l[threadIdx.x] = 0.0f;
     }
     const int r = threadIdx.x / TPR, sub = threadIdx.x % TPR, t = q0 + r;
-    const int nkt = min(T - 1, q0 + BT - 1) / BT + 1;
     for (int kt = 0; kt < nkt; kt++) {
         const int k0 = kt * BT;
         __syncthreads(); /* the last tile's K, V and P are no longer read */
-        load_rows<TIn>(L.k, lo, kb, p.ldk, k0, BT, T, hs, HSP);
-        load_rows<TIn>(L.v, lo, vb, p.ldv, k0, BT, T, hs, HSP);
+        load_rows<TIn>(L.k, lo, qt.k, p.ldk, k0, BT, T, hs, HSP);
+        load_rows<TIn>(L.v, lo, qt.v, p.ldv, k0, BT, T, hs, HSP);
         __syncthreads();
         mm<TIn, false, true>(L.s, ls, L.q, lo, L.k, lo, BT, BT, HSP, false);
         __syncthreads();
@@ -236,7 +246,7 @@ template <typename TIn, int BT> __global__ void __launch_bounds__(NT) att_fwd_k(
             L.s[r * ls + j] = x;
             mx = fmaxf(mx, x);
         }
-        mx = group_max<TPR>(mx);
+        mx = lanes_reduce<TPR>(mx, max_op());
         const float m_old = L.m[r], m_new = fmaxf(m_old, mx);
         const float alpha = m_new == -INFINITY ? 1.0f : expf(m_old - m_new);
         float rs = 0.0f;
@@ -249,7 +259,7 @@ template <typename TIn, int BT> __global__ void __launch_bounds__(NT) att_fwd_k(
             else
                 L.p[r * lp + j] = to_in<TIn>(e);
         }
-        rs = group_sum<TPR>(rs);
+        rs = lanes_reduce<TPR>(rs, sum_op());
         __syncthreads(); /* every thread of the row has read m */
         if (sub == 0) {
             L.l[r] = L.l[r] * alpha + rs;
@@ -308,14 +318,12 @@ template <typename TIn, int BT> __global__ void __launch_bounds__(NT) att_bwd_dq
     dq_smem<TIn> L;
     dq_layout<TIn, BT>(&L, smem_base(), p.HSP);
     const int HSP = p.HSP, hs = p.hs, T = p.T;
-    const int lo = op_ld<TIn>(HSP), ls = acc_ld<TIn>(BT), lds = op_ld<TIn>(BT), la = acc_ld<TIn>(HSP);
-    const int nqt = (T + BT - 1) / BT, qt = nqt - 1 - (int)blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-    const int kh = h / (p.NH / p.NKV), q0 = qt * BT;
+    const tile_lds ld = lds_of<TIn, BT>(HSP);
+    const int lo = ld.op_hs, ls = ld.acc_bt, lds = ld.op_bt, la = ld.acc_hs;
+    const query_tile qt = query_tile_of<BT>(p);
+    const int h = qt.h, b = qt.b, q0 = qt.q0, nkt = qt.nkt;
     const size_t C = (size_t)p.NH * hs, row_lse = ((size_t)b * p.NH + h) * T;
-    const float *qb = p.q + (size_t)b * T * p.ldq + (size_t)h * hs;
-    const float *kb = p.k + (size_t)b * T * p.ldk + (size_t)kh * hs;
-    const float *vb = p.v + (size_t)b * T * p.ldv + (size_t)kh * hs;
-    load_rows<TIn>(L.q, lo, qb, p.ldq, q0, BT, T, hs, HSP);
+    load_rows<TIn>(L.q, lo, qt.q, p.ldq, q0, BT, T, hs, HSP);
     load_rows<TIn>(L.dy, lo, p.dout + (size_t)b * T * C + (size_t)h * hs, C, q0, BT, T, hs, HSP);
     zero_rows(L.dq, la, BT, HSP);
     if (threadIdx.x < BT) {
@@ -324,13 +332,12 @@ template <typename TIn, int BT> __global__ void __launch_bounds__(NT) att_bwd_dq
         L.d[threadIdx.x] = 0.0f;
     }
     const int r = threadIdx.x / TPR, sub = threadIdx.x % TPR, t = q0 + r;
-    const int nkt = min(T - 1, q0 + BT - 1) / BT + 1;
     for (int pass = 0; pass < 2; pass++) {
         for (int kt = 0; kt < nkt; kt++) {
             const int k0 = kt * BT;
             __syncthreads();
-            load_rows<TIn>(L.k, lo, kb, p.ldk, k0, BT, T, hs, HSP);
-            load_rows<TIn>(L.v, lo, vb, p.ldv, k0, BT, T, hs, HSP);
+            load_rows<TIn>(L.k, lo, qt.k, p.ldk, k0, BT, T, hs, HSP);
+            load_rows<TIn>(L.v, lo, qt.v, p.ldv, k0, BT, T, hs, HSP);
             __syncthreads();
             mm<TIn, false, true>(L.s, ls, L.q, lo, L.k, lo, BT, BT, HSP, false);
             mm<TIn, false, true>(L.dp, ls, L.dy, lo, L.v, lo, BT, BT, HSP, false);
@@ -340,7 +347,7 @@ template <typename TIn, int BT> __global__ void __launch_bounds__(NT) att_bwd_dq
                 float acc = 0.0f;
                 for (int j = sub; j < BT; j += TPR)
                     if (k0 + j <= t) acc += expf(L.s[r * ls + j] * p.scale - lr) * L.dp[r * ls + j];
-                acc = group_sum<TPR>(acc);
+                acc = lanes_reduce<TPR>(acc, sum_op());
                 if (sub == 0) L.d[r] += acc; /* only this thread touches D[r] in pass 1 */
                 continue;
             }
@@ -405,7 +412,8 @@ template <typename TIn, int BT> __global__ void __launch_bounds__(NT) att_bwd_dk
     dkv_smem<TIn> L;
     dkv_layout<TIn, BT>(&L, smem_base(), p.HSP);
     const int HSP = p.HSP, hs = p.hs, T = p.T, G = p.NH / p.NKV;
-    const int lo = op_ld<TIn>(HSP), ls = acc_ld<TIn>(BT), lpp = op_ld<TIn>(BT), la = acc_ld<TIn>(HSP);
+    const tile_lds ld = lds_of<TIn, BT>(HSP);
+    const int lo = ld.op_hs, ls = ld.acc_bt, lpp = ld.op_bt, la = ld.acc_hs;
     const int kt = blockIdx.x, kh = blockIdx.y, b = blockIdx.z, k0 = kt * BT, nqt = (T + BT - 1) / BT;
     const size_t C = (size_t)p.NH * hs;
     load_rows<TIn>(L.k, lo, p.k + (size_t)b * T * p.ldk + (size_t)kh * hs, p.ldk, k0, BT, T, hs, HSP);

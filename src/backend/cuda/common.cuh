@@ -24,29 +24,34 @@ inline unsigned blocks_for(size_t n, unsigned threads) {
 
 #define TCU_GRID_STRIDE(i, n) for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
-template <typename F> __device__ __forceinline__ F warp_sum(F v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+struct sum_op {
+    template <typename F> __device__ __forceinline__ F operator()(F a, F b) const { return a + b; }
+};
+struct max_op {
+    __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+/* Over W consecutive lanes (W a power of two up to 32; every lane of the warp calls it). */
+template <int W, typename F, typename Op> __device__ __forceinline__ F lanes_reduce(F v, Op op) {
+    for (int o = W / 2; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(FULL, v, o));
     return v;
 }
 
-__device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
-    return v;
-}
+template <typename F> __device__ __forceinline__ F warp_sum(F v) { return lanes_reduce<32>(v, sum_op()); }
 
-/* The sum over a block of NT threads (NT a multiple of 32, at most 1024), returned to every
- * thread. Every thread of the block must call it. */
-template <int NT, typename F> __device__ F block_sum(F v) {
+/* Over a block of NT threads (NT a multiple of 32, at most 1024), returned to every thread:
+ * each warp's result, then the warps' in one warp. Every thread of the block must call it. */
+template <int NT, typename F, typename Op> __device__ F block_reduce(F v, Op op, F identity) {
     static_assert(NT % 32 == 0 && NT <= 1024, "block size");
     __shared__ F part[NT / 32];
     __shared__ F total;
-    v = warp_sum(v);
+    v = lanes_reduce<32>(v, op);
     int w = threadIdx.x / 32, lane = threadIdx.x % 32;
     if (lane == 0) part[w] = v;
     __syncthreads();
     if (w == 0) {
-        F x = lane < NT / 32 ? part[lane] : F(0);
-        x = warp_sum(x);
+        F x = lane < NT / 32 ? part[lane] : identity;
+        x = lanes_reduce<32>(x, op);
         if (lane == 0) total = x;
     }
     __syncthreads();
@@ -55,23 +60,8 @@ template <int NT, typename F> __device__ F block_sum(F v) {
     return r;
 }
 
-template <int NT> __device__ float block_max(float v) {
-    __shared__ float part[NT / 32];
-    __shared__ float total;
-    v = warp_max(v);
-    int w = threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (lane == 0) part[w] = v;
-    __syncthreads();
-    if (w == 0) {
-        float x = lane < NT / 32 ? part[lane] : -INFINITY;
-        x = warp_max(x);
-        if (lane == 0) total = x;
-    }
-    __syncthreads();
-    float r = total;
-    __syncthreads();
-    return r;
-}
+template <int NT, typename F> __device__ F block_sum(F v) { return block_reduce<NT>(v, sum_op(), F(0)); }
+template <int NT> __device__ float block_max(float v) { return block_reduce<NT>(v, max_op(), -INFINITY); }
 
 } // namespace tcu
 #endif

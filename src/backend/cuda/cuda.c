@@ -144,21 +144,23 @@ static void cu_free(tern_backend *be, void *p) {
     done(be, cudaFree(p), "cudaFree");
 }
 
-/* Uploads wait for the copy: the caller may reuse or free its buffer at once. */
-static void cu_upload(tern_backend *be, void *dst, const void *src, size_t bytes) {
+/* A copy between host and device that waits for itself: after an upload the caller may reuse
+ * or free its buffer, after a download read it. 1 on success. */
+static int copy_wait(tern_backend *be, void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind, const char *what) {
     cuda_ctx *x = ctx_of(be);
-    if (!bytes) return;
-    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, x->stream);
+    if (!bytes) return 1;
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, x->stream);
     if (e == cudaSuccess) e = cudaStreamSynchronize(x->stream);
-    done(be, e, "upload");
+    done(be, e, what);
+    return e == cudaSuccess;
+}
+
+static void cu_upload(tern_backend *be, void *dst, const void *src, size_t bytes) {
+    copy_wait(be, dst, src, bytes, cudaMemcpyHostToDevice, "upload");
 }
 
 static void cu_download(tern_backend *be, void *dst, const void *src, size_t bytes) {
-    cuda_ctx *x = ctx_of(be);
-    if (!bytes) return;
-    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, x->stream);
-    if (e == cudaSuccess) e = cudaStreamSynchronize(x->stream);
-    done(be, e, "download");
+    copy_wait(be, dst, src, bytes, cudaMemcpyDeviceToHost, "download");
 }
 
 /* memmove's contract: overlapping ranges go through the working memory. */
@@ -454,13 +456,9 @@ static void k_adamw(tern_backend *be, float *p, const float *g, float *m, float 
     done(be, tcu_adamw(ctx_of(be)->stream, p, g, m, v, n, a->lr, a->beta1, a->beta2, a->eps, a->decay, a->bc1, a->bc2_sqrt), "adamw");
 }
 
-/* A value computed on the device, read back: waits for the stream. NAN after a failure. */
+/* A value computed on the device, into the page-locked buffer; 0 after a failure. */
 static int read_back(tern_backend *be, const void *src, size_t bytes, const char *kernel) {
-    cuda_ctx *x = be->ctx;
-    cudaError_t e = cudaMemcpyAsync(x->pinned, src, bytes, cudaMemcpyDeviceToHost, x->stream);
-    if (e == cudaSuccess) e = cudaStreamSynchronize(x->stream);
-    done(be, e, kernel);
-    return e == cudaSuccess;
+    return copy_wait(be, ((cuda_ctx *)be->ctx)->pinned, src, bytes, cudaMemcpyDeviceToHost, kernel);
 }
 
 static double reduce(tern_backend *be, const float *p, size_t n, int squares, const char *kernel) {
