@@ -44,8 +44,9 @@ DEPS_STAMP := build/.deps-ok
 
 # CUDA=1: src/backend/cuda/*.cu through nvcc (sm_90 and sm_80 machine code and compute_90 PTX for
 # newer GPUs; CUDA_GENCODE overrides), -DTERN_CUDA for the C sources (backend.c then offers the
-# device), and cuBLAS, cuBLASLt and the runtime linked; with MPI and the toolkit's nccl.h, NCCL
-# for the communicator (src/comm/nccl.c). Warnings are errors on both compilers.
+# device) and the CUDA runtime linked; cuBLAS and cuBLASLt are opened when a GPU backend is
+# (cuda.c). With MPI and the toolkit's nccl.h, NCCL for the communicator (src/comm/nccl.c).
+# Warnings are errors on both compilers.
 ifeq ($(CUDA),1)
 CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)),/usr/local/cuda)
 NVCC      := $(CUDA_HOME)/bin/nvcc
@@ -55,7 +56,7 @@ endif
 CUDA_GENCODE ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=compute_90
 NVCCFLAGS := -std=c++17 -O3 $(CUDA_GENCODE) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fno-fast-math
 CPPFLAGS  += -DTERN_CUDA -isystem $(CUDA_HOME)/include
-LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++ -lpthread # cuBLAS: dlopen (cuda.c)
 CU_SRC    := $(sort $(wildcard src/backend/cuda/*.cu))
 LIB_OBJ   += $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 ifneq ($(MPI),0)

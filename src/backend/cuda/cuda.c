@@ -19,9 +19,76 @@
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* cuBLAS and cuBLASLt are opened (dlopen) when the first CUDA backend is, not linked: loading
+ * them costs a process about 210 MB of resident memory (their relocations), which every tern
+ * command would pay, GPU or not. The functions used are reached through pointers of their own
+ * types; the macros after the list make the calls below read as plain cuBLAS. */
+#define BLAS_FNS(X)                                                                                                     \
+    X(cublasCreate_v2) X(cublasDestroy_v2) X(cublasSetStream_v2) X(cublasSetWorkspace_v2) X(cublasSetMathMode)            \
+    X(cublasGemmEx) X(cublasGetStatusString)
+#define LT_FNS(X)                                                                                                       \
+    X(cublasLtCreate) X(cublasLtDestroy) X(cublasLtMatmulDescCreate) X(cublasLtMatmulDescDestroy)                       \
+    X(cublasLtMatmulDescSetAttribute) X(cublasLtMatrixLayoutCreate) X(cublasLtMatrixLayoutDestroy)                      \
+    X(cublasLtMatmulPreferenceCreate) X(cublasLtMatmulPreferenceDestroy) X(cublasLtMatmulPreferenceSetAttribute)        \
+    X(cublasLtMatmulAlgoGetHeuristic) X(cublasLtMatmul)
+#define DECLARE(f) static __typeof__(&f) dl_##f;
+BLAS_FNS(DECLARE)
+LT_FNS(DECLARE)
+#undef DECLARE
+#define cublasCreate_v2 dl_cublasCreate_v2
+#define cublasDestroy_v2 dl_cublasDestroy_v2
+#define cublasSetStream_v2 dl_cublasSetStream_v2
+#define cublasSetWorkspace_v2 dl_cublasSetWorkspace_v2
+#define cublasSetMathMode dl_cublasSetMathMode
+#define cublasGemmEx dl_cublasGemmEx
+#define cublasGetStatusString dl_cublasGetStatusString
+#define cublasLtCreate dl_cublasLtCreate
+#define cublasLtDestroy dl_cublasLtDestroy
+#define cublasLtMatmulDescCreate dl_cublasLtMatmulDescCreate
+#define cublasLtMatmulDescDestroy dl_cublasLtMatmulDescDestroy
+#define cublasLtMatmulDescSetAttribute dl_cublasLtMatmulDescSetAttribute
+#define cublasLtMatrixLayoutCreate dl_cublasLtMatrixLayoutCreate
+#define cublasLtMatrixLayoutDestroy dl_cublasLtMatrixLayoutDestroy
+#define cublasLtMatmulPreferenceCreate dl_cublasLtMatmulPreferenceCreate
+#define cublasLtMatmulPreferenceDestroy dl_cublasLtMatmulPreferenceDestroy
+#define cublasLtMatmulPreferenceSetAttribute dl_cublasLtMatmulPreferenceSetAttribute
+#define cublasLtMatmulAlgoGetHeuristic dl_cublasLtMatmulAlgoGetHeuristic
+#define cublasLtMatmul dl_cublasLtMatmul
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define CUBLAS_SONAME "libcublas.so." STR(CUBLAS_VER_MAJOR)
+#define CUBLASLT_SONAME "libcublasLt.so." STR(CUBLAS_VER_MAJOR)
+
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static char blas_error[384]; /* empty once loaded */
+
+static void *find(void *lib, const char *soname, const char *name) {
+    void *f = dlsym(lib, name);
+    if (!f && !blas_error[0]) tern_fmt(blas_error, sizeof blas_error, "%s has no %s", soname, name);
+    return f;
+}
+
+static void load_blas(void) {
+    void *b = dlopen(CUBLAS_SONAME, RTLD_NOW | RTLD_LOCAL), *l = b ? dlopen(CUBLASLT_SONAME, RTLD_NOW | RTLD_LOCAL) : NULL;
+    if (!b || !l) {
+        tern_fmt(blas_error, sizeof blas_error, "cannot load cuBLAS (%s)", dlerror());
+        return;
+    }
+    void *f;
+#define LOAD_B(fn) f = find(b, CUBLAS_SONAME, #fn), memcpy(&dl_##fn, &f, sizeof f);
+#define LOAD_L(fn) f = find(l, CUBLASLT_SONAME, #fn), memcpy(&dl_##fn, &f, sizeof f);
+    BLAS_FNS(LOAD_B)
+    LT_FNS(LOAD_L)
+#undef LOAD_B
+#undef LOAD_L
+}
 
 #define WORKSPACE_BYTES ((size_t)32 << 20) /* cuBLAS's and cuBLASLt's, shared: one stream uses it */
 #define LT_PLANS 64                        /* cuBLASLt algorithms remembered, by shape */
@@ -631,6 +698,8 @@ tern_status tern_cuda_open(tern_backend *be, int device) {
     if (prop.major < 8)
         return tern_err(TERN_EINVAL, "cuda:%d is %s, of compute capability %d.%d; tern's CUDA kernels need 8.0 or newer (Ampere, Hopper)",
                         device, prop.name, prop.major, prop.minor);
+    pthread_once(&blas_once, load_blas);
+    if (blas_error[0]) return tern_err(TERN_EINVAL, "cuda:%d: %s", device, blas_error);
     cuda_ctx *x = calloc(1, sizeof *x);
     if (!x) return tern_err(TERN_ENOMEM, "out of memory");
     tern_status st = TERN_OK;
