@@ -17,6 +17,10 @@ CPPFLAGS := -Iinclude -Isrc -D_GNU_SOURCE
 CFLAGS   := -std=c17 $(OPT) -Wall -Wextra -Werror -fopenmp -fno-fast-math $(SANFLAGS)
 LDLIBS   = -fopenmp -lsodium -lcjson -ldnnl -lzstd -lz -lm -ldl $(MPI_LIBS)
 LDFLAGS  := $(SANFLAGS)
+# CUDA=1 (docs/GPU.md) adds the CUDA backend, built in $(BUILD)/cuda; its rules follow the sources.
+ifeq ($(CUDA),1)
+BUILD   := $(BUILD)/cuda
+endif
 # MPI (docs/DISTRIBUTED.md): src/dist/ speaks MPI when Open MPI's mpicc is found, looked for
 # when the recipes run (after `deps` installed it); `make MPI=0` builds without, in $(BUILD)/nompi.
 ifeq ($(MPI),0)
@@ -37,6 +41,33 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 DEPS_STAMP := build/.deps-ok
+
+# CUDA=1: src/backend/cuda/*.cu through nvcc (sm_90 and sm_80 machine code and compute_90 PTX for
+# newer GPUs; CUDA_GENCODE overrides), -DTERN_CUDA for the C sources (backend.c then offers the
+# device) and the CUDA runtime linked; cuBLAS and cuBLASLt are opened when a GPU backend is
+# (cuda.c). With MPI and the toolkit's nccl.h, NCCL for the communicator (src/comm/nccl.c).
+# Warnings are errors on both compilers.
+ifeq ($(CUDA),1)
+CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)),/usr/local/cuda)
+NVCC      := $(CUDA_HOME)/bin/nvcc
+ifeq ($(wildcard $(NVCC)),)
+$(error CUDA=1: no nvcc at $(NVCC); install the CUDA toolkit or set CUDA_HOME)
+endif
+CUDA_GENCODE ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=compute_90
+NVCCFLAGS := -std=c++17 -O3 $(CUDA_GENCODE) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fno-fast-math
+CPPFLAGS  += -DTERN_CUDA -isystem $(CUDA_HOME)/include
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++ -lpthread # cuBLAS: dlopen (cuda.c)
+CU_SRC    := $(sort $(wildcard src/backend/cuda/*.cu))
+LIB_OBJ   += $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+ifneq ($(MPI),0)
+NCCL_ON    = $(and $(shell command -v mpicc),$(wildcard $(CUDA_HOME)/include/nccl.h))
+$(BUILD)/obj/src/comm/nccl.o: CPPFLAGS += $(if $(NCCL_ON),-DTERN_NCCL)
+LDLIBS    += $(if $(NCCL_ON),-lnccl)
+endif
+$(BUILD)/obj/%.o: %.cu src/backend/cuda/cuda_int.h src/backend/cuda/common.cuh | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -Isrc -c $< -o $@
+endif
 
 .PHONY: all test demo bench clean deps fixtures
 all: $(BUILD)/libtern.a $(BUILD)/tern

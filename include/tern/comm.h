@@ -4,6 +4,7 @@
  * data-parallel training step on it. Follows the MPI-3.1 standard's collectives. */
 #ifndef TERN_COMM_H
 #define TERN_COMM_H
+#include "tern/backend.h"
 #include "tern/core.h"
 
 /* ---- the communicator ---- */
@@ -63,4 +64,13 @@ tern_status tern_comm_iallreduce_f32(tern_comm *c, float *x, size_t n);
 tern_status tern_comm_ireduce_scatter_f32(tern_comm *c, float *x, size_t lo, size_t hi, const size_t *bounds);
 tern_status tern_comm_progress(tern_comm *c);
 tern_status tern_comm_wait(tern_comm *c);
+
+/* ---- GPUs ----
+ * One rank per GPU: hands the collectives on device buffers (the gradient all-reduce, ZeRO-1's
+ * reduce-scatter and all-gather, the parameter broadcast, the optimizer gather) to NCCL, on
+ * be's GPU, ordered with be's stream; collectives on host buffers stay on MPI. Every rank calls
+ * it, once, after opening its backend and before the first collective on the model's buffers
+ * (rank 0 makes NCCL's id and broadcasts it over MPI). A no-op for one process or a host
+ * backend; fails for several ranks on a GPU when tern was built without NCCL. docs/GPU.md. */
+tern_status tern_comm_use_nccl(tern_comm *c, tern_backend *be);
 #endif

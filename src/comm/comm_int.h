@@ -34,6 +34,8 @@ struct tern_comm {
     int rank, size, local_size;
     char name[128];
     void *impl; /* the implementation's state */
+    void *dev;  /* with NCCL (nccl.c): the device collectives' state; ops is then NCCL's table,
+                 * which hands host buffers to the table it replaced */
 };
 
 /* How many ranks a launcher says this process is one of (0: no launcher seen), and which
