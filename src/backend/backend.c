@@ -96,10 +96,13 @@ tern_status tern_cuda_open(tern_backend *be, int device);
 int tern_cuda_available(char *why, size_t why_n);
 #endif
 
-/* Parses "cuda" or "cuda:N" into the device number; -1 when name is not a CUDA name. */
+/* Parses "cuda:N" into the device number N; CUDA_LOCAL for a bare "cuda" (the rank's own GPU
+ * among the node's, so that every rank of a job does not take GPU 0); -1 when name is not a CUDA
+ * name, -2 when it is a bad one. */
+enum { CUDA_LOCAL = -3 };
 static int cuda_device(const char *name) {
     if (strncmp(name, "cuda", 4)) return -1;
-    if (!name[4]) return 0;
+    if (!name[4]) return CUDA_LOCAL;
     if (name[4] != ':' || !name[5]) return -2;
     char *end;
     long d = strtol(name + 5, &end, 10);
@@ -114,7 +117,7 @@ int tern_backend_available(const char *name, char *why, size_t why_n) {
         if (why) tern_fmt(why, why_n, "'%s' is not a device name (cuda or cuda:N)", name);
         return 0;
     }
-    if (dev >= 0) {
+    if (dev >= 0 || dev == CUDA_LOCAL) {
 #ifdef TERN_CUDA
         return tern_cuda_available(why, why_n);
 #else
@@ -140,9 +143,9 @@ tern_status tern_backend_open(tern_backend **out, const char *name) {
     tern_backend *be = calloc(1, sizeof *be);
     if (!be) return tern_err(TERN_ENOMEM, "out of memory");
     int dev = name ? cuda_device(name) : -1;
-    if (dev >= 0) {
+    if (dev >= 0 || dev == CUDA_LOCAL) {
 #ifdef TERN_CUDA
-        tern_status st = tern_cuda_open(be, dev);
+        tern_status st = tern_cuda_open(be, dev == CUDA_LOCAL ? -1 : dev);
         if (st != TERN_OK) {
             free(be);
             return st;

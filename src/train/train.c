@@ -697,6 +697,9 @@ static tern_status run_open(run *r, tern_train_opts *o, const tern_train_opts *g
     if (o->policy || o->site) TERN_TRY(tern_policy_check(o->policy, o->site, o->data_class, r->key != NULL));
     tern_set_threads(tern_ddp_threads(r->dp, (int)o->threads));
     TERN_TRY(tern_backend_open(&r->be, o->device));
+    /* ranks on GPUs exchange gradients through NCCL, in device memory (nothing for one process
+     * or a CPU backend) */
+    if (hooks && hooks->comm) TERN_TRY(tern_comm_use_nccl(hooks->comm, r->be));
     /* auto: bf16 where tensor cores make it the norm (a GPU), fp32 on CPUs */
     const char *prec = strcmp(o->precision, "auto") ? o->precision : tern_backend_is_host(r->be) ? "fp32" : "bf16";
     return tern_backend_set_precision(r->be, prec);
