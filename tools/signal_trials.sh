@@ -4,9 +4,10 @@
 # Ctrl-C or a scheduler's SIGTERM would, and checks each time that tern exits 0 and leaves a
 # checkpoint that loads (tern eval on it). Prints one line per failure and a summary.
 # usage: tools/signal_trials.sh TRIALS INT|TERM [TERN]   (TERN: build/tern, or build/nompi/tern for a build without MPI)
-# With MPIRUN set (e.g. MPIRUN="mpirun --oversubscribe -np 2"), the run is started by it and the
-# signal goes to the launcher, which passes SIGTERM to every rank; the launcher itself exits 1 for
-# having been signalled, so a trial counts as clean when rank 0 reports the stop and the
+# With MPIRUN set (e.g. MPIRUN="mpirun --oversubscribe --mca odls_base_sigkill_timeout 60 -np 2"),
+# the run is started by it and the signal goes to the launcher, which passes SIGTERM to every rank
+# (and SIGKILL after odls_base_sigkill_timeout seconds, 1 by default); the launcher itself exits 1
+# for having been signalled, so a trial counts as clean when rank 0 reports the stop and the
 # checkpoint loads.
 set -u
 trials=${1:-20} sig=${2:-INT} T=${3:-build/tern} MPIRUN=${MPIRUN:-}
