@@ -1,4 +1,4 @@
-/* The communicator (docs/DESIGN.md): rank, size and the collectives a data-parallel step needs,
+/* The communicator (docs/DESIGN.md, "Data parallelism"): rank, size and the collectives a data-parallel step needs,
  * as one process or over MPI (when tern is built with MPI and started by mpirun, mpiexec or srun;
  * tern never starts processes itself). It knows nothing of models: tern/ddp.h builds the
  * data-parallel training step on it. Follows the MPI-3.1 standard's collectives. */

@@ -1,7 +1,7 @@
 /* tern core: status codes and error messages, aborts, aligned allocation, atomic file
  * writes, read-only file maps, BLAKE2b hashing, a counter-based RNG and JSON Lines logging.
  * Everything else in libtern builds on this; it knows nothing of models or data.
- * Error handling follows STYLE.md: programmer errors assert, input errors return a status
+ * Error handling follows docs/STYLE.md ("Errors"): programmer errors assert, input errors return a status
  * and set a message (sqlite3_errmsg-style, one per thread). */
 #ifndef TERN_CORE_H
 #define TERN_CORE_H

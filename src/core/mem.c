@@ -1,5 +1,5 @@
 /* Allocation: every large buffer is one aligned, zeroed block, and a failure says how much
- * was asked for and for what (STYLE.md: one region per lifetime). */
+ * was asked for and for what (docs/STYLE.md, "Memory": one region per lifetime). */
 #include "tern/core.h"
 
 #include <stdlib.h>

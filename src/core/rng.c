@@ -1,6 +1,6 @@
 /* Counter-based random numbers: a draw is a pure function of (seed, stream, counter), so a run
  * resumed at step s draws exactly what an unbroken run draws there, with no generator state to
- * save (DESIGN.md, "Exact resume"). The mixer is SplitMix64's finaliser (Steele et al., 2014). */
+ * save (docs/DESIGN.md, "Exact resume"). The mixer is SplitMix64's finaliser (Steele et al., 2014). */
 #include "tern/core.h"
 
 #include <math.h>
