@@ -21,7 +21,7 @@ LDFLAGS  := $(SANFLAGS)
 ifeq ($(CUDA),1)
 BUILD   := $(BUILD)/cuda
 endif
-# MPI (docs/DISTRIBUTED.md): src/dist/ speaks MPI when Open MPI's mpicc is found, looked for
+# MPI (docs/DISTRIBUTED.md): src/comm/ speaks MPI when Open MPI's mpicc is found, looked for
 # when the recipes run (after `deps` installed it); `make MPI=0` builds without, in $(BUILD)/nompi.
 ifeq ($(MPI),0)
 BUILD    := $(BUILD)/nompi

@@ -115,7 +115,7 @@ typedef struct tern_plan_opts {
 tern_status tern_plan_run(tern_plan *out, const tern_plan_opts *o);
 tern_status tern_plan_json(const tern_plan *p, struct cJSON **out);
 void tern_plan_free(tern_plan *p);
-/* The CPU benchmark behind "tokens_per_s": "measure": tern's own sgemm kernel (kern/, the one
+/* The CPU benchmark behind "tokens_per_s": "measure": tern's own sgemm kernel (backend/, the one
  * training uses) on this machine at the model's matmul shape (rows = min(batch*seq, 512),
  * K = n_embd, N = 4*n_embd, capped) for about 0.3 s; returns the achieved FLOP/s and describes
  * the shape in desc. */

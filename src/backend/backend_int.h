@@ -174,7 +174,7 @@ int tern_kern_avx2_supported(void);
 /* Host memory, for every CPU backend. */
 extern const tern_backend_mem tern_host_mem;
 
-/* Helpers kern/cpu shares with ref: matmul over whichever sgemm a set provides, and attention in
+/* Helpers backend/cpu shares with ref: matmul over whichever sgemm a set provides, and attention in
  * blocks of query rows as per-head GEMMs with the given row operations: softmax_row normalises
  * row[0..t] in place, zeroes row[t+1..n) and returns the log-sum-exp; probs_row turns scores into
  * probabilities given it; dsoftmax_row is the scaled softmax backward of one row. */

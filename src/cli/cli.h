@@ -20,8 +20,9 @@ int cli_flag(char **argv, int i, const char *name);
 tern_backend *cli_backend(const char *cmd, const char *device);
 /* The --device line of a command's help. */
 #define CLI_DEVICE_HELP                                                                                                    \
-    "--device NAME: where the model computes: auto (the fastest CPU kernels, the default), cpu, avx2,\n"                     \
-    "avx512, ref (plain C), or cuda / cuda:N in a build with CUDA=1.\n"
+    "--device NAME: where the model computes: auto (the default: the fastest CPU kernels here, or the set\n"                  \
+    "TERN_KERN names), cpu (oneDNN products, plain C elsewhere), avx2, avx512, ref (plain C), or\n"                          \
+    "cuda / cuda:N in a build with CUDA=1.\n"
 
 /* Subcommands: each in its own file, cli_<name>(argc, argv) with argv[0] = the subcommand. */
 int cli_tokenizer(int argc, char **argv);

@@ -4,7 +4,7 @@
  * than a vector goes through a zero-padded buffer, so no masked instructions are needed.
  * exp is 2^n * p(r) with r = x - n ln 2 (ln 2 split in two) and a degree-6 polynomial (the
  * classic Cephes expf scheme, within 2 ulp on the clamped range); tanh is 1 - 2/(e^{2|u|} + 1)
- * with the sign of u (absolute error below 1e-7). Private to kern/cpu. */
+ * with the sign of u (absolute error below 1e-7). Private to backend/cpu. */
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 #define FN(name) CAT(name, VSUF)
