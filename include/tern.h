@@ -14,4 +14,5 @@
 #include "tern/io.h"
 #include "tern/gguf.h"
 #include "tern/hw.h"
+#include "tern/eval.h"
 #endif

@@ -29,4 +29,5 @@ int cli_plan(int argc, char **argv);
 int cli_keygen(int argc, char **argv);
 int cli_ledger(int argc, char **argv);
 int cli_logits(int argc, char **argv);
+int cli_eval_task(int argc, char **argv); /* tern eval --task (src/cli/eval_task.c) */
 #endif

@@ -13,7 +13,7 @@ typedef struct {
 /* One row per subcommand; each lives in src/cli/<name>.c. */
 static const subcommand subcommands[] = {
     {"train", cli_train, "train (or --resume) a GPT-2 model on a data folder; no arguments: the bundled demo"},
-    {"eval", cli_eval, "mean loss and perplexity of a model on a data folder's val split"},
+    {"eval", cli_eval, "mean loss and perplexity of a model on a data folder's val split; --task: HellaSwag, LAMBADA, PIQA"},
     {"sample", cli_sample, "generate text from a run, a Hugging Face folder or a GGUF file"},
     {"export", cli_export, "write a run as a Hugging Face GPT-2 folder (or GGUF)"},
     {"keygen", cli_keygen, "make a sealing key, or an Ed25519 key pair for signing the run ledger"},
