@@ -15,4 +15,5 @@
 #include "tern/gguf.h"
 #include "tern/hw.h"
 #include "tern/eval.h"
+#include "tern/watch.h"
 #endif

@@ -22,6 +22,7 @@ static const subcommand subcommands[] = {
     {"plan", cli_plan, "rank candidate sites by time and cost for a run, with the owner's policy verdict"},
     {"tokenizer", cli_tokenizer, "train a byte-level BPE tokenizer, or encode and decode text with one"},
     {"prepare", cli_prepare, "encode text files into token shards and a manifest for training"},
+    {"tb", cli_tb, "write a run's metrics.jsonl as a TensorBoard event file, or check and print one"},
     {"logits", cli_logits, "write a model's logits for given token ids (to compare with transformers or llama.cpp)"},
     {NULL, NULL, NULL},
 };
