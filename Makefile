@@ -15,7 +15,7 @@ endif
 
 CPPFLAGS := -Iinclude -Isrc -D_GNU_SOURCE
 CFLAGS   := -std=c17 $(OPT) -Wall -Wextra -Werror -fopenmp -fno-fast-math $(SANFLAGS)
-LDLIBS   = -fopenmp -lsodium -lcjson -ldnnl -lbz2 -lm -ldl $(MPI_LIBS)
+LDLIBS   = -fopenmp -lsodium -lcjson -ldnnl -lcairo -lbz2 -lm -ldl $(MPI_LIBS)
 LDFLAGS  := $(SANFLAGS)
 # MPI (docs/DISTRIBUTED.md): src/dist/ speaks MPI when Open MPI's mpicc is found, looked for
 # when the recipes run (after `deps` installed it); `make MPI=0` builds without, in $(BUILD)/nompi.

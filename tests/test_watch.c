@@ -1,9 +1,11 @@
 /* Watching runs (src/watch/): CRC-32C against published check values; the TensorBoard event
  * reader on a file written by TensorBoard's own writer (tests/fixtures/watch/tensorboard.tfevents,
  * made by tools/make_tb_fixture.py), and tern's writer byte for byte against it; round trips,
- * every damaged or cut-off file refused by name; metrics lines to tags; `tern tb` on a run folder. */
+ * every damaged or cut-off file refused by name; metrics lines to tags; `tern tb` on a run folder;
+ * and `tern plot` pictures read back (size, the runs' colours) with every refusal. */
 #include "check.h"
 
+#include <cairo/cairo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -297,6 +299,69 @@ static void test_tb_command(void) {
     CHECK(rc == 1 && strstr(out, "README.md: record 0 at offset 0: the length's CRC is"), "rc %d: %s", rc, out);
 }
 
+/* Pixels of exactly this colour in a PNG. */
+static long count_colour(const char *png, int r, int g, int b, int *w, int *h) {
+    cairo_surface_t *s = cairo_image_surface_create_from_png(png);
+    if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
+        cairo_surface_destroy(s);
+        return -1;
+    }
+    *w = cairo_image_surface_get_width(s);
+    *h = cairo_image_surface_get_height(s);
+    const uint8_t *p = cairo_image_surface_get_data(s);
+    int stride = cairo_image_surface_get_stride(s);
+    long n = 0;
+    for (int y = 0; y < *h; y++)
+        for (int x = 0; x < *w; x++) {
+            uint32_t px;
+            memcpy(&px, p + (size_t)y * (size_t)stride + 4 * (size_t)x, 4);
+            n += ((px >> 16) & 0xFF) == (uint32_t)r && ((px >> 8) & 0xFF) == (uint32_t)g && (px & 0xFF) == (uint32_t)b;
+        }
+    cairo_surface_destroy(s);
+    return n;
+}
+
+static void test_plot(void) {
+    const char *a = test_tmpdir("watch_plot/run-a"), *b = test_tmpdir("watch_plot/run-b");
+    fake_run(a, 1, 1);
+    fake_run(b, 1.1, 0);
+    char png[700], svg[700], out[4096];
+    snprintf(png, sizeof png, "%s/../loss.png", a);
+    snprintf(svg, sizeof svg, "%s/../loss.svg", a);
+    const char *runs[] = {a, b};
+    tern_plot_opts o = {.title = "two runs", .smooth = 0.6};
+    tern_status st = tern_plot_runs(runs, 2, png, &o);
+    CHECK(st == TERN_OK, "%s", tern_errmsg());
+    int w = 0, h = 0;
+    long blue = count_colour(png, 0x1f, 0x77, 0xb4, &w, &h), orange = count_colour(png, 0xff, 0x7f, 0x0e, &w, &h);
+    CHECK(w == 960 && h == 860, "size %dx%d (two panels: run-a has HellaSwag scores)", w, h);
+    CHECK(blue > 300 && orange > 300, "run colours: %ld blue, %ld orange pixels", blue, orange);
+    o.no_tasks = 1;
+    o.width = 640;
+    o.height = 400;
+    CHECK(tern_plot_runs(runs, 1, png, &o) == TERN_OK, "%s", tern_errmsg());
+    orange = count_colour(png, 0xff, 0x7f, 0x0e, &w, &h);
+    CHECK(w == 640 && h == 400 && orange == 0, "one run, no tasks: %dx%d, %ld orange pixels", w, h, orange);
+    int rc = run_cmd(out, sizeof out, "%s plot %s %s -o %s --steps && head -c 200 %s", test_tern_bin(), a, b, svg, svg);
+    CHECK(rc == 0 && strstr(out, "wrote ") && strstr(out, "<svg"), "rc %d: %s", rc, out);
+    rc = run_cmd(out, sizeof out, "%s plot %s -o %s/x.jpg", test_tern_bin(), a, a);
+    CHECK(rc == 1 && strstr(out, "x.jpg: the picture's name must end in .svg or .png"), "rc %d: %s", rc, out);
+    rc = run_cmd(out, sizeof out, "%s plot %s/none -o %s", test_tern_bin(), a, svg);
+    CHECK(rc == 1 && strstr(out, "none/config.json"), "rc %d: %s", rc, out);
+    write_text(b, "config.json", "{\"batch\": 4}");
+    rc = run_cmd(out, sizeof out, "%s plot %s -o %s", test_tern_bin(), b, svg);
+    CHECK(rc == 1 && strstr(out, "config.json: not a run configuration (needs positive whole numbers batch, seq, grad_accum)"),
+          "rc %d: %s", rc, out);
+    write_text(b, "config.json", "{\"batch\": 4, \"seq\": 32, \"grad_accum\": 2}");
+    write_text(b, "metrics.jsonl", "");
+    rc = run_cmd(out, sizeof out, "%s plot %s -o %s", test_tern_bin(), b, svg);
+    CHECK(rc == 1 && strstr(out, "no loss to plot"), "rc %d: %s", rc, out);
+    rc = run_cmd(out, sizeof out, "%s plot %s -o %s --smooth 1", test_tern_bin(), a, svg);
+    CHECK(rc == 1 && strstr(out, "smoothing must be in [0, 1), got 1"), "rc %d: %s", rc, out);
+    rc = run_cmd(out, sizeof out, "%s plot %s -o %s/no/such/folder/x.png", test_tern_bin(), a, a);
+    CHECK(rc == 1 && strstr(out, "no/such/folder/x.png") && strstr(out, "cannot create"), "rc %d: %s", rc, out);
+}
+
 int main(void) {
     RUN(test_crc32c);
     RUN(test_read_tensorboards_file);
@@ -305,5 +370,6 @@ int main(void) {
     RUN(test_damage_refused);
     RUN(test_metrics_lines);
     RUN(test_tb_command);
+    RUN(test_plot);
     return check_exit();
 }

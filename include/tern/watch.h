@@ -1,6 +1,7 @@
 /* Watching runs: TensorBoard event files (a writer and a checking reader of TensorBoard's own
  * record format, with protobuf encoded by hand), from a run folder's metrics.jsonl or line by
- * line as a run writes it; it knows nothing of how training works. The format follows
+ * line as a run writes it, and pictures of runs (loss against tokens, task scores) drawn with
+ * cairo as SVG or PNG; it knows nothing of how training works. The event format follows
  * TensorFlow's record writer (tensorflow/core/lib/io/record_writer.cc: length, masked CRC-32C,
  * data, masked CRC-32C) and tensorboard/compat/proto/event.proto and summary.proto;
  * docs/FORMATS.md "TensorBoard event files" gives the bytes. */
@@ -78,4 +79,19 @@ tern_status tern_tb_read_buffer(const uint8_t *p, size_t n, const char *name, te
                                 size_t *n_records);
 tern_status tern_tb_read_file(const char *path, tern_tb_item_fn fn, void *ctx, size_t *n_records);
 
+/* ---- pictures of runs ---- */
+typedef struct tern_plot_opts {
+    const char *title;  /* NULL: "Loss against tokens" */
+    int width, height;  /* pixels (PNG) or points (SVG); 0: 960 x 540, 960 x 860 with task scores */
+    int x_steps;        /* 1: steps on the x axis instead of tokens */
+    int no_tasks;       /* 1: leave task scores out */
+    double smooth;      /* train loss smoothing in [0, 1): TensorBoard's exponential moving average, 0 = none */
+} tern_plot_opts;
+
+/* Draws the runs (run folders holding metrics.jsonl and config.json) into out, an .svg or .png
+ * file (written atomically): train loss (faint raw, solid smoothed) and val loss (dashed, with
+ * markers) against tokens (global batch x seq x grad_accum a step, read from the latest
+ * checkpoint's state.json, else config.json's batch as one process), one colour per run; a
+ * second panel with task accuracies when a run has them. */
+tern_status tern_plot_runs(const char *const *runs, size_t n_runs, const char *out, const tern_plot_opts *opts);
 #endif

@@ -31,4 +31,5 @@ int cli_ledger(int argc, char **argv);
 int cli_logits(int argc, char **argv);
 int cli_eval_task(int argc, char **argv); /* tern eval --task (src/cli/eval_task.c) */
 int cli_tb(int argc, char **argv);
+int cli_plot(int argc, char **argv);
 #endif

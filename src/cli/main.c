@@ -23,6 +23,7 @@ static const subcommand subcommands[] = {
     {"tokenizer", cli_tokenizer, "train a byte-level BPE tokenizer, or encode and decode text with one"},
     {"prepare", cli_prepare, "encode text files into token shards and a manifest for training"},
     {"tb", cli_tb, "write a run's metrics.jsonl as a TensorBoard event file, or check and print one"},
+    {"plot", cli_plot, "draw runs' loss (and task scores) against tokens as SVG or PNG"},
     {"logits", cli_logits, "write a model's logits for given token ids (to compare with transformers or llama.cpp)"},
     {NULL, NULL, NULL},
 };
