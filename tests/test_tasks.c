@@ -16,12 +16,19 @@ static const char *LB = "data/eval/lambada/lambada_test.jsonl";
 
 static int text_is(const char *p, size_t n, const char *want) { return n == strlen(want) && !memcmp(p, want, n); }
 
-static void test_hellaswag_shipped(void) {
+/* A task file loaded, with its number of items checked; NULL when it would not load. */
+static tern_task *load_counted(const char *name, const char *path, size_t want) {
     tern_task *t;
-    tern_status st = tern_task_load(&t, "hellaswag", HS);
+    tern_status st = tern_task_load(&t, name, path);
     CHECK(st == TERN_OK, "%s", tern_errmsg());
-    if (st != TERN_OK) return;
-    CHECK(tern_task_count(t) == 10042, "%zu tasks", tern_task_count(t));
+    if (st != TERN_OK) return NULL;
+    CHECK(tern_task_count(t) == want, "%s: %zu items, expected %zu", path, tern_task_count(t), want);
+    return t;
+}
+
+static void test_hellaswag_shipped(void) {
+    tern_task *t = load_counted("hellaswag", HS, 10042);
+    if (!t) return;
     CHECK(!strcmp(tern_task_name(t), "hellaswag"), "name");
     tern_task_text x;
     tern_task_text_at(t, 0, &x);
@@ -39,11 +46,8 @@ static void test_hellaswag_shipped(void) {
 }
 
 static void test_lambada_shipped(void) {
-    tern_task *t;
-    tern_status st = tern_task_load(&t, "lambada", LB);
-    CHECK(st == TERN_OK, "%s", tern_errmsg());
-    if (st != TERN_OK) return;
-    CHECK(tern_task_count(t) == 5153, "%zu passages", tern_task_count(t));
+    tern_task *t = load_counted("lambada", LB, 5153);
+    if (!t) return;
     tern_task_text x;
     tern_task_text_at(t, 0, &x);
     const char *tail = "I don't care about";
@@ -77,11 +81,8 @@ static void test_piqa_layout(void) {
                "{\"goal\": \"Keep bread fresh\", \"sol1\": \"Seal it in a bag.\", \"sol2\": \"Leave it in the rain.\"}\n"
                "{\"goal\": \"Cool tea \\u00e0 la russe\", \"sol1\": \"Add ice.\", \"sol2\": \"Boil it.\"}\n");
     write_file(d, "valid-labels.lst", "0\n0\n");
-    tern_task *t;
-    tern_status st = tern_task_load(&t, "piqa", d); /* the folder */
-    CHECK(st == TERN_OK, "%s", tern_errmsg());
-    if (st != TERN_OK) return;
-    CHECK(tern_task_count(t) == 2, "%zu items", tern_task_count(t));
+    tern_task *t = load_counted("piqa", d, 2); /* the folder */
+    if (!t) return;
     tern_task_text x;
     tern_task_text_at(t, 1, &x);
     CHECK(text_is(x.ctx, x.ctx_len, "Question: Cool tea \xc3\xa0 la russe\nAnswer:"), "ctx '%.*s'", (int)x.ctx_len, x.ctx);
@@ -89,18 +90,12 @@ static void test_piqa_layout(void) {
     tern_task_free(t);
     char path[600];
     snprintf(path, sizeof path, "%s/valid.jsonl", d); /* the file, labels found beside it */
-    st = tern_task_load(&t, "piqa", path);
-    CHECK(st == TERN_OK && tern_task_count(t) == 2, "%s", tern_errmsg());
-    tern_task_free(t);
+    tern_task_free(load_counted("piqa", path, 2));
 }
 
 static void test_piqa_real(void) {
-    const char *dir = getenv("TERN_PIQA_DIR");
-    tern_task *t;
-    tern_status st = tern_task_load(&t, "piqa", dir);
-    CHECK(st == TERN_OK, "%s", tern_errmsg());
-    if (st != TERN_OK) return;
-    CHECK(tern_task_count(t) == 1838, "%zu items", tern_task_count(t));
+    tern_task *t = load_counted("piqa", getenv("TERN_PIQA_DIR"), 1838);
+    if (!t) return;
     tern_task_text x;
     tern_task_text_at(t, 0, &x);
     CHECK(text_is(x.ctx, x.ctx_len, "Question: How do I ready a guinea pig cage for it's new occupants?\nAnswer:"), "ctx");

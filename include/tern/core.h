@@ -60,6 +60,16 @@ void tern_free(void *p);
 /* Overflow-checked size arithmetic for sizes read from files. Return 0 on overflow. */
 int tern_mul_size(size_t a, size_t b, size_t *out);
 int tern_add_size(size_t a, size_t b, size_t *out);
+/* A growable byte buffer for writers that lay out a file in memory (GGUF headers, TensorBoard
+ * records). An allocation failure sets oom and makes later appends do nothing, so a writer
+ * checks once, at the end. Zero-initialise; release with free(b.p). */
+typedef struct tern_buf {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} tern_buf;
+void tern_buf_put(tern_buf *b, const void *p, size_t n);
+void tern_buf_put_le(tern_buf *b, uint64_t v, int bytes); /* v's low `bytes` bytes, little-endian */
 
 /* ---- files ---- */
 /* An atomic file: written to "<path>.tmp-<pid>-<n>", then fsync, rename over path, and fsync

@@ -180,9 +180,10 @@ static const cJSON *str_member(const cJSON *j, const char *key) {
     return cJSON_IsString(v) ? v : NULL;
 }
 
-/* LAMBADA as lm-evaluation-harness's lambada_openai: the context is the text up to its last
- * space, the target that space and the rest (text.split(' ')[-1]). */
-static tern_status parse_lambada(tern_task *t, const char *d, size_t n, const char *name) {
+/* Calls fn with each non-empty line of JSON Lines [d, d+n) parsed (NULL when it is not JSON) and
+ * its number from 1, until fn fails. */
+typedef tern_status (*json_line_fn)(tern_task *t, const cJSON *j, const char *name, size_t lineno);
+static tern_status each_json_line(tern_task *t, const char *d, size_t n, const char *name, json_line_fn fn) {
     const char *p = d, *end = d + n, *line;
     size_t len, lineno = 0;
     tern_status st = TERN_OK;
@@ -190,67 +191,59 @@ static tern_status parse_lambada(tern_task *t, const char *d, size_t n, const ch
         lineno++;
         if (len == 0) continue;
         cJSON *j = cJSON_ParseWithLength(line, len);
-        const cJSON *s = cJSON_IsObject(j) ? str_member(j, "text") : NULL;
-        item *it;
-        if (!s) {
-            st = tern_err(TERN_EFORMAT, "%s: line %zu: expected a JSON object with a string \"text\"", name, lineno);
-        } else {
-            const char *txt = s->valuestring, *sp = strrchr(txt, ' ');
-            size_t tl = strlen(txt);
-            if (!sp || sp == txt || !sp[1])
-                st = tern_err(TERN_EFORMAT, "%s: line %zu: the text needs a space with words before and after it (the last "
-                                            "word is the target)", name, lineno);
-            if (st == TERN_OK) st = add_item(t, &it);
-            if (st == TERN_OK) st = add_text(t, txt, (size_t)(sp - txt), &it->ctx);
-            if (st == TERN_OK) {
-                it->ctx_len = (size_t)(sp - txt);
-                st = add_text(t, sp + 1, tl - (size_t)(sp + 1 - txt), &it->ch[0]);
-                it->ch_len[0] = tl - (size_t)(sp + 1 - txt);
-                it->n_choices = 1;
-            }
-        }
+        st = fn(t, j, name, lineno);
         cJSON_Delete(j);
     }
     return st;
 }
 
+/* LAMBADA as lm-evaluation-harness's lambada_openai: the context is the text up to its last
+ * space, the target what follows that space (text.split(' ')[-1]). */
+static tern_status lambada_line(tern_task *t, const cJSON *j, const char *name, size_t lineno) {
+    const cJSON *s = cJSON_IsObject(j) ? str_member(j, "text") : NULL;
+    if (!s) return tern_err(TERN_EFORMAT, "%s: line %zu: expected a JSON object with a string \"text\"", name, lineno);
+    const char *txt = s->valuestring, *sp = strrchr(txt, ' ');
+    if (!sp || sp == txt || !sp[1])
+        return tern_err(TERN_EFORMAT, "%s: line %zu: the text needs a space with words before and after it (the last word is "
+                                      "the target)", name, lineno);
+    item *it;
+    TERN_TRY(add_item(t, &it));
+    it->ctx_len = (size_t)(sp - txt);
+    it->ch_len[0] = strlen(sp + 1);
+    it->n_choices = 1;
+    TERN_TRY(add_text(t, txt, it->ctx_len, &it->ctx));
+    return add_text(t, sp + 1, it->ch_len[0], &it->ch[0]);
+}
+
 /* PIQA as lm-evaluation-harness's piqa: "Question: <goal>\nAnswer:" and the two solutions. */
+static tern_status piqa_line(tern_task *t, const cJSON *j, const char *name, size_t lineno) {
+    const cJSON *g = str_member(j, "goal"), *s1 = str_member(j, "sol1"), *s2 = str_member(j, "sol2");
+    if (!cJSON_IsObject(j) || !g || !s1 || !s2)
+        return tern_err(TERN_EFORMAT, "%s: line %zu: expected a JSON object with strings \"goal\", \"sol1\" and \"sol2\"", name,
+                        lineno);
+    item *it;
+    size_t unused;
+    TERN_TRY(add_item(t, &it));
+    it->ctx_len = 10 + strlen(g->valuestring) + 8;
+    it->n_choices = 2;
+    TERN_TRY(add_text(t, "Question: ", 10, &it->ctx)); /* the three pieces lie one after another */
+    TERN_TRY(add_text(t, g->valuestring, strlen(g->valuestring), &unused));
+    TERN_TRY(add_text(t, "\nAnswer:", 8, &unused));
+    for (int c = 0; c < 2; c++) {
+        const char *sol = (c ? s2 : s1)->valuestring;
+        it->ch_len[c] = strlen(sol);
+        TERN_TRY(add_text(t, sol, it->ch_len[c], &it->ch[c]));
+    }
+    return TERN_OK;
+}
+
 static tern_status parse_piqa(tern_task *t, const char *d, size_t n, const char *name, const char *lab, size_t ln,
                               const char *lname) {
-    const char *p = d, *end = d + n, *line;
-    size_t len, lineno = 0;
-    tern_status st = TERN_OK;
-    while (st == TERN_OK && next_line(&p, end, &line, &len)) {
-        lineno++;
-        if (len == 0) continue;
-        cJSON *j = cJSON_ParseWithLength(line, len);
-        const cJSON *g = str_member(j, "goal"), *s1 = str_member(j, "sol1"), *s2 = str_member(j, "sol2");
-        item *it;
-        if (!cJSON_IsObject(j) || !g || !s1 || !s2) {
-            st = tern_err(TERN_EFORMAT, "%s: line %zu: expected a JSON object with strings \"goal\", \"sol1\" and \"sol2\"", name,
-                          lineno);
-        } else if ((st = add_item(t, &it)) == TERN_OK) {
-            size_t o1, o2, o3;
-            st = add_text(t, "Question: ", 10, &o1);
-            if (st == TERN_OK) st = add_text(t, g->valuestring, strlen(g->valuestring), &o2);
-            if (st == TERN_OK) st = add_text(t, "\nAnswer:", 8, &o3);
-            it->ctx = o1;
-            it->ctx_len = 10 + strlen(g->valuestring) + 8;
-            for (int c = 0; c < 2 && st == TERN_OK; c++) {
-                const char *sol = (c ? s2 : s1)->valuestring;
-                st = add_text(t, sol, strlen(sol), &it->ch[c]);
-                it->ch_len[c] = strlen(sol);
-            }
-            it->n_choices = 2;
-        }
-        cJSON_Delete(j);
-    }
+    tern_status st = each_json_line(t, d, n, name, piqa_line);
     if (st != TERN_OK) return st;
     if (!lab) return tern_err(TERN_EINVAL, "%s: PIQA needs its labels file too", name);
-    size_t k = 0;
-    p = lab;
-    end = lab + ln;
-    lineno = 0;
+    const char *p = lab, *end = lab + ln, *line;
+    size_t len, lineno = 0, k = 0;
     while (next_line(&p, end, &line, &len)) {
         lineno++;
         if (len == 0 && p == end) break;
@@ -335,7 +328,7 @@ tern_status tern_task_parse(tern_task **out, const char *name, const char *data,
     if (st == TERN_OK) {
         t->kind = kind;
         if (kind == HELLASWAG) st = parse_hellaswag(t, data, n, data_name);
-        else if (kind == LAMBADA) st = parse_lambada(t, data, n, data_name);
+        else if (kind == LAMBADA) st = each_json_line(t, data, n, data_name, lambada_line);
         else st = parse_piqa(t, data, n, data_name, labels, labels_n, labels_name ? labels_name : "labels");
     }
     if (st == TERN_OK && t->n == 0) st = tern_err(TERN_EFORMAT, "%s: holds no %s items", data_name, name);

@@ -43,36 +43,7 @@ uint32_t tern_crc32c(const void *p, size_t n) {
 uint32_t tern_crc32c_mask(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
 
 /* ---- encoding ---- */
-typedef struct buf {
-    uint8_t *p;
-    size_t n, cap;
-    int oom;
-} buf;
-
-static void put(buf *b, const void *p, size_t n) {
-    if (b->oom) return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n) cap *= 2;
-        uint8_t *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-
-static void put_le(buf *b, uint64_t v, int bytes) {
-    uint8_t t[8];
-    for (int i = 0; i < bytes; i++) t[i] = (uint8_t)(v >> (8 * i));
-    put(b, t, (size_t)bytes);
-}
-
-static void put_varint(buf *b, uint64_t v) {
+static void put_varint(tern_buf *b, uint64_t v) {
     uint8_t t[10];
     int k = 0;
     do {
@@ -81,29 +52,29 @@ static void put_varint(buf *b, uint64_t v) {
         if (v) t[k] |= 0x80;
         k++;
     } while (v);
-    put(b, t, (size_t)k);
+    tern_buf_put(b, t, (size_t)k);
 }
 
 enum { WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2, WIRE_I32 = 5 };
 
-static void put_key(buf *b, unsigned field, unsigned wire) { put_varint(b, (uint64_t)field << 3 | wire); }
+static void put_key(tern_buf *b, unsigned field, unsigned wire) { put_varint(b, (uint64_t)field << 3 | wire); }
 
-static void put_bytes(buf *b, unsigned field, const void *p, size_t n) {
+static void put_bytes(tern_buf *b, unsigned field, const void *p, size_t n) {
     put_key(b, field, WIRE_LEN);
     put_varint(b, n);
-    put(b, p, n);
+    tern_buf_put(b, p, n);
 }
 
-static void put_double(buf *b, unsigned field, double v) {
+static void put_double(tern_buf *b, unsigned field, double v) {
     uint64_t u;
     memcpy(&u, &v, 8);
     put_key(b, field, WIRE_I64);
-    put_le(b, u, 8);
+    tern_buf_put_le(b, u, 8);
 }
 
 /* Event's wall_time and step; proto3 leaves out fields at their default (0), as protobuf's own
  * serialisers do, so that the bytes equal TensorBoard's writer's. */
-static void put_event_head(buf *b, double wall_time, int64_t step) {
+static void put_event_head(tern_buf *b, double wall_time, int64_t step) {
     uint64_t bits;
     memcpy(&bits, &wall_time, 8);
     if (bits) put_double(b, 1, wall_time);
@@ -115,17 +86,17 @@ static void put_event_head(buf *b, double wall_time, int64_t step) {
 
 /* Appends ev's bytes to out as one record: the length, the masked CRC of the length's 8 bytes,
  * the bytes, the masked CRC of the bytes. */
-static void frame(buf *out, const buf *ev) {
+static void frame(tern_buf *out, const tern_buf *ev) {
     uint8_t len[8];
     for (int i = 0; i < 8; i++) len[i] = (uint8_t)((uint64_t)ev->n >> (8 * i));
-    put(out, len, 8);
-    put_le(out, tern_crc32c_mask(tern_crc32c(len, 8)), 4);
-    put(out, ev->p, ev->n);
-    put_le(out, tern_crc32c_mask(tern_crc32c(ev->p, ev->n)), 4);
+    tern_buf_put(out, len, 8);
+    tern_buf_put_le(out, tern_crc32c_mask(tern_crc32c(len, 8)), 4);
+    tern_buf_put(out, ev->p, ev->n);
+    tern_buf_put_le(out, tern_crc32c_mask(tern_crc32c(ev->p, ev->n)), 4);
 }
 
-static tern_status rec_file_version(buf *out, double wall_time) {
-    buf ev = {0};
+static tern_status rec_file_version(tern_buf *out, double wall_time) {
+    tern_buf ev = {0};
     put_event_head(&ev, wall_time, 0);
     static const char v[] = "brain.Event:2";
     put_bytes(&ev, 3, v, sizeof v - 1);
@@ -135,13 +106,13 @@ static tern_status rec_file_version(buf *out, double wall_time) {
     return oom ? tern_err(TERN_ENOMEM, "out of memory for an event") : TERN_OK;
 }
 
-static tern_status rec_scalar(buf *out, const char *tag, int64_t step, double wall_time, float value) {
-    buf val = {0}, sum = {0}, ev = {0};
+static tern_status rec_scalar(tern_buf *out, const char *tag, int64_t step, double wall_time, float value) {
+    tern_buf val = {0}, sum = {0}, ev = {0};
     uint32_t u;
     memcpy(&u, &value, 4);
     put_bytes(&val, 1, tag, strlen(tag));
     put_key(&val, 2, WIRE_I32); /* simple_value is in a oneof: written even when 0 */
-    put_le(&val, u, 4);
+    tern_buf_put_le(&val, u, 4);
     if (!val.oom) put_bytes(&sum, 1, val.p, val.n);
     put_event_head(&ev, wall_time, step);
     if (!sum.oom) put_bytes(&ev, 5, sum.p, sum.n);
@@ -153,8 +124,8 @@ static tern_status rec_scalar(buf *out, const char *tag, int64_t step, double wa
     return oom ? tern_err(TERN_ENOMEM, "out of memory for an event") : TERN_OK;
 }
 
-static tern_status rec_session_start(buf *out, int64_t step, double wall_time) {
-    buf ev = {0};
+static tern_status rec_session_start(tern_buf *out, int64_t step, double wall_time) {
+    tern_buf ev = {0};
     static const uint8_t start[] = {0x08, 0x01}; /* SessionLog{status: START} */
     put_event_head(&ev, wall_time, step);
     put_bytes(&ev, 7, start, sizeof start);
@@ -168,7 +139,7 @@ static tern_status rec_session_start(buf *out, int64_t step, double wall_time) {
 struct tern_tb {
     FILE *f;
     char *path;
-    buf rec; /* the record being written */
+    tern_buf rec; /* the record being written */
 };
 
 const char *tern_tb_path(const tern_tb *tb) { return tb->path; }
@@ -282,7 +253,7 @@ static float to_f32(double v) {
 }
 
 /* Appends the scalars of one metrics object to out; counts them in *k. */
-static tern_status scalars_of(buf *out, const cJSON *j, uint64_t step, double wall_time, size_t *k) {
+static tern_status scalars_of(tern_buf *out, const cJSON *j, uint64_t step, double wall_time, size_t *k) {
     *k = 0;
     for (const cJSON *c = j->child; c; c = c->next) {
         char tag[300];
@@ -313,7 +284,7 @@ tern_status tern_tb_metrics_line(tern_tb *tb, const char *line, size_t n, double
 
 /* ---- converting a run's metrics.jsonl ---- */
 typedef struct conv {
-    buf out;
+    tern_buf out;
     double start, elapsed; /* the run's start (seconds since the epoch) and the last elapsed_s seen */
     size_t scalars;
 } conv;
