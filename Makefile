@@ -15,7 +15,7 @@ endif
 
 CPPFLAGS := -Iinclude -Isrc -D_GNU_SOURCE
 CFLAGS   := -std=c17 $(OPT) -Wall -Wextra -Werror -fopenmp -fno-fast-math $(SANFLAGS)
-LDLIBS   = -fopenmp -lsodium -lcjson -ldnnl -lzstd -lz -lm -ldl $(MPI_LIBS)
+LDLIBS   = -fopenmp -lsodium -lcjson -ldnnl -lzstd -lz -lcairo -lbz2 -lm -ldl $(MPI_LIBS)
 LDFLAGS  := $(SANFLAGS)
 # CUDA=1 (docs/GPU.md) adds the CUDA backend, built in $(BUILD)/cuda; its rules follow the sources.
 ifeq ($(CUDA),1)

@@ -17,4 +17,6 @@
 #include "tern/hw.h"
 #include "tern/policy.h"
 #include "tern/train.h"
+#include "tern/eval.h"
+#include "tern/watch.h"
 #endif

@@ -7,6 +7,8 @@ set -u
 pass=0 fail=0 skip=0
 export TERN_BIN="${BUILD:-build}/tern"
 export ASAN_OPTIONS="allocator_may_return_null=1:${ASAN_OPTIONS:-}"
+# cairo's fonts keep fontconfig's caches for the life of the process (tests/lsan_fontconfig.supp)
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan_fontconfig.supp:print_suppressions=0:${LSAN_OPTIONS:-}"
 export TERN_TEST_TMP="${TMPDIR:-/tmp}/tern-test-$$"
 mkdir -p "$TERN_TEST_TMP"
 for t in "$@"; do

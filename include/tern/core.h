@@ -70,6 +70,16 @@ int tern_add_size(size_t a, size_t b, size_t *out);
  * *what (may be NULL) receives which of them it is, e.g. "physical memory" or "the cgroup limit
  * (/sys/fs/cgroup/x/memory.max)". Reads a few small files; allocates nothing large. */
 uint64_t tern_mem_limit(char *what, size_t what_n);
+/* A growable byte buffer for writers that lay out a file in memory (GGUF headers, TensorBoard
+ * records). An allocation failure sets oom and makes later appends do nothing, so a writer
+ * checks once, at the end. Zero-initialise; release with free(b.p). */
+typedef struct tern_buf {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} tern_buf;
+void tern_buf_put(tern_buf *b, const void *p, size_t n);
+void tern_buf_put_le(tern_buf *b, uint64_t v, int bytes); /* v's low `bytes` bytes, little-endian */
 
 /* ---- files ---- */
 /* An atomic file: written to "<path>.tmp-<pid>-<n>", then fsync, rename over path, and fsync

@@ -131,6 +131,8 @@ float *tern_model_buffer(tern_model *m, tern_which which);
  * forward without targets, copied to dst (host). */
 tern_status tern_model_losses(tern_model *m, float *dst);
 tern_status tern_model_logits(tern_model *m, float *dst);
+/* The logits of n positions from pos of the flattened (B*T) positions: n*V floats. */
+tern_status tern_model_logits_rows(tern_model *m, size_t pos, size_t n, float *dst);
 
 /* ---- memory accounting, recomputation, anomalies ---- */
 /* Bytes tern_model_reserve(B, T) allocates for a model of this shape (no allocation). */

@@ -36,4 +36,7 @@ int cli_plan(int argc, char **argv);
 int cli_keygen(int argc, char **argv);
 int cli_ledger(int argc, char **argv);
 int cli_logits(int argc, char **argv);
+int cli_eval_task(int argc, char **argv); /* tern eval --task (src/cli/eval_task.c) */
+int cli_tb(int argc, char **argv);
+int cli_plot(int argc, char **argv);
 #endif

@@ -10,6 +10,8 @@
 #include "tern/train.h"
 
 int cli_eval(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) /* a benchmark task: src/cli/eval_task.c */
+        if (!strcmp(argv[i], "--task") || !strncmp(argv[i], "--task=", 7)) return cli_eval_task(argc, argv);
     const char *src = NULL, *data = NULL, *split = "val";
     long long batch = 8, seq = 0, batches = 0, step = 0, threads = 0;
     const char *key_file = NULL, *pass_file = NULL, *device = NULL;
@@ -19,7 +21,8 @@ int cli_eval(int argc, char **argv) {
                    "                 [--batches N] [--step N] [--threads N] [--device NAME] [--key KEYFILE | --passphrase-file FILE]\n\n"
                    "Mean cross-entropy and perplexity over the split's windows of B rows of T tokens, in order\n"
                    "(every window once unless --batches limits them). --seq defaults to the model's context.\n"
-                   "A sealed run or data folder needs its key: --key, --passphrase-file, or TERN_KEY_FILE.\n" CLI_DEVICE_HELP);
+                   "A sealed run or data folder needs its key: --key, --passphrase-file, or TERN_KEY_FILE.\n"
+                   "With --task hellaswag|lambada|piqa: a benchmark task instead (tern eval --task x --help).\n" CLI_DEVICE_HELP);
             return 0;
         }
         if (cli_opt_str("eval", argc, argv, &i, "--data", &data) || cli_opt_str("eval", argc, argv, &i, "--split", &split) ||

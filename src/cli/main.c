@@ -13,7 +13,7 @@ typedef struct {
 /* One row per subcommand; each lives in src/cli/<name>.c. */
 static const subcommand subcommands[] = {
     {"train", cli_train, "train (or --resume) a GPT-2 model on a data folder; no arguments: the bundled demo"},
-    {"eval", cli_eval, "mean loss and perplexity of a model on a data folder's val split"},
+    {"eval", cli_eval, "mean loss and perplexity of a model on a data folder's val split; --task: HellaSwag, LAMBADA, PIQA"},
     {"sample", cli_sample, "generate text from a run, a Hugging Face folder or a GGUF file"},
     {"export", cli_export, "write a run as a Hugging Face folder or a GGUF file"},
     {"keygen", cli_keygen, "make a sealing key, or an Ed25519 key pair for signing the run ledger"},
@@ -22,6 +22,8 @@ static const subcommand subcommands[] = {
     {"plan", cli_plan, "rank candidate sites by time and cost for a run, with the owner's policy verdict"},
     {"tokenizer", cli_tokenizer, "train a byte-level BPE tokenizer, or encode and decode text with one"},
     {"prepare", cli_prepare, "encode text files into token shards and a manifest for training"},
+    {"tb", cli_tb, "write a run's metrics.jsonl as a TensorBoard event file, or check and print one"},
+    {"plot", cli_plot, "draw runs' loss (and task scores) against tokens as SVG or PNG"},
     {"logits", cli_logits, "write a model's logits for given token ids (to compare with transformers or llama.cpp)"},
     {NULL, NULL, NULL},
 };

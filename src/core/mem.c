@@ -32,3 +32,30 @@ int tern_add_size(size_t a, size_t b, size_t *out) {
     *out = a + b;
     return 1;
 }
+
+void tern_buf_put(tern_buf *b, const void *p, size_t n) {
+    if (b->oom || n == 0) return;
+    if (n > SIZE_MAX - b->n) {
+        b->oom = 1;
+        return;
+    }
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n) cap = cap > SIZE_MAX / 2 ? b->n + n : cap * 2;
+        uint8_t *q = realloc(b->p, cap);
+        if (!q) {
+            b->oom = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+void tern_buf_put_le(tern_buf *b, uint64_t v, int bytes) {
+    uint8_t t[8];
+    for (int i = 0; i < bytes; i++) t[i] = (uint8_t)(v >> (8 * i));
+    tern_buf_put(b, t, (size_t)bytes);
+}

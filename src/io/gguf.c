@@ -704,90 +704,60 @@ tern_status tern_gguf_add_tensor(tern_gguf_writer *w, const char *name, uint32_t
     return TERN_OK;
 }
 
-/* A growable byte buffer for the header. */
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-    int oom;
-} bytes;
-
-static void put(bytes *b, const void *p, size_t n) {
-    if (b->oom) return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n) cap *= 2;
-        uint8_t *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-
-static void put_le(bytes *b, uint64_t v, int k) {
-    uint8_t t[8];
-    for (int i = 0; i < k; i++) t[i] = (uint8_t)(v >> (8 * i));
-    put(b, t, (size_t)k);
-}
-
-static void put_str(bytes *b, const char *s, size_t n) {
-    put_le(b, n, 8);
-    put(b, s, n);
+static void put_str(tern_buf *b, const char *s, size_t n) {
+    tern_buf_put_le(b, n, 8);
+    tern_buf_put(b, s, n);
 }
 
 static size_t pad_to(size_t n, size_t a) { return (a - n % a) % a; }
 
 /* Header, metadata and tensor descriptions, padded to the alignment. */
-static tern_status build_header(tern_gguf_writer *w, bytes *b) {
+static tern_status build_header(tern_gguf_writer *w, tern_buf *b) {
     int write_align = w->alignment != TERN_GGUF_DEFAULT_ALIGNMENT;
     for (size_t i = 0; i < w->n_kv; i++)
         if (!strcmp(w->kv[i].key, "general.alignment")) return tern_err(TERN_EINVAL, "gguf writer: set general.alignment with tern_gguf_set_alignment");
-    put(b, "GGUF", 4);
-    put_le(b, TERN_GGUF_VERSION, 4);
-    put_le(b, w->n_t, 8);
-    put_le(b, w->n_kv + (size_t)write_align, 8);
+    tern_buf_put(b, "GGUF", 4);
+    tern_buf_put_le(b, TERN_GGUF_VERSION, 4);
+    tern_buf_put_le(b, w->n_t, 8);
+    tern_buf_put_le(b, w->n_kv + (size_t)write_align, 8);
     for (size_t i = 0; i < w->n_kv; i++) {
         const wkv *k = &w->kv[i];
         put_str(b, k->key, strlen(k->key));
-        put_le(b, k->type, 4);
+        tern_buf_put_le(b, k->type, 4);
         uint32_t et = k->type;
         if (k->type == TERN_GGUF_ARRAY) {
-            put_le(b, k->elem, 4);
-            put_le(b, k->n, 8);
+            tern_buf_put_le(b, k->elem, 4);
+            tern_buf_put_le(b, k->n, 8);
             et = k->elem;
         }
         if (et == TERN_GGUF_STRING)
             for (uint64_t j = 0; j < k->n; j++) put_str(b, k->strs[j], k->lens[j]);
         else
-            put(b, k->data, (size_t)k->n * vtype_sizes[et]);
+            tern_buf_put(b, k->data, (size_t)k->n * vtype_sizes[et]);
     }
     if (write_align) {
         put_str(b, "general.alignment", 17);
-        put_le(b, TERN_GGUF_U32, 4);
-        put_le(b, w->alignment, 4);
+        tern_buf_put_le(b, TERN_GGUF_U32, 4);
+        tern_buf_put_le(b, w->alignment, 4);
     }
     size_t off = 0;
     for (size_t i = 0; i < w->n_t; i++) {
         const wtensor *t = &w->t[i];
         put_str(b, t->name, strlen(t->name));
-        put_le(b, t->n_dims, 4);
-        for (uint32_t j = 0; j < t->n_dims; j++) put_le(b, t->ne[j], 8);
-        put_le(b, t->type, 4);
-        put_le(b, off, 8);
+        tern_buf_put_le(b, t->n_dims, 4);
+        for (uint32_t j = 0; j < t->n_dims; j++) tern_buf_put_le(b, t->ne[j], 8);
+        tern_buf_put_le(b, t->type, 4);
+        tern_buf_put_le(b, off, 8);
         off += t->nbytes + pad_to(t->nbytes, w->alignment);
     }
     static const uint8_t zeros[256];
-    for (size_t k = pad_to(b->n, w->alignment); k && !b->oom; k = pad_to(b->n, w->alignment)) put(b, zeros, k < 256 ? k : 256);
+    for (size_t k = pad_to(b->n, w->alignment); k && !b->oom; k = pad_to(b->n, w->alignment)) tern_buf_put(b, zeros, k < 256 ? k : 256);
     if (b->oom) return tern_err(TERN_ENOMEM, "out of memory for the GGUF header");
     return TERN_OK;
 }
 
 /* Emits the tensors' bytes, each followed by padding, to a file or a buffer. */
-static tern_status emit_data(tern_gguf_writer *w, tern_afile *af, bytes *b) {
+static tern_status emit_data(tern_gguf_writer *w, tern_afile *af, tern_buf *b) {
     size_t maxn = 0;
     for (size_t i = 0; i < w->n_t; i++)
         if (!w->t[i].data && w->t[i].nbytes > maxn) maxn = w->t[i].nbytes;
@@ -811,8 +781,8 @@ static tern_status emit_data(tern_gguf_writer *w, tern_afile *af, bytes *b) {
             st = tern_afile_write(af, p, t->nbytes);
             for (size_t k = pad; st == TERN_OK && k; k -= k < 256 ? k : 256) st = tern_afile_write(af, zeros, k < 256 ? k : 256);
         } else {
-            put(b, p, t->nbytes);
-            for (size_t k = pad; k; k -= k < 256 ? k : 256) put(b, zeros, k < 256 ? k : 256);
+            tern_buf_put(b, p, t->nbytes);
+            for (size_t k = pad; k; k -= k < 256 ? k : 256) tern_buf_put(b, zeros, k < 256 ? k : 256);
             if (b->oom) st = tern_err(TERN_ENOMEM, "out of memory serialising GGUF");
         }
     }
@@ -821,7 +791,7 @@ static tern_status emit_data(tern_gguf_writer *w, tern_afile *af, bytes *b) {
 }
 
 tern_status tern_gguf_write(tern_gguf_writer *w, const char *path) {
-    bytes b = {0};
+    tern_buf b = {0};
     tern_status st = build_header(w, &b);
     tern_afile af;
     if (st == TERN_OK) st = tern_afile_open(&af, path);
@@ -840,7 +810,7 @@ tern_status tern_gguf_write(tern_gguf_writer *w, const char *path) {
 }
 
 tern_status tern_gguf_serialize(tern_gguf_writer *w, uint8_t **out, size_t *n) {
-    bytes b = {0};
+    tern_buf b = {0};
     tern_status st = build_header(w, &b);
     if (st == TERN_OK) st = emit_data(w, NULL, &b);
     if (st != TERN_OK) {

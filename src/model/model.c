@@ -486,9 +486,14 @@ tern_status tern_model_losses(tern_model *m, float *dst) {
     return tern_backend_sync(m->be);
 }
 
-tern_status tern_model_logits(tern_model *m, float *dst) {
+tern_status tern_model_logits(tern_model *m, float *dst) { return tern_model_logits_rows(m, 0, m->B * m->T, dst); }
+
+tern_status tern_model_logits_rows(tern_model *m, size_t pos, size_t n, float *dst) {
     if (!m->full_logits) return tern_err(TERN_EINVAL, "no logits: the last forward pass had targets");
-    m->be->mem->download(m->be, dst, m->full_logits, m->B * m->T * (size_t)m->cfg.vocab_size * sizeof(float));
+    if (pos > m->B * m->T || n > m->B * m->T - pos)
+        return tern_err(TERN_EINVAL, "logits of positions %zu..%zu asked, the last forward pass had %zu", pos, pos + n, m->B * m->T);
+    size_t V = (size_t)m->cfg.vocab_size;
+    m->be->mem->download(m->be, dst, m->full_logits + pos * V, n * V * sizeof(float));
     return tern_backend_sync(m->be);
 }
 
