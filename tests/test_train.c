@@ -4,6 +4,9 @@
 #include "lib.h"
 #include "tern/data.h"
 #include "tern/train.h"
+#include "tern/watch.h"
+
+#include <cjson/cJSON.h>
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -300,9 +303,16 @@ static void test_numeric_faults(void) {
     char *text;
     size_t n;
     CHECK(tern_read_file(p, &text, &n) == TERN_OK, "%s", tern_errmsg());
-    int skipped = 0;
+    int skipped = 0, bad = 0;
     for (char *q = text; (q = strstr(q, "\"skipped\":true")); q++) skipped++;
+    /* every line is JSON, the skipped steps' non-finite loss and norm as null */
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        bad += !j;
+        cJSON_Delete(j);
+    }
     free(text);
+    CHECK(bad == 0, "%d lines of metrics.jsonl are not JSON", bad);
     CHECK(skipped >= 3, "%d skipped steps logged", skipped);
     snprintf(p, sizeof p, "%s/r", d);
     tern_model *m;
@@ -323,6 +333,79 @@ static void test_numeric_faults(void) {
     CHECK(rc == 1 && strstr(out, "but --max-memory is 0.00 GiB; ") && strstr(out, "tern train: the run needs "), "rc %d: %s", rc, out);
     rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mm %s --max-memory lots", t, td.data, d, td.small);
     CHECK(rc == 1 && !strcmp(out, "tern train: --max-memory: 'lots' is not a size (e.g. 8G, 512M, 4096; 0 = no check)\n"), "rc %d: %s", rc, out);
+}
+
+static int count_tb_scalar(void *ctx, const tern_tb_item *it) {
+    if (it->kind == TERN_TB_SCALAR) ++*(int *)ctx;
+    return TERN_OK;
+}
+
+/* Numbers in metrics.jsonl lines other than step and elapsed_s: what the event file must hold. */
+static int metric_numbers(const char *rundir) {
+    char p[800], *text;
+    size_t n;
+    snprintf(p, sizeof p, "%s/metrics.jsonl", rundir);
+    if (tern_read_file(p, &text, &n) != TERN_OK) return -1;
+    int count = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        for (cJSON *c = j ? j->child : NULL; c; c = c->next)
+            count += cJSON_IsNumber(c) && strcmp(c->string, "step") && strcmp(c->string, "elapsed_s");
+        cJSON_Delete(j);
+    }
+    free(text);
+    return count;
+}
+
+/* What the run writes to be watched and what it reads: TensorBoard's event file line by line
+ * (off with --tensorboard 0 and with sealed metrics), a benchmark task's score beside the val
+ * loss, and a mixture of two data folders, whose resume is bit for bit and whose val loss is
+ * reported per folder. */
+static void test_watch_task_and_mixture(void) {
+    if (!setup()) {
+        CHECK(0, "setup");
+        return;
+    }
+    const char *d = test_tmpdir("train_watch");
+    const char *t = test_tern_bin();
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/w %s --steps 6 --eval-every 3", t, td.data, d, td.small);
+    CHECK(rc == 0, "%s", out);
+    char p[700];
+    snprintf(p, sizeof p, "%s/w", d);
+    int want = metric_numbers(p), got = 0;
+    rc = run_cmd(out, sizeof out, "ls %s/w/tb/events.out.tfevents.*", d);
+    out[strcspn(out, "\n")] = 0;
+    CHECK(rc == 0 && tern_tb_read_file(out, count_tb_scalar, &got, NULL) == TERN_OK, "%s: %s", out, tern_errmsg());
+    CHECK(want >= 30 && got == want, "%d scalars in the event file, %d numbers in metrics.jsonl", got, want);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/nt %s --steps 2 --tensorboard 0 && test ! -e %s/nt/tb", t, td.data, d, td.small, d);
+    CHECK(rc == 0, "--tensorboard 0 wrote tb/: %s", out);
+    /* a task scored with the val loss, from a task file of 3 items (the shipped one's first) */
+    rc = run_cmd(out, sizeof out, "bzip2 -dc data/eval/hellaswag/hellaswag_val_full.txt.bz2 | head -n 18 > %s/hs.txt", d);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/task %s --steps 4 --eval-every 2 --eval-task hellaswag --eval-task-data %s/hs.txt",
+                 t, td.data, d, td.small, d);
+    CHECK(rc == 0 && strstr(out, "step 2: hellaswag accuracy ") && strstr(out, " over 3 items"), "%s", out);
+    snprintf(p, sizeof p, "%s/task/metrics.jsonl", d);
+    char *text = NULL;
+    size_t n;
+    CHECK(tern_read_file(p, &text, &n) == TERN_OK && strstr(text, "{\"step\":4,\"hellaswag_acc\":") && strstr(text, "\"hellaswag_items\":3"),
+          "%s", text ? text : "");
+    free(text);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/task2 %s --eval-task squad", t, td.data, d, td.small);
+    CHECK(rc == 1 && strstr(out, "squad"), "rc %d: %s", rc, out);
+    /* a mixture of the data folder with itself in shares 3:1: resumed bit for bit, val per folder */
+    rc = run_cmd(out, sizeof out, "ln -sfn %s %s/other", td.data, d);
+    char mix[1400];
+    snprintf(mix, sizeof mix, "%s:3,%s/other:1", td.data, d);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/mfull %s --steps 8 --eval-every 4", t, mix, d, td.small);
+    CHECK(rc == 0, "%s", out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/msplit %s --steps 8 --eval-every 4 --stop-at 4 && %s train -o %s/msplit --resume", t,
+                 mix, d, td.small, t, d);
+    CHECK(rc == 0, "%s", out);
+    same_runs(d, "mfull", "msplit", 8, "a mixture resumed");
+    snprintf(p, sizeof p, "%s/mfull/metrics.jsonl", d);
+    text = NULL;
+    CHECK(tern_read_file(p, &text, &n) == TERN_OK && strstr(text, "\"val_loss_other\":"), "%s", text ? text : "");
+    free(text);
 }
 
 /* Write faults: a full disk (a file-size limit), a read-only run folder and a data file that
@@ -416,5 +499,6 @@ int main(void) {
     RUN(test_numeric_faults);
     RUN(test_write_faults);
     RUN(test_run_ledger);
+    RUN(test_watch_task_and_mixture);
     return check_exit();
 }

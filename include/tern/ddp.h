@@ -34,6 +34,8 @@ int tern_ddp_is_root(const tern_ddp *d);
 int tern_ddp_threads(const tern_ddp *d, int n);
 /* Sets *flag to 1 on every rank when it is set on any (a stop request, a time limit). */
 tern_status tern_ddp_any(tern_ddp *d, int *flag);
+/* Sums n doubles over the ranks, in place (a no-op for one process). */
+tern_status tern_ddp_sum_f64(tern_ddp *d, double *x, size_t n);
 /* Sets *v to the largest value any rank holds (one collective: e.g. 2 = a stop request,
  * 1 = the time limit, 0 = go on). */
 tern_status tern_ddp_max(tern_ddp *d, int *v);

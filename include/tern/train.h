@@ -11,7 +11,7 @@
 /* X(key, type, default, help): key is the JSON key; the flag is "--" + key with '_' -> '-'.
  * Types: I (integer), F (number), S (string), B (flag). */
 #define TERN_TRAIN_OPTS(X)                                                                                      \
-    X(data, S, NULL, "data folder made by `tern prepare`")                                                    \
+    X(data, S, NULL, "data folder made by `tern prepare`, or a mixture DIR:WEIGHT,DIR:WEIGHT,... (shares of the windows)") \
     X(out, S, NULL, "run folder (checkpoints, metrics, config)")                                              \
     X(init, S, NULL, "start from a Hugging Face folder (GPT-2, Llama, Mistral or Qwen2: config.json + safetensors)") \
     X(tokenizer, S, NULL, "the tokenizer folder that made the data (kept in the run for export)")            \
@@ -48,6 +48,10 @@
     X(no_shuffle, B, 0, "read windows in order instead of a seeded random order per epoch")                   \
     X(eval_every, I, 100, "evaluate on the val split every N steps (0 = only at the end)")                      \
     X(eval_batches, I, 10, "val batches per evaluation")                                                      \
+    X(eval_task, S, NULL, "also score a benchmark task: hellaswag, lambada or piqa (docs/EVALUATION.md)")      \
+    X(eval_task_every, I, 0, "score the task every N steps (0 = with each evaluation)")                        \
+    X(eval_task_limit, I, 500, "items of the task per scoring (0 = all)")                                      \
+    X(eval_task_data, S, NULL, "the task's data file (default: data/eval/ or $TERN_DATA_DIR/eval/)")            \
     X(ckpt_every, I, 100, "checkpoint every N steps (0 = only at the end)")                                     \
     X(keep, I, 3, "checkpoints to keep")                                                                      \
     X(device, S, "auto", "where to compute: auto (the fastest CPU kernels here, or TERN_KERN's), cpu (oneDNN products, plain C elsewhere), avx2, avx512, ref, cuda or cuda:N")      \
@@ -64,6 +68,7 @@
     X(key, S, NULL, "read sealed data and write sealed checkpoints with this key (tern keygen; or TERN_KEY_FILE)") \
     X(passphrase_file, S, NULL, "the same with a key derived from the passphrase in this file")                \
     X(seal_metrics, B, 0, "seal metrics.jsonl too (with --key; it stays plain otherwise)")                     \
+    X(tensorboard, I, 1, "write TensorBoard event files in RUNDIR/tb as the run goes (0 = off; never with --seal-metrics)") \
     X(run_id, S, NULL, "the run's identifier (default: made when the run starts); binds sealed checkpoints to it") \
     X(resume, B, 0, "continue the run in --out from its latest checkpoint")
 
@@ -75,9 +80,9 @@ typedef struct tern_train_opts {
 #define X(key, type, def, help) TERN_OPT_FIELD_##type key;
     TERN_TRAIN_OPTS(X)
 #undef X
-    char *owned[64]; /* strings read from JSON files, freed by tern_train_opts_free */
+    char *owned[128]; /* strings read from JSON files, freed by tern_train_opts_free */
     int n_owned;
-    unsigned char set[64]; /* which options were given explicitly */
+    unsigned char set[128]; /* which options were given explicitly */
 } tern_train_opts;
 
 void tern_train_opts_defaults(tern_train_opts *o);

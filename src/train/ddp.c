@@ -117,6 +117,8 @@ tern_status tern_ddp_max(tern_ddp *d, int *v) {
     return TERN_OK;
 }
 
+tern_status tern_ddp_sum_f64(tern_ddp *d, double *x, size_t n) { return d->size == 1 ? TERN_OK : tern_comm_allreduce_f64(d->comm, x, n); }
+
 tern_status tern_ddp_any(tern_ddp *d, int *flag) {
     *flag = *flag != 0;
     return tern_ddp_max(d, flag);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 enum {
@@ -170,8 +171,18 @@ tern_status tern_train_opts_check(const tern_train_opts *o) {
     if (o->weight_decay < 0 || o->beta1 < 0 || o->beta1 >= 1 || o->beta2 < 0 || o->beta2 >= 1 || !(o->eps > 0))
         return tern_err(TERN_EINVAL, "AdamW needs weight_decay >= 0, 0 <= beta1, beta2 < 1 and eps > 0");
     if (o->grad_clip < 0) return tern_err(TERN_EINVAL, "grad_clip must not be negative");
-    if (o->eval_every < 0 || o->eval_batches < 0 || o->ckpt_every < 0 || o->keep < 1 || o->threads < 0)
-        return tern_err(TERN_EINVAL, "eval_every, eval_batches, ckpt_every and threads must not be negative; keep >= 1");
+    static const struct { const char *name; size_t off; } nonneg[] = {
+        {"eval_every", offsetof(tern_train_opts, eval_every)},     {"eval_batches", offsetof(tern_train_opts, eval_batches)},
+        {"ckpt_every", offsetof(tern_train_opts, ckpt_every)},     {"threads", offsetof(tern_train_opts, threads)},
+        {"eval_task_every", offsetof(tern_train_opts, eval_task_every)}, {"eval_task_limit", offsetof(tern_train_opts, eval_task_limit)},
+        {"tensorboard", offsetof(tern_train_opts, tensorboard)},
+    };
+    for (size_t i = 0; i < sizeof nonneg / sizeof nonneg[0]; i++) {
+        long long v;
+        memcpy(&v, (const char *)o + nonneg[i].off, sizeof v);
+        if (v < 0) return tern_err(TERN_EINVAL, "%s must not be negative, got %lld", nonneg[i].name, v);
+    }
+    if (o->keep < 1) return tern_err(TERN_EINVAL, "keep must be at least 1, got %lld", o->keep);
     if (o->max_bad_steps < 1) return tern_err(TERN_EINVAL, "max_bad_steps must be at least 1");
     if (o->run_id) {
         size_t n = strlen(o->run_id), ok = n >= 1 && n <= 64;

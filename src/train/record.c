@@ -23,6 +23,21 @@ static tern_status hash_path(uint8_t out[TERN_HASH_BYTES], const char *dir, cons
     return st;
 }
 
+/* The data's identity: its manifest's hash, or for a mixture the hash of its folders' manifest
+ * hashes in the order given (the spec itself, with the weights, is in config.json). */
+static tern_status data_hash(uint8_t out[TERN_HASH_BYTES], const char *data) {
+    if (!strchr(data, ',')) return hash_path(out, data, "manifest.json");
+    tern_mixture_spec sp;
+    TERN_TRY(tern_mixture_spec_parse(&sp, data));
+    uint8_t *all = malloc(sp.n * TERN_HASH_BYTES);
+    tern_status st = all ? TERN_OK : tern_err(TERN_ENOMEM, "out of memory");
+    for (size_t i = 0; st == TERN_OK && i < sp.n; i++) st = hash_path(all + i * TERN_HASH_BYTES, sp.dirs[i], "manifest.json");
+    if (st == TERN_OK) tern_hash(out, all, sp.n * TERN_HASH_BYTES);
+    free(all);
+    tern_mixture_spec_free(&sp);
+    return st;
+}
+
 tern_status tern_run_gather_hardware(struct tern_comm *comm, struct cJSON **out) {
     *out = NULL;
     cJSON *mine;
@@ -69,7 +84,7 @@ static tern_status start(tern_ledger **out, const tern_sign_key *sk, const tern_
                          const uint8_t tokenizer_hash[TERN_HASH_BYTES], const cJSON *hw) {
     uint8_t cfg_h[TERN_HASH_BYTES], man_h[TERN_HASH_BYTES];
     TERN_TRY(hash_path(cfg_h, o->out, "config.json"));
-    TERN_TRY(hash_path(man_h, o->data, "manifest.json"));
+    TERN_TRY(data_hash(man_h, o->data));
     /* The run's identifier: a hash of its configuration, the moment and the process. */
     char seed[256], id[65]; /* a run_id is at most 64 characters (opts.c) */
     uint8_t idh[TERN_HASH_BYTES];

@@ -16,6 +16,8 @@
 #include "tern/policy.h"
 #include "tern/secure.h"
 #include "tern/tok.h"
+#include "tern/eval.h"
+#include "tern/watch.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -27,8 +29,8 @@
 
 typedef struct run {
     const tern_train_opts *o;
-    tern_dataset *train, *val;
-    tern_loader *loader, *val_loader;
+    train_source src;         /* --data: one folder or a mixture */
+    tern_dataset *train, *val; /* the first folder's splits (src's) */
     tern_model *m;
     tern_adamw opt;
     tern_ddp *dp;    /* the data-parallel ranks (one process: one rank) */
@@ -56,6 +58,9 @@ typedef struct run {
     tern_ckpt_seal seal;     /* how checkpoints are sealed: the key and the run id (key NULL: plain) */
     tern_model_config mc;    /* the model's family and shape */
     int made_dir;            /* this process created the run folder */
+    tern_tb *tb;             /* rank 0's TensorBoard event file (--tensorboard) */
+    tern_task *task;         /* --eval-task */
+    tern_tok *task_tok;      /* its tokenizer (the run's), loaded at the first scoring */
 } run;
 
 tern_status tern_eval_loss(tern_model *m, const tern_dataset *val, size_t B, size_t T, size_t batches, double *loss,
@@ -94,9 +99,9 @@ static tern_status write_text(const char *dir, const char *name, const char *tex
  * DATADIR/tokenizer, --tokenizer and the --init folder whose files hash to the data's tokenizer
  * is copied to RUNDIR/tokenizer/ as vocab.json + merges.txt. Without one the run still trains,
  * and says that export will need a tokenizer. */
-static tern_status keep_tokenizer(const tern_train_opts *o, const uint8_t want[TERN_HASH_BYTES], const char *rundir,
-                                  const tern_key *key) {
-    char *cands[3] = {tern_path_join(o->data, "tokenizer"), o->tokenizer ? strdup(o->tokenizer) : NULL,
+static tern_status keep_tokenizer(const tern_train_opts *o, const char *datadir, const uint8_t want[TERN_HASH_BYTES],
+                                  const char *rundir, const tern_key *key) {
+    char *cands[3] = {tern_path_join(datadir, "tokenizer"), o->tokenizer ? strdup(o->tokenizer) : NULL,
                       o->init ? strdup(o->init) : NULL};
     tern_status st = TERN_OK;
     tern_tok *tok = NULL;
@@ -107,7 +112,7 @@ static tern_status keep_tokenizer(const tern_train_opts *o, const uint8_t want[T
             found = cands[i];
         } else if (i == 1) {
             st = tern_err(TERN_EINVAL, "%s: this tokenizer did not make the data in %s (its hash differs from the manifest's)",
-                          cands[i], o->data);
+                          cands[i], datadir);
         }
         if (!found) {
             tern_tok_free(tok);
@@ -122,7 +127,7 @@ static tern_status keep_tokenizer(const tern_train_opts *o, const uint8_t want[T
     } else if (st == TERN_OK) {
         tern_log(TERN_LOG_WARN, "no tokenizer matching the data was found (looked in %s/tokenizer%s%s); the run will not "
                                 "hold one, and export will need --tokenizer DIR",
-                 o->data, o->tokenizer ? ", --tokenizer" : "", o->init ? ", --init" : "");
+                 datadir, o->tokenizer ? ", --tokenizer" : "", o->init ? ", --init" : "");
     }
     tern_tok_free(tok);
     for (int i = 0; i < 3; i++) free(cands[i]);
@@ -269,16 +274,19 @@ static void progress(const run *r, float loss, double tps, double eta, int tty) 
 
 static tern_status open_data(run *r) {
     const tern_train_opts *o = r->o;
-    if (!o->data) return tern_err(TERN_EINVAL, "no data folder: give --data DATADIR (made by `tern prepare`)");
-    TERN_TRY(tern_dataset_open(&r->train, o->data, "train", NULL, r->key));
+    TERN_TRY(train_source_open(&r->src, o->data, r->key));
+    r->train = r->src.train[0];
+    r->val = r->src.val[0];
     memcpy(r->tok_hash, tern_dataset_tokenizer_hash(r->train), TERN_HASH_BYTES);
-    tern_status st = tern_dataset_open(&r->val, o->data, "val", r->tok_hash, r->key);
-    if (st == TERN_ENOTFOUND) {
-        r->val = NULL; /* no val split: evaluation is skipped */
-        tern_err_clear();
-        st = TERN_OK;
+    if (o->eval_task) {
+        /* the task's file is read now, so that a missing one stops the run before it trains */
+        char *path = o->eval_task_data ? strdup(o->eval_task_data) : NULL;
+        if (!path) TERN_TRY(tern_task_data_path(o->eval_task, &path));
+        tern_status st = path ? tern_task_load(&r->task, o->eval_task, path) : tern_err(TERN_ENOMEM, "out of memory");
+        free(path);
+        TERN_TRY(st);
     }
-    return st;
+    return TERN_OK;
 }
 
 /* The model of a new run from its options: the family (--arch) and its shape, each family's
@@ -468,7 +476,7 @@ static tern_status step_once(run *r, float lr, double *loss, double *norm, int *
     *loss = 0;
     for (size_t a = 0; a < A && st == TERN_OK; a++) {
         float lb = 0;
-        st = tern_loader_get(r->loader, r->step * A + a, (size_t)tern_ddp_rank(r->dp) * B, B, r->in, r->tg);
+        st = train_source_get(&r->src, r->step * A + a, (size_t)tern_ddp_rank(r->dp) * B, B, r->in, r->tg);
         if (st == TERN_OK) st = tern_ddp_forward_backward(r->dp, r->in, r->tg, B, T, 1.0f / (float)A, a + 1 == A, &lb);
         if (st == TERN_ENUMERIC) tern_err_wrap(st, "step %llu, micro-batch %zu", (unsigned long long)r->step + 1, a);
         if (st == TERN_OK && tern_model_anomaly(r->m))
@@ -488,12 +496,29 @@ static tern_status step_once(run *r, float lr, double *loss, double *norm, int *
     return tern_ddp_sync_params(r->dp);
 }
 
+/* One line of metrics.jsonl (and of TensorBoard's file, which takes every number of it). */
+static tern_status metrics_line(run *r, const char *line) {
+    fprintf(r->metrics, "%s\n", line);
+    fflush(r->metrics);
+    if (!r->tb) return TERN_OK;
+    TERN_TRY(tern_tb_metrics_line(r->tb, line, 0, tern_wall_time(), NULL));
+    return tern_tb_flush(r->tb);
+}
+
+/* A number for a JSON line: %.9g (exact for float32), null when not finite (JSON has no NaN). */
+static const char *jnum(char *buf, size_t n, double v) {
+    if (isfinite(v)) snprintf(buf, n, "%.9g", v);
+    else snprintf(buf, n, "null");
+    return buf;
+}
+
 /* The step's metrics line; a run of non-finite steps longer than --max-bad-steps ends the run. */
 static tern_status log_step(run *r, float lr, double loss, double norm, int finite, double tps, double elapsed) {
-    fprintf(r->metrics,
-            "{\"step\":%llu,\"loss\":%.9g,\"lr\":%.9g,\"grad_norm\":%.9g,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f%s}\n",
-            (unsigned long long)r->step, loss, lr, norm, tps, elapsed, finite ? "" : ",\"skipped\":true");
-    fflush(r->metrics);
+    char line[512], a[32], b[32];
+    snprintf(line, sizeof line, "{\"step\":%llu,\"loss\":%s,\"lr\":%.9g,\"grad_norm\":%s,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f%s}",
+             (unsigned long long)r->step, jnum(a, sizeof a, loss), lr, jnum(b, sizeof b, norm), tps, elapsed,
+             finite ? "" : ",\"skipped\":true");
+    TERN_TRY(metrics_line(r, line));
     if (finite) {
         r->bad = 0;
         return TERN_OK;
@@ -510,17 +535,61 @@ static tern_status log_step(run *r, float lr, double loss, double norm, int fini
 /* The val loss after this step when --eval-every says so (and after the last). */
 static tern_status maybe_eval(run *r, int end, int tty, const tern_train_hooks *hooks) {
     const tern_train_opts *o = r->o;
-    if (!r->val || !((o->eval_every && r->step % (uint64_t)o->eval_every == 0) || end)) return TERN_OK;
-    double vl;
-    size_t ntok;
+    if (!((o->eval_every && r->step % (uint64_t)o->eval_every == 0) || end)) return TERN_OK;
     set_phase(r, TERN_PHASE_EVAL);
-    TERN_TRY(tern_ddp_eval_loss(r->dp, r->val, (size_t)o->batch, (size_t)o->seq, (size_t)o->eval_batches, &vl, &ntok));
-    fprintf(r->metrics, "{\"step\":%llu,\"val_loss\":%.9g,\"val_ppl\":%.6g,\"val_tokens\":%zu}\n", (unsigned long long)r->step,
-            vl, exp(vl), ntok);
-    fflush(r->metrics);
+    /* a mixture: each folder's val loss, and their mean weighted by the folders' shares */
+    char extra[2048] = "", num[2][32];
+    size_t k = 0, ntok = 0;
+    double vl = 0, wsum = 0;
+    for (size_t i = 0; i < r->src.n; i++) {
+        if (!r->src.val[i]) continue;
+        double l, w = train_source_share(&r->src, i);
+        size_t nt;
+        TERN_TRY(tern_ddp_eval_loss(r->dp, r->src.val[i], (size_t)o->batch, (size_t)o->seq, (size_t)o->eval_batches, &l, &nt));
+        vl += w * l;
+        wsum += w;
+        ntok += nt;
+        if (r->src.n > 1 && k + 200 < sizeof extra)
+            k += (size_t)snprintf(extra + k, sizeof extra - k, ",\"val_loss_%.100s\":%s", r->src.names[i], jnum(num[0], sizeof num[0], l));
+    }
+    if (wsum == 0) return TERN_OK;
+    vl /= wsum;
+    char line[2400];
+    snprintf(line, sizeof line, "{\"step\":%llu,\"val_loss\":%s,\"val_ppl\":%s,\"val_tokens\":%zu%s}", (unsigned long long)r->step,
+             jnum(num[0], sizeof num[0], vl), jnum(num[1], sizeof num[1], exp(vl)), ntok, extra);
+    TERN_TRY(metrics_line(r, line));
     if (hooks && hooks->progress)
         fprintf(stderr, "%sstep %llu: val loss %.4f (perplexity %.2f)\n", tty ? "\n" : "", (unsigned long long)r->step, vl, exp(vl));
     return TERN_OK;
+}
+
+/* --eval-task: the benchmark's score after this step, every --eval-task-every steps (with each
+ * evaluation when 0) and after the last; every rank scores its share of the items. */
+static tern_status maybe_task(run *r, int end, int tty, const tern_train_hooks *hooks) {
+    const tern_train_opts *o = r->o;
+    if (!r->task) return TERN_OK;
+    long long every = o->eval_task_every ? o->eval_task_every : o->eval_every;
+    if (!((every && r->step % (uint64_t)every == 0) || end)) return TERN_OK;
+    set_phase(r, TERN_PHASE_EVAL);
+    if (!r->task_tok) {
+        char *dir = tern_path_join(o->out, "tokenizer");
+        tern_status st = dir ? tern_tok_load(&r->task_tok, dir, r->key) : tern_err(TERN_ENOMEM, "out of memory");
+        free(dir);
+        if (st != TERN_OK) return tern_err_wrap(st, "--eval-task needs the run's tokenizer");
+    }
+    size_t B = (size_t)o->batch, T = (size_t)o->seq;
+    tern_task_tally tally;
+    TERN_TRY(tern_task_eval_model(r->task, r->task_tok, r->m, B, B, T, (size_t)o->eval_task_limit, tern_ddp_rank(r->dp),
+                                  tern_ddp_size(r->dp), &tally));
+    TERN_TRY(tern_ddp_sum_f64(r->dp, (double *)&tally, TERN_TASK_TALLY_N));
+    char *line = NULL;
+    TERN_TRY(tern_task_metrics_json(r->task, &tally, (int64_t)r->step, &line));
+    tern_status st = metrics_line(r, line);
+    if (st == TERN_OK && hooks && hooks->progress)
+        fprintf(stderr, "%sstep %llu: %s accuracy %.4f over %.0f items\n", tty ? "\n" : "", (unsigned long long)r->step, o->eval_task,
+                tally.n > 0 ? tally.acc / tally.n : 0.0, tally.n);
+    free(line);
+    return st;
 }
 
 /* Why the run should stop after this step, agreed by every rank in one collective: 2 = a stop
@@ -571,7 +640,9 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
         }
         if (r->ctl) atomic_store(&r->ctl->step, (long long)r->step);
         int why, end = r->step == last;
-        if ((st = stop_reason(r, now - t0, &why)) != TERN_OK || (st = maybe_eval(r, end, tty, hooks)) != TERN_OK) break;
+        if ((st = stop_reason(r, now - t0, &why)) != TERN_OK || (st = maybe_eval(r, end, tty, hooks)) != TERN_OK ||
+            (st = maybe_task(r, end, tty, hooks)) != TERN_OK)
+            break;
         if ((end || why || (o->ckpt_every && r->step % (uint64_t)o->ckpt_every == 0)) &&
             (st = checkpoint(r, r->elapsed_before + (tern_now() - t0))) != TERN_OK)
             break;
@@ -718,7 +789,7 @@ static tern_status run_model(run *r, tern_train_opts *o, char **ckdir) {
     TERN_TRY(model_config(r, o, &r->mc));
     size_t B = (size_t)o->batch, T = (size_t)o->seq;
     /* A window holds the rows of all ranks; rank r reads rows r*B .. r*B+B-1 of it. */
-    TERN_TRY(tern_loader_init(&r->loader, r->train, B * (size_t)tern_ddp_size(r->dp), T, !o->no_shuffle, (uint64_t)o->seed));
+    TERN_TRY(train_source_start(&r->src, B * (size_t)tern_ddp_size(r->dp), T, !o->no_shuffle, (uint64_t)o->seed));
     TERN_TRY(check_memory(r, o, &r->mc));
     TERN_TRY(build_model(r, o, &r->mc, *ckdir));
     tern_model_set_anomaly_detection(r->m, o->detect_anomaly);
@@ -759,7 +830,7 @@ static tern_status run_folder(run *r, tern_train_opts *o, const char *ckdir, con
         cJSON_Delete(cj);
         st = cfg ? write_text(o->out, "config.json", cfg) : tern_err(TERN_ENOMEM, "out of memory");
         free(cfg);
-        if (st == TERN_OK) st = keep_tokenizer(o, r->tok_hash, o->out, r->key);
+        if (st == TERN_OK) st = keep_tokenizer(o, r->src.spec.dirs[0], r->tok_hash, o->out, r->key);
         if (st == TERN_OK && !o->seal_metrics) st = tern_write_file_atomic(r->mpath, "", 0);
     } else if (st == TERN_OK && root && !o->seal_metrics) {
         st = trim_metrics(r->mpath, r->step);
@@ -774,6 +845,16 @@ static tern_status run_folder(run *r, tern_train_opts *o, const char *ckdir, con
     } else {
         r->metrics = fopen(root ? r->mpath : "/dev/null", "a");
         if (!r->metrics) return tern_err(TERN_EIO, "%s: cannot open for appending", r->mpath);
+    }
+    /* TensorBoard's event file, written line by line with metrics.jsonl (not for sealed metrics,
+     * which must not leave the run in plaintext); a resumed run marks its restart, so that
+     * TensorBoard drops what an earlier segment wrote past the checkpoint */
+    if (root && o->tensorboard && !o->seal_metrics) {
+        char *tbdir = tern_path_join(o->out, "tb");
+        st = tbdir ? tern_tb_open(&r->tb, tbdir) : tern_err(TERN_ENOMEM, "out of memory");
+        free(tbdir);
+        if (st == TERN_OK && o->resume) st = tern_tb_session_start(r->tb, (int64_t)r->step + 1, tern_wall_time());
+        TERN_TRY(st);
     }
     /* every rank's hardware goes into rank 0's ledger (all ranks take part in the gather) */
     cJSON *hw = NULL;
@@ -791,7 +872,7 @@ static void banner(const run *r, const tern_train_opts *o, const char *ckdir, co
     fprintf(stderr, ", width %d, context %lld, vocabulary %d: %.2fM parameters, on %s in %s\n", c->n_embd, o->seq, c->vocab_size,
             (double)np / 1e6, tern_backend_name(r->be), tern_backend_precision(r->be));
     fprintf(stderr, "data %s: %llu train tokens%s; %zu rows x %zu tokens x %lld micro-batches per step, %llu steps\n", o->data,
-            (unsigned long long)tern_dataset_num_tokens(r->train), r->val ? "" : " (no val split)", B, T, o->grad_accum,
+            (unsigned long long)train_source_tokens(&r->src), r->val ? "" : " (no val split)", B, T, o->grad_accum,
             (unsigned long long)o->steps);
     if (o->resume) fprintf(stderr, "from %s (step %llu)\n", ckdir, (unsigned long long)r->step);
     if (tern_ddp_size(r->dp) > 1)
@@ -826,9 +907,10 @@ static tern_status run_close(run *r, tern_train_opts *o, tern_status st) {
     free(r->in);
     free(r->tg);
     tern_adamw_free(&r->opt);
-    tern_loader_free(r->loader);
-    tern_dataset_free(r->train);
-    tern_dataset_free(r->val);
+    train_source_free(&r->src);
+    if (r->tb) tern_tb_close(r->tb); /* what it wrote is flushed at every line */
+    tern_task_free(r->task);
+    tern_tok_free(r->task_tok);
     tern_ddp_free(r->dp);
     tern_model_free(r->m);
     tern_backend_free(r->be);

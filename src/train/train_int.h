@@ -1,8 +1,29 @@
-/* Private to train/: the run's record in its ledger (record.c). */
+/* Private to train/: the run's record in its ledger (record.c), and what it reads (source.c). */
 #ifndef TERN_TRAIN_INT_H
 #define TERN_TRAIN_INT_H
+#include "tern/data.h"
 #include "tern/ledger.h"
 #include "tern/train.h"
+
+/* The run's data: one folder or a mixture of several (--data DIR or DIR:W,DIR:W,...). */
+typedef struct train_source {
+    size_t n;                /* folders: 1 without a mixture */
+    tern_mixture_spec spec;  /* their paths and weights */
+    tern_dataset **train;    /* each folder's train split */
+    tern_dataset **val;      /* and its val split (NULL when it has none) */
+    char **names;            /* each folder's last path component, for metrics keys */
+    tern_loader *loader;     /* one folder */
+    tern_mixture *mix;       /* several */
+} train_source;
+struct tern_key;
+/* Opens every folder's splits; all must come from one tokenizer (refused naming the folder). */
+tern_status train_source_open(train_source *d, const char *spec, const struct tern_key *key);
+/* The window order: B_global rows of T tokens per window, over all ranks. */
+tern_status train_source_start(train_source *d, size_t B_global, size_t T, int shuffle, uint64_t seed);
+tern_status train_source_get(train_source *d, uint64_t cursor, size_t row0, size_t nrows, int32_t *in, int32_t *tg);
+uint64_t train_source_tokens(const train_source *d);
+double train_source_share(const train_source *d, size_t i); /* 1 for one folder */
+void train_source_free(train_source *d);
 
 /* Starts RUNDIR/ledger.jsonl for a new run, or opens it and records a resume from ckdir at
  * step. The start entry holds the hashes of config.json, the data manifest and the tokenizer,
