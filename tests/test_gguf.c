@@ -8,6 +8,7 @@
 #include "tern.h"
 
 #include <cjson/cJSON.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define TOKDIR "tests/fixtures/gguf/tok" /* GPT-2's tokenizer cut to 200 merges: 457 tokens */
@@ -576,18 +577,27 @@ static void test_export_run(void) {
         tern_ids_free(&eb);
         tern_tok_free(a);
         tern_tok_free(b);
-        free(tokdir);
+        /* the extracted folder is temporary: freeing its name removes it */
+        char *kept = strdup(tokdir);
+        tern_io_tokdir_free(tokdir);
+        CHECK(kept && !tern_path_exists(kept), "%s is left behind", kept);
+        free(kept);
     }
     free(want);
 
-    /* tern sample gives the same text from the run and from its f32 GGUF; export goes back to HF */
-    char a[4096];
+    /* tern sample gives the same text from the run and from its f32 GGUF; export goes back to HF.
+     * Neither leaves the GGUF's extracted tokenizer in the temporary folder. */
+    char a[4096], tmp[700];
+    snprintf(tmp, sizeof tmp, "%s/tmp", d);
+    mkdir(tmp, 0755);
     run_cmd(a, sizeof a, "%s sample '%s' --prompt 'the' -n 12 --seed 3", test_tern_bin(), d);
-    CHECK(run_cmd(out, sizeof out, "%s sample '%s' --prompt 'the' -n 12 --seed 3", test_tern_bin(), path) == 0 && !strcmp(a, out),
+    CHECK(run_cmd(out, sizeof out, "TMPDIR='%s' %s sample '%s' --prompt 'the' -n 12 --seed 3", tmp, test_tern_bin(), path) == 0 &&
+              !strcmp(a, out),
           "sample from the GGUF:\n%s\nfrom the run:\n%s", out, a);
     char hf[700];
     snprintf(hf, sizeof hf, "%s/hf-from-gguf", d);
-    CHECK(run_cmd(out, sizeof out, "%s export '%s' -o '%s'", test_tern_bin(), path, hf) == 0, "%s", out);
+    CHECK(run_cmd(out, sizeof out, "TMPDIR='%s' %s export '%s' -o '%s'", tmp, test_tern_bin(), path, hf) == 0, "%s", out);
+    CHECK(run_cmd(out, sizeof out, "ls -A '%s'", tmp) == 0 && !strcmp(out, ""), "left in TMPDIR: %s", out);
     tern_model *h = NULL;
     CHECK(tern_io_load_hf(hf, &h, NULL) == TERN_OK && test_same_params(h, m),
           "GGUF -> Hugging Face folder changed the parameters: %s", tern_errmsg());

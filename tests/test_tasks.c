@@ -396,7 +396,7 @@ static void test_gpt2_against_pytorch(void) {
     cJSON_Delete(rows[0]);
     cJSON_Delete(rows[1]);
     tern_tok_free(tok);
-    free(tokdir);
+    tern_io_tokdir_free(tokdir);
     tern_model_free(m);
 }
 

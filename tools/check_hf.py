@@ -16,10 +16,13 @@
 
 Usage: python3 tools/check_hf.py [--arch gpt2|llama|qwen2] [--tern build/tern] [--keep DIR]
 Needs torch and transformers (pip). Prints one line per check and exits non-zero on a failure.
+It works in a temporary folder that it removes at the end, whatever the outcome; --keep DIR works
+in DIR instead and leaves it (a second run reuses the data and runs it finds there).
 """
 import argparse
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -63,8 +66,18 @@ def main():
     ap.add_argument("--keep", help="work in this folder and keep it")
     ap.add_argument("--arch", default="gpt2", choices=["gpt2", "llama", "qwen2"])
     args = ap.parse_args()
-    work = args.keep or tempfile.mkdtemp(prefix="tern-check-hf-")
-    os.makedirs(work, exist_ok=True)
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
+        check(args, args.keep)
+        return
+    work = tempfile.mkdtemp(prefix="tern-check-hf-")
+    try:
+        check(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check(args, work):
     t = args.tern
     corpus = os.path.join(work, "corpus.txt")
     with open(os.path.join(ROOT, "data", "tinyshakespeare", "input.txt"), "rb") as f:
@@ -147,7 +160,8 @@ def main():
     failures += not ok
     print(f"{'ok' if ok else 'FAIL'}: logits of transformers' save_pretrained folder read by tern: relative error {e:.3g} "
           f"(limit 1e-5)")
-    print(f"work folder: {work}")
+    if args.keep:
+        print(f"work folder: {work}")
     sys.exit(1 if failures else 0)
 
 

@@ -158,7 +158,8 @@ tern_status tern_gguf_export(tern_model *m, const char *tokdir, uint32_t type, c
 tern_status tern_gguf_load_model(const tern_gguf *g, tern_model **out, tern_backend *be);
 /* Writes the embedded tokenizer as vocab.json + merges.txt into dir (created if needed). */
 tern_status tern_gguf_write_tokenizer(const tern_gguf *g, const char *dir);
-/* Opens a GGUF file as a model; with tokdir non-NULL, extracts its tokenizer into a folder under
- * $TMPDIR (or /tmp) named by the tokenizer's hash, and returns that folder (malloc'd). */
+/* Opens a GGUF file as a model; with tokdir non-NULL, extracts its tokenizer into a new temporary
+ * folder under $TMPDIR (or /tmp), tern-gguf-tokenizer-XXXXXX, and returns it (malloc'd): release
+ * it with tern_io_tokdir_free, which removes the folder. */
 tern_status tern_gguf_open_model(const char *path, tern_model **out, char **tokdir, tern_backend *be);
 #endif

@@ -35,12 +35,17 @@ tern_status tern_io_load_hf_weights(tern_model *m, tern_safetensors *const *sf, 
 tern_status tern_io_export_hf(tern_model *m, const char *tokenizer_dir, const tern_key *tok_key, int eos_id, const char *outdir);
 
 /* Opens a model from a run folder (its latest checkpoint, or step `step` when step > 0), a
- * Hugging Face folder, or a GGUF file, on backend be (NULL: the default). *tokdir (malloc'd; the
- * caller may pass NULL) receives the folder holding its tokenizer files. A sealed run's
+ * Hugging Face folder, or a GGUF file, on backend be (NULL: the default). *tokdir (the caller may
+ * pass NULL) receives the folder holding its tokenizer files: release it with tern_io_tokdir_free,
+ * which for a GGUF file also removes the temporary folder its tokenizer was extracted to. A sealed run's
  * checkpoint is read with key (sealed to the run id in its config.json); without a key a sealed
  * checkpoint is refused, naming the file. */
 tern_status tern_io_open_model(const char *path, long long step, tern_model **out, char **tokdir, const tern_key *key,
                                tern_backend *be);
+/* Frees a tokenizer folder's name from tern_io_open_model, removing the folder when it is a
+ * temporary one extracted from a GGUF file (it holds the marker file .tern-temporary), never
+ * otherwise. NULL is a no-op. */
+void tern_io_tokdir_free(char *tokdir);
 /* The model config of a run folder: config.json's "model" object, or for runs made before it
  * was recorded, the GPT-2 of its n_layer, n_head, n_embd, n_ctx and vocab_size. */
 tern_status tern_io_run_model_config(const char *rundir, tern_model_config *cfg);

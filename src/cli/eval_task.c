@@ -116,11 +116,13 @@ int cli_eval_task(int argc, char **argv) {
     tern_backend *be = cli_backend("eval", device);
     if ((st = tern_io_open_model(src, step, &m, &tokdir, key, be)) != TERN_OK) cli_fail("eval", st);
     tern_tok *tok;
-    if ((st = tern_tok_load(&tok, tokdir_opt ? tokdir_opt : tokdir, key)) != TERN_OK) cli_fail("eval", st);
+    st = tern_tok_load(&tok, tokdir_opt ? tokdir_opt : tokdir, key);
+    tern_io_tokdir_free(tokdir); /* the tokenizer is in memory now; a GGUF's extracted folder goes */
+    if (st != TERN_OK) cli_fail("eval", st);
     const tern_model_config *c = tern_model_cfg(m);
     if (tern_tok_vocab_size(tok) > (size_t)c->vocab_size) {
         fprintf(stderr, "tern eval: %s: the tokenizer has %zu tokens but the model's vocabulary is %d\n",
-                tokdir_opt ? tokdir_opt : tokdir, tern_tok_vocab_size(tok), c->vocab_size);
+                tokdir_opt ? tokdir_opt : src, tern_tok_vocab_size(tok), c->vocab_size);
         return 1;
     }
     size_t n = tern_task_count(t), upto = limit && (size_t)limit < n ? (size_t)limit : n;
@@ -170,7 +172,6 @@ int cli_eval_task(int argc, char **argv) {
     free(b.lines);
     tern_lm_free(&lm);
     tern_tok_free(tok);
-    free(tokdir);
     tern_model_free(m);
     tern_backend_free(be);
     tern_key_free(key);

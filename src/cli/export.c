@@ -59,7 +59,10 @@ int cli_export(int argc, char **argv) {
     if (st != TERN_OK) cli_fail("export", st);
     tern_tok *tok;
     st = tern_tok_load(&tok, tokdir, key);
-    if (st != TERN_OK) cli_fail("export", st);
+    if (st != TERN_OK) {
+        tern_io_tokdir_free(tokdir);
+        cli_fail("export", st);
+    }
     if (!strcmp(format, "gguf")) {
         /* general.name: the model's folder or file name */
         char name[256];
@@ -73,6 +76,7 @@ int cli_export(int argc, char **argv) {
         /* a sealed tokenizer goes to DIR decrypted in memory: plaintext is written to DIR and nowhere else */
         st = tern_io_export_hf(m, tokdir, key, tern_tok_eot(tok), out);
     }
+    tern_io_tokdir_free(tokdir); /* a GGUF's extracted tokenizer folder goes */
     if (st != TERN_OK) cli_fail("export", st);
     const tern_model_config *c = tern_model_cfg(m);
     printf("exported %s to %s%s%s: %s with %d layers, %d heads, width %d, %d positions, vocabulary %d (%.2fM parameters)\n",
@@ -80,7 +84,6 @@ int cli_export(int argc, char **argv) {
            c->n_embd, c->n_ctx, c->vocab_size, (double)tern_model_num_params(m) / 1e6);
     tern_tok_free(tok);
     tern_key_free(key);
-    free(tokdir);
     tern_model_free(m);
     return 0;
 }

@@ -78,11 +78,13 @@ int cli_sample(int argc, char **argv) {
     st = tern_io_open_model(src, step, &m, &tokdir, key, be);
     if (st != TERN_OK) cli_fail("sample", st);
     tern_tok *tok;
-    if ((st = tern_tok_load(&tok, tokdir, key)) != TERN_OK) cli_fail("sample", st);
+    st = tern_tok_load(&tok, tokdir, key);
+    tern_io_tokdir_free(tokdir); /* the tokenizer is in memory now; a GGUF's extracted folder goes */
+    if (st != TERN_OK) cli_fail("sample", st);
     tern_key_free(key);
     const tern_model_config *c = tern_model_cfg(m);
     if (tern_tok_vocab_size(tok) != (size_t)c->vocab_size) {
-        fprintf(stderr, "tern sample: %s: the tokenizer has %zu tokens but the model %d\n", tokdir, tern_tok_vocab_size(tok),
+        fprintf(stderr, "tern sample: %s: the tokenizer has %zu tokens but the model %d\n", src, tern_tok_vocab_size(tok),
                 c->vocab_size);
         return 1;
     }
@@ -122,7 +124,6 @@ int cli_sample(int argc, char **argv) {
     tern_model_cache_free(cache);
     tern_ids_free(&ids);
     tern_tok_free(tok);
-    free(tokdir);
     tern_model_free(m);
     tern_backend_free(be);
     return 0;

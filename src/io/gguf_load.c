@@ -3,11 +3,13 @@
  * tokenizer embedded in it, as vocab.json + merges.txt. The family tables (gguf_gpt2.c,
  * gguf_llama.c) say the metadata and the names; this file checks every tensor against them. */
 #include "io/gguf_arch.h"
+#include "tern/io.h"
 #include "tern/tok.h"
 
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 tern_status gguf_get_int(const tern_gguf *g, const char *key, int *out) {
     uint32_t v;
@@ -223,43 +225,61 @@ tern_status tern_gguf_write_tokenizer(const tern_gguf *g, const char *dir) {
     return st;
 }
 
+/* The marker that makes an extracted tokenizer folder temporary: tern_io_tokdir_free removes a
+ * folder only when it holds this file, so a user's own folder is never touched. */
+#define TMP_MARK ".tern-temporary"
+
+/* The embedded tokenizer into a new folder of its own under $TMPDIR (or /tmp), made by mkdtemp so
+ * that concurrent processes never share or overwrite one; the caller removes it with
+ * tern_io_tokdir_free when done. */
+static tern_status extract_tokenizer(const tern_gguf *g, const char *path, char **tokdir) {
+    sbuf v = {0}, m = {0};
+    tern_status st = tokenizer_texts(g, &v, &m);
+    const char *tmp = getenv("TMPDIR");
+    char *dir = st == TERN_OK ? tern_path_join(tmp && *tmp ? tmp : "/tmp", "tern-gguf-tokenizer-XXXXXX") : NULL;
+    if (st == TERN_OK && !dir) st = tern_err(TERN_ENOMEM, "out of memory");
+    if (st == TERN_OK && !mkdtemp(dir)) st = tern_err(TERN_EIO, "%s: cannot make a temporary folder", dir);
+    char *mark = st == TERN_OK ? tern_path_join(dir, TMP_MARK) : NULL;
+    if (st == TERN_OK) st = mark ? tern_write_file_atomic(mark, "", 0) : tern_err(TERN_ENOMEM, "out of memory");
+    if (st == TERN_OK) st = write_texts(dir, &v, &m);
+    free(mark);
+    free(v.p);
+    free(m.p);
+    if (st != TERN_OK) {
+        if (dir) tern_io_tokdir_free(dir);
+        return tern_err_wrap(st, "extracting the tokenizer of %s", path);
+    }
+    *tokdir = dir;
+    return TERN_OK;
+}
+
+void tern_io_tokdir_free(char *tokdir) {
+    if (!tokdir) return;
+    char *mark = tern_path_join(tokdir, TMP_MARK);
+    if (mark && tern_path_exists(mark)) {
+        static const char *const files[] = {"vocab.json", "merges.txt", TMP_MARK};
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            char *p = tern_path_join(tokdir, files[i]);
+            if (p) unlink(p);
+            free(p);
+        }
+        rmdir(tokdir);
+    }
+    free(mark);
+    free(tokdir);
+}
+
 tern_status tern_gguf_open_model(const char *path, tern_model **out, char **tokdir, tern_backend *be) {
     *out = NULL;
     if (tokdir) *tokdir = NULL;
     tern_gguf *g;
     TERN_TRY(tern_gguf_open(&g, path));
     tern_status st = tern_gguf_load_model(g, out, be);
-    if (st == TERN_OK && tokdir) {
-        /* The tokenizer goes to a folder named by its content, so files with the same tokenizer
-         * share it and a different one never overwrites it. */
-        sbuf v = {0}, m = {0};
-        st = tokenizer_texts(g, &v, &m);
-        if (st == TERN_OK) {
-            tern_hasher h;
-            uint8_t dig[TERN_HASH_BYTES];
-            char hex[2 * 12 + 1], name[64];
-            tern_hash_init(&h);
-            tern_hash_update(&h, v.p, v.n);
-            tern_hash_update(&h, m.p, m.n);
-            tern_hash_final(&h, dig);
-            tern_hex(hex, dig, 12);
-            snprintf(name, sizeof name, "tern-gguf-tokenizer-%s", hex);
-            const char *tmp = getenv("TMPDIR");
-            *tokdir = tern_path_join(tmp && *tmp ? tmp : "/tmp", name);
-            st = *tokdir ? write_texts(*tokdir, &v, &m) : tern_err(TERN_ENOMEM, "out of memory");
-            if (st != TERN_OK) tern_err_wrap(st, "extracting the tokenizer of %s", path);
-        }
-        free(v.p);
-        free(m.p);
-    }
+    if (st == TERN_OK && tokdir) st = extract_tokenizer(g, path, tokdir);
     tern_gguf_free(g);
     if (st != TERN_OK) {
         tern_model_free(*out);
         *out = NULL;
-        if (tokdir) {
-            free(*tokdir);
-            *tokdir = NULL;
-        }
     }
     return st;
 }
