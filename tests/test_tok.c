@@ -5,6 +5,7 @@
 #include "check.h"
 #include "tern.h"
 
+#include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <omp.h>
 #include <unistd.h>
@@ -94,6 +95,44 @@ static void test_gpt2_vectors(void) {
     CHECK(bad == 0, "%zu of %zu cases differ from GPT-2's ids", bad, ncases);
 }
 
+static void test_content_identity(const uint8_t want[TERN_HASH_BYTES]) {
+    const char *d = test_tmpdir("tok_respelled");
+    char path[1024], *text = NULL;
+    size_t n = 0;
+    CHECK(tern_read_file("data/gpt2/encoder.json", &text, &n) == TERN_OK, "%s", tern_errmsg());
+    cJSON *j = text ? cJSON_ParseWithLength(text, n) : NULL;
+    free(text);
+    char *raw = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    snprintf(path, sizeof path, "%s/vocab.json", d);
+    CHECK(raw && write_file(path, raw, strlen(raw)) == 0, "vocab.json");
+    CHECK(raw && strstr(raw, "\\u") == NULL, "cJSON kept \\u escapes");
+    free(raw);
+    CHECK(tern_read_file("data/gpt2/vocab.bpe", &text, &n) == TERN_OK, "%s", tern_errmsg());
+    const char *body = text ? strchr(text, '\n') + 1 : NULL; /* after "#version: 0.2" */
+    snprintf(path, sizeof path, "%s/merges.txt", d);
+    CHECK(body && write_file(path, body, n - (size_t)(body - text)) == 0, "merges.txt");
+    tern_tok *tok = NULL;
+    CHECK(tern_tok_load(&tok, d, NULL) == TERN_OK, "%s", tern_errmsg());
+    if (tok) {
+        CHECK(!memcmp(tern_tok_hash(tok), want, TERN_HASH_BYTES), "a respelled tokenizer has another identity");
+        CHECK(memcmp(tern_tok_file_hash(tok), tern_tok_file_hash(gpt2), TERN_HASH_BYTES) != 0, "file hashes agree");
+        CHECK(tern_tok_has_hash(tok, tern_tok_hash(gpt2)) && tern_tok_has_hash(gpt2, tern_tok_file_hash(gpt2)) &&
+                  !tern_tok_has_hash(tok, tern_tok_file_hash(gpt2)),
+              "has_hash");
+        tern_tok_free(tok);
+    }
+    /* the last merge dropped (and the vocabulary with it kept whole): another identity */
+    size_t m = n;
+    while (m > 1 && text[m - 2] != '\n') m--;
+    CHECK(body && write_file(path, body, m - 1 - (size_t)(body - text)) == 0, "merges.txt");
+    uint8_t h[TERN_HASH_BYTES];
+    tern_status st = tern_tok_hash_dir(h, d, NULL);
+    CHECK(st != TERN_OK || memcmp(h, want, TERN_HASH_BYTES) != 0, "a merge less, the same identity");
+    tern_err_clear();
+    free(text);
+}
+
 static void test_gpt2_basics(void) {
     CHECK(tern_tok_vocab_size(gpt2) == 50257, "vocab %zu", tern_tok_vocab_size(gpt2));
     CHECK(tern_tok_eot(gpt2) == 50256, "eot %d", tern_tok_eot(gpt2));
@@ -111,6 +150,10 @@ static void test_gpt2_basics(void) {
     CHECK(system(cmd) == 0, "copy");
     uint8_t h2[TERN_HASH_BYTES];
     CHECK(tern_tok_hash_dir(h2, d, NULL) == TERN_OK && !memcmp(h, h2, sizeof h), "HF names hash differently");
+    /* the identity is the content: vocab.json written by another program (cJSON prints raw UTF-8
+     * where OpenAI's file has \u escapes) and merges.txt without its #version line are the same
+     * tokenizer, though the files' older hash differs; one merge less is another tokenizer */
+    test_content_identity(h);
     /* a decode error names the position */
     int32_t bad[3] = {1, 2, 70000};
     char *dec = NULL;

@@ -233,7 +233,7 @@ tern_status tern_data_prepare(const tern_prepare_opts *o, tern_manifest *out);
 /* ---- one split of a data folder ---- */
 typedef struct tern_dataset tern_dataset; /* one split of a DATADIR: manifest + mapped shards */
 /* split is "train" or "val". tokenizer_hash (TERN_HASH_BYTES, tern_tok_hash) may be NULL; when
- * given and different from the manifest's, refuses with a message naming both. Every shard is
+ * given and not the data's tokenizer (tern_dataset_made_by), refuses with a message naming both. Every shard is
  * checked against its header and the manifest (size, count, checksum, token range). With key,
  * the manifest and every shard must be sealed (identities "data manifest" and "shard <file
  * name>", so a shard renamed or swapped with another is refused) and are decrypted into memory
@@ -247,6 +247,10 @@ uint64_t tern_dataset_num_tokens(const tern_dataset *ds);
 size_t tern_dataset_num_shards(const tern_dataset *ds);
 const tern_shard_view *tern_dataset_shard(const tern_dataset *ds, size_t i);
 const uint8_t *tern_dataset_tokenizer_hash(const tern_dataset *ds); /* TERN_HASH_BYTES */
+/* Whether tokenizer hash h names the tokenizer that made the data: the manifest's, or, for data
+ * prepared before tokenizers were identified by content, a hash the data's own copy of its
+ * tokenizer (DATADIR/tokenizer) answers to as well as the manifest's (tern_tok_has_hash). */
+int tern_dataset_made_by(const tern_dataset *ds, const uint8_t h[TERN_HASH_BYTES]);
 int32_t tern_dataset_eot(const tern_dataset *ds);
 /* A tokenizer folder's hash is tern_tok_hash_dir (tern/tok.h). */
 

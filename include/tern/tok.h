@@ -35,10 +35,17 @@ int32_t tern_tok_eot(const tern_tok *tok); /* the id of <|endoftext|> */
 /* The bytes of one token (not NUL-terminated), or NULL when id is out of range. */
 const uint8_t *tern_tok_token(const tern_tok *tok, int32_t id, size_t *len);
 
-/* The tokenizer's identity: BLAKE2b-256 of its two files (docs/FORMATS.md "Tokenizer folder").
- * Data prepared with one tokenizer records it, and training refuses another. */
+/* The tokenizer's identity: BLAKE2b-256 of its content (the bytes of every id, the merges in rank
+ * order, <|endoftext|>'s id; docs/FORMATS.md "Tokenizer folder"), the same however its files spell
+ * it. Data prepared with one tokenizer records it, and training refuses another. */
 const uint8_t *tern_tok_hash(const tern_tok *tok); /* TERN_HASH_BYTES bytes */
-/* The same for a folder's two files, unsealed with key where they are sealed (key may be NULL). */
+/* The identity data folders and runs recorded before it: BLAKE2b-256 of the two files' bytes as
+ * they were read (tern-tokenizer-1). */
+const uint8_t *tern_tok_file_hash(const tern_tok *tok);
+/* Whether h names this tokenizer: its identity, or the older hash of the files it was read from. */
+int tern_tok_has_hash(const tern_tok *tok, const uint8_t h[TERN_HASH_BYTES]);
+/* The identity of the tokenizer in a folder, unsealed with key where its files are sealed (key
+ * may be NULL). */
 tern_status tern_tok_hash_dir(uint8_t out[TERN_HASH_BYTES], const char *dir, const struct tern_key *key);
 
 /* Encodes n bytes of text (any bytes: invalid UTF-8 is encoded byte by byte and decodes back

@@ -5,6 +5,7 @@
  * specified in docs/FORMATS.md "Data order (the loader)". */
 #include "tern/data.h"
 #include "tern/secure.h"
+#include "tern/tok.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,18 @@ static tern_status open_shard(tern_dataset *ds, size_t k, const tern_manifest_sh
     return st;
 }
 
+int tern_dataset_made_by(const tern_dataset *ds, const uint8_t h[TERN_HASH_BYTES]) {
+    if (!memcmp(ds->man.tokenizer_hash, h, TERN_HASH_BYTES)) return 1;
+    char *dir = tern_path_join(ds->dir, "tokenizer");
+    tern_tok *tok = NULL;
+    int same = dir && tern_tok_load(&tok, dir, ds->key) == TERN_OK && tern_tok_has_hash(tok, ds->man.tokenizer_hash) &&
+               tern_tok_has_hash(tok, h);
+    tern_err_clear();
+    tern_tok_free(tok);
+    free(dir);
+    return same;
+}
+
 tern_status tern_dataset_open(tern_dataset **out, const char *datadir, const char *split, const uint8_t *tokenizer_hash,
                                   const tern_key *key) {
     *out = NULL;
@@ -85,7 +98,7 @@ tern_status tern_dataset_open(tern_dataset **out, const char *datadir, const cha
     ds->key = key;
     char *mname = tern_path_join(datadir, "manifest.json");
     tern_status st = ds->dir && mname ? tern_manifest_read(&ds->man, datadir, key) : tern_err(TERN_ENOMEM, "out of memory");
-    if (st == TERN_OK && tokenizer_hash && memcmp(tokenizer_hash, ds->man.tokenizer_hash, TERN_HASH_BYTES) != 0) {
+    if (st == TERN_OK && tokenizer_hash && !tern_dataset_made_by(ds, tokenizer_hash)) {
         char a[2 * TERN_HASH_BYTES + 1], b[2 * TERN_HASH_BYTES + 1];
         tern_hex(a, ds->man.tokenizer_hash, TERN_HASH_BYTES);
         tern_hex(b, tokenizer_hash, TERN_HASH_BYTES);

@@ -67,7 +67,7 @@ tern_status tern_mixture_init(tern_mixture **out, const tern_mixture_source *sou
             return tern_err(TERN_EINVAL, "%s: the weight must be a positive number, got %g", src_name(&sources[i], i, a, sizeof a), w);
         sum += w;
         const tern_dataset *d0 = sources[0].ds, *d = sources[i].ds;
-        if (memcmp(tern_dataset_tokenizer_hash(d), tern_dataset_tokenizer_hash(d0), TERN_HASH_BYTES) != 0 ||
+        if (!tern_dataset_made_by(d, tern_dataset_tokenizer_hash(d0)) ||
             tern_dataset_vocab_size(d) != tern_dataset_vocab_size(d0) || tern_dataset_eot(d) != tern_dataset_eot(d0)) {
             char h0[2 * TERN_HASH_BYTES + 1], h1[2 * TERN_HASH_BYTES + 1];
             tern_hex(h0, tern_dataset_tokenizer_hash(d0), TERN_HASH_BYTES);

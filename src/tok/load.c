@@ -270,21 +270,56 @@ static tern_status find_whole_tokens(tern_tok *tok) {
     return st;
 }
 
-/* The tokenizer's identity: BLAKE2b-256 of "tern-tokenizer-1\n", then for the vocabulary and
- * then the merges file, its length as 8 little-endian bytes and its bytes. The files' names do
- * not count, so GPT-2's encoder.json + vocab.bpe hash as vocab.json + merges.txt. */
+/* The tokenizer's identity (docs/FORMATS.md "Tokenizer folder"): BLAKE2b-256 of what it does,
+ * not of how its files spell it, so that a tokenizer rewritten by another program (vocab.json
+ * with raw UTF-8 instead of \u escapes, another key order, no #version line, GPT-2's or Hugging
+ * Face's file names) keeps it: "tern-tokenizer-2\n"; the number of tokens; for each id in order,
+ * its length and bytes; the number of merges; for each merge in rank order, its two ids; the id
+ * of <|endoftext|>. Every number is 8 bytes, little-endian. */
+static void put_u64(tern_hasher *h, uint64_t v) {
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++) le[i] = (uint8_t)(v >> (8 * i));
+    tern_hash_update(h, le, 8);
+}
+
+static tern_status tok_hash_content(tern_tok *tok) {
+    uint64_t *by_rank = malloc((tok->n_merges ? tok->n_merges : 1) * sizeof(uint64_t));
+    if (!by_rank) return tern_err(TERN_ENOMEM, "out of memory");
+    for (size_t i = 0; i <= tok->merge_mask; i++)
+        if (tok->merges[i].key != UINT64_MAX) by_rank[tok->merges[i].rank] = tok->merges[i].key;
+    tern_hasher h;
+    tern_hash_init(&h);
+    static const char tag[] = "tern-tokenizer-2\n";
+    tern_hash_update(&h, tag, sizeof tag - 1);
+    put_u64(&h, tok->n_vocab);
+    for (size_t id = 0; id < tok->n_vocab; id++) {
+        uint64_t len = tok->tok_off[id + 1] - tok->tok_off[id];
+        put_u64(&h, len);
+        tern_hash_update(&h, tok->blob + tok->tok_off[id], (size_t)len);
+    }
+    put_u64(&h, tok->n_merges);
+    for (size_t r = 0; r < tok->n_merges; r++) {
+        put_u64(&h, by_rank[r] >> 32);
+        put_u64(&h, by_rank[r] & 0xFFFFFFFFu);
+    }
+    put_u64(&h, (uint64_t)tok->eot);
+    tern_hash_final(&h, tok->hash);
+    free(by_rank);
+    return TERN_OK;
+}
+
+/* The older identity, still recorded by data folders and runs made before the one above: BLAKE2b-256
+ * of "tern-tokenizer-1\n", then for the vocabulary and then the merges file, its length as 8
+ * little-endian bytes and its bytes. */
 static void tok_hash_files(uint8_t out[TERN_HASH_BYTES], const char *vocab, size_t vocab_n, const char *merges,
                            size_t merges_n) {
     tern_hasher h;
     tern_hash_init(&h);
     static const char tag[] = "tern-tokenizer-1\n";
     tern_hash_update(&h, tag, sizeof tag - 1);
-    uint8_t le[8];
-    for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)vocab_n >> (8 * i));
-    tern_hash_update(&h, le, 8);
+    put_u64(&h, vocab_n);
     tern_hash_update(&h, vocab, vocab_n);
-    for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)merges_n >> (8 * i));
-    tern_hash_update(&h, le, 8);
+    put_u64(&h, merges_n);
     tern_hash_update(&h, merges, merges_n);
     tern_hash_final(&h, out);
 }
@@ -297,11 +332,12 @@ tern_status tern_tok_from_buffers(tern_tok **out, const char *vocab, size_t voca
     tern_status st = load_vocab(tok, vocab, vocab_n, vocab_name);
     if (st == TERN_OK) st = load_merges(tok, merges, merges_n, merges_name);
     if (st == TERN_OK) st = find_whole_tokens(tok);
+    if (st == TERN_OK) st = tok_hash_content(tok);
     if (st != TERN_OK) {
         tern_tok_free(tok);
         return st;
     }
-    tok_hash_files(tok->hash, vocab, vocab_n, merges, merges_n);
+    tok_hash_files(tok->file_hash, vocab, vocab_n, merges, merges_n);
     *out = tok;
     return TERN_OK;
 }
@@ -381,14 +417,9 @@ tern_status tern_tok_load(tern_tok **out, const char *dir, const tern_key *key) 
 
 
 tern_status tern_tok_hash_dir(uint8_t out[TERN_HASH_BYTES], const char *dir, const tern_key *key) {
-    char *vp = NULL, *mp = NULL, *vt = NULL, *mt = NULL;
-    size_t vn = 0, mn = 0;
-    tern_status st = read_tok_pair(dir, key, &vp, &mp, &vt, &vn, &mt, &mn);
-    if (st == TERN_OK) tok_hash_files(out, vt, vn, mt, mn);
-    free(vt);
-    free(mt);
-    free(vp);
-    free(mp);
-    return st;
+    tern_tok *tok;
+    TERN_TRY(tern_tok_load(&tok, dir, key));
+    memcpy(out, tok->hash, TERN_HASH_BYTES);
+    tern_tok_free(tok);
+    return TERN_OK;
 }
-

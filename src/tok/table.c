@@ -93,6 +93,10 @@ void tern_tok_free(tern_tok *tok) {
 size_t tern_tok_vocab_size(const tern_tok *tok) { return tok->n_vocab; }
 int32_t tern_tok_eot(const tern_tok *tok) { return tok->eot; }
 const uint8_t *tern_tok_hash(const tern_tok *tok) { return tok->hash; }
+const uint8_t *tern_tok_file_hash(const tern_tok *tok) { return tok->file_hash; }
+int tern_tok_has_hash(const tern_tok *tok, const uint8_t h[TERN_HASH_BYTES]) {
+    return !memcmp(tok->hash, h, TERN_HASH_BYTES) || !memcmp(tok->file_hash, h, TERN_HASH_BYTES);
+}
 
 const uint8_t *tern_tok_token(const tern_tok *tok, int32_t id, size_t *len) {
     if (id < 0 || (size_t)id >= tok->n_vocab) return NULL;

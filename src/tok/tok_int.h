@@ -104,7 +104,8 @@ struct tern_tok {
     uint8_t *whole; /* whole[id]: BPE of token id's bytes gives [id] (so a piece equal to it is that id) */
     tok_merge *merges;
     size_t merge_mask, n_merges;
-    uint8_t hash[TERN_HASH_BYTES];
+    uint8_t hash[TERN_HASH_BYTES];      /* the identity: a hash of the content (load.c) */
+    uint8_t file_hash[TERN_HASH_BYTES]; /* the older identity: a hash of the two files' bytes */
 };
 
 /* A fast 64-bit hash of bytes for the tables (not cryptographic). */
