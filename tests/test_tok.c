@@ -280,12 +280,23 @@ static void test_empty_and_missing(void) {
     snprintf(path, sizeof path, "%s/bad.ids", d);
     write_file(path, "15496 99999 995", 15);
     rc = run_cmd(out, sizeof out, "%s tokenizer decode --tokenizer data/gpt2 %s", test_tern_bin(), path);
-    snprintf(want, sizeof want, "Hellotern tokenizer decode: %s: token 1 is outside the vocabulary (ids 0 to 50256)\n", path);
+    /* the message names the id as written, and nothing is written before it */
+    snprintf(want, sizeof want,
+             "tern tokenizer decode: %s: id 99999 at byte 6 is outside the vocabulary (ids 0 to 50256); nothing was written\n", path);
     CHECK(rc == 1 && !strcmp(out, want), "bad id: rc %d '%s'", rc, out);
+    write_file(path, "15496 123456789012345678901234567890\n", 37);
+    rc = run_cmd(out, sizeof out, "%s tokenizer decode --tokenizer data/gpt2 %s", test_tern_bin(), path);
+    snprintf(want, sizeof want,
+             "tern tokenizer decode: %s: id 12345678901234567890... at byte 6 is outside the vocabulary (ids 0 to 50256); nothing was "
+             "written\n",
+             path);
+    CHECK(rc == 1 && !strcmp(out, want), "long id: rc %d '%s'", rc, out);
     write_file(path, "15496 x995", 10);
     rc = run_cmd(out, sizeof out, "%s tokenizer decode --tokenizer data/gpt2 %s", test_tern_bin(), path);
     snprintf(want, sizeof want,
-             "Hellotern tokenizer decode: %s: byte 6: expected token ids (decimal numbers separated by spaces), found 'x'\n", path);
+             "tern tokenizer decode: %s: byte 6: expected token ids (decimal numbers separated by spaces), found 'x'; nothing was "
+             "written\n",
+             path);
     CHECK(rc == 1 && !strcmp(out, want), "bad char: rc %d '%s'", rc, out);
     rc = run_cmd(out, sizeof out, "%s tokenizer encode %s", test_tern_bin(), path);
     CHECK(rc == 2 && !strcmp(out, "tern tokenizer encode: --tokenizer DIR is required\n"), "usage: rc %d '%s'", rc, out);

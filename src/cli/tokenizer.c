@@ -127,6 +127,8 @@ static int cmd_encode(int argc, char **argv) {
 
 /* ---- decode ---- */
 
+/* Reads every id first and checks it, then writes the bytes: a bad id or character fails with
+ * nothing written, naming the id (and where it is). */
 static int cmd_decode(int argc, char **argv) {
     const char *cmd = "tokenizer decode", *dir, *file;
     parse_common(cmd, argc, argv, &dir, &file);
@@ -136,11 +138,10 @@ static int cmd_decode(int argc, char **argv) {
     const char *name = file ? file : "standard input";
     int fd = open_input(cmd, file);
     static char in[1 << 16];
-    out_t *out = calloc(1, sizeof *out);
-    if (!out) cli_fail(cmd, tern_err(TERN_ENOMEM, "out of memory"));
-    out->cmd = cmd;
-    uint64_t v = 0, pos = 0, count = 0;
-    int in_num = 0;
+    tern_ids ids = {0};
+    uint64_t v = 0, pos = 0;
+    char num[24]; /* the number being read, as written (its first 20 digits) */
+    size_t nd = 0;
     size_t nv = tern_tok_vocab_size(tok);
     for (;;) {
         ssize_t r = read(fd, in, sizeof in);
@@ -154,33 +155,41 @@ static int cmd_decode(int argc, char **argv) {
             if (ch >= '0' && ch <= '9') {
                 v = v * 10 + (uint64_t)(ch - '0');
                 if (v >= nv) v = nv; /* out of range; reported when the number ends */
-                in_num = 1;
+                if (nd < 20) num[nd] = ch;
+                nd++;
             } else if (ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r') {
-                if (in_num) {
-                    if (v >= nv) {
-                        out_flush(out); /* what came before the bad id is written */
-                        cli_fail(cmd, tern_err(TERN_EINVAL, "%s: token %llu is outside the vocabulary (ids 0 to %zu)", name,
-                                               (unsigned long long)count, nv - 1));
-                    }
-                    size_t len;
-                    const uint8_t *p = tern_tok_token(tok, (int32_t)v, &len);
-                    out_write(out, p, len);
-                    count++;
+                if (nd) {
+                    if (v >= nv)
+                        cli_fail(cmd, tern_err(TERN_EINVAL, "%s: id %.*s%s at byte %llu is outside the vocabulary (ids 0 to %zu); "
+                                                            "nothing was written",
+                                               name, (int)(nd < 20 ? nd : 20), num, nd > 20 ? "..." : "", (unsigned long long)(pos - nd),
+                                               nv - 1));
+                    int32_t id = (int32_t)v;
+                    if ((st = tern_ids_push(&ids, &id, 1)) != TERN_OK) cli_fail(cmd, st);
                 }
                 v = 0;
-                in_num = 0;
+                nd = 0;
             } else {
-                out_flush(out);
-                cli_fail(cmd, tern_err(TERN_EFORMAT, "%s: byte %llu: expected token ids (decimal numbers separated by spaces), found '%c'",
+                cli_fail(cmd, tern_err(TERN_EFORMAT, "%s: byte %llu: expected token ids (decimal numbers separated by spaces), found "
+                                                     "'%c'; nothing was written",
                                        name, (unsigned long long)pos, ch >= 0x20 && ch < 0x7f ? ch : '?'));
             }
             if (end) break;
         }
         if (r == 0) break;
     }
+    if (fd) close(fd);
+    out_t *out = calloc(1, sizeof *out);
+    if (!out) cli_fail(cmd, tern_err(TERN_ENOMEM, "out of memory"));
+    out->cmd = cmd;
+    for (size_t i = 0; i < ids.n; i++) {
+        size_t len;
+        const uint8_t *p = tern_tok_token(tok, ids.p[i], &len);
+        out_write(out, p, len);
+    }
     out_flush(out);
     free(out);
-    if (fd) close(fd);
+    tern_ids_free(&ids);
     tern_tok_free(tok);
     return 0;
 }
