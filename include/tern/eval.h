@@ -10,6 +10,25 @@
 
 struct tern_tok;
 struct tern_model;
+struct tern_model_cache;
+
+/* ---- sampling (src/eval/sample.c) ---- */
+typedef struct tern_sample_opts {
+    double temperature; /* 0: greedy */
+    size_t top_k;       /* draw among the k most likely tokens; 0: all */
+    double top_p;       /* and among the fewest whose probabilities add up to top_p, in (0, 1]; 1: all */
+    uint64_t seed;      /* the draws: the counter RNG keyed by seed */
+    uint64_t index;     /* which sample of that seed: each index draws a different text */
+    size_t max_tokens;  /* tokens to generate at most */
+} tern_sample_opts;
+/* Receives each generated token's bytes as it is drawn; an error stops the generation. */
+typedef tern_status (*tern_sample_emit)(void *ctx, const uint8_t *bytes, size_t n);
+/* Generates text after <|endoftext|> and the prompt (NULL: none; its last n_ctx tokens are
+ * kept), until <|endoftext|> or max_tokens; past the model's context the cache is refilled with
+ * the last half of the tokens so far. cache (tern_model_cache_init of m) is reset first. The
+ * tokenizer must have the model's vocabulary. The same options give the same text. */
+tern_status tern_sample_text(struct tern_model *m, struct tern_model_cache *cache, const struct tern_tok *tok, const char *prompt,
+                             const tern_sample_opts *so, tern_sample_emit emit, void *ctx);
 
 /* ---- the model's side ---- */
 /* A request: the log-likelihood of cont given ctx. Both have at least one token. */
