@@ -7,7 +7,27 @@
 #include <string.h>
 
 #include "tern/data.h"
+#include "tern/json.h"
 #include "tern/train.h"
+
+/* The data folder a run trained on (its config.json's "data"), into out; 0 when src is not a
+ * run folder or names none. A mixture is refused: the folder to score must then be given. */
+static int run_data(const char *src, char *out, size_t n) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", src);
+    cJSON *j = NULL;
+    if (!tern_path_exists(path) || tern_json_load(&j, path) != TERN_OK) {
+        tern_err_clear();
+        return 0;
+    }
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "data");
+    int ok = cJSON_IsString(d) && strlen(d->valuestring) < n;
+    if (ok && strchr(d->valuestring, ','))
+        cli_usage("eval", "%s trained on a mixture (%s): give the folder to score with --data DIR", src, d->valuestring);
+    if (ok) snprintf(out, n, "%s", d->valuestring);
+    cJSON_Delete(j);
+    return ok;
+}
 
 int cli_eval(int argc, char **argv) {
     for (int i = 1; i < argc; i++) /* a benchmark task: src/cli/eval_task.c */
@@ -17,10 +37,19 @@ int cli_eval(int argc, char **argv) {
     const char *key_file = NULL, *pass_file = NULL, *device = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: tern eval (RUNDIR|HFDIR|FILE.gguf) --data DATADIR [--split val|train] [--batch B] [--seq T]\n"
+            printf("usage: tern eval (RUNDIR|HFDIR|FILE.gguf) [--data DIR] [--split val|train] [--batch B] [--seq T]\n"
                    "                 [--batches N] [--step N] [--threads N] [--device NAME] [--key KEYFILE | --passphrase-file FILE]\n\n"
                    "Mean cross-entropy and perplexity over the split's windows of B rows of T tokens, in order\n"
-                   "(every window once unless --batches limits them). --seq defaults to the model's context.\n"
+                   "(every window once unless --batches limits them).\n\n"
+                   "  --data DIR     a data folder made by tern prepare (default for a run: the folder it trained on,\n"
+                   "                 its config.json's \"data\"; required for other models)\n"
+                   "  --split NAME   val or train (default val)\n"
+                   "  --batch B      rows per forward pass (default 8)\n"
+                   "  --seq T        tokens per row (default: the model's context)\n"
+                   "  --batches N    windows of B x T tokens to score; 0 = all (default 0)\n"
+                   "  --step N       a run's checkpoint of step N (default: the latest)\n"
+                   "  --threads N    threads; 0 = all cores (default 0)\n"
+                   "Exit status: 0 done, 1 failed, 2 wrong options.\n"
                    "A sealed run or data folder needs its key: --key, --passphrase-file, or TERN_KEY_FILE.\n"
                    "With --task hellaswag|lambada|piqa: a benchmark task instead (tern eval --task x --help).\n" CLI_DEVICE_HELP);
             return 0;
@@ -32,12 +61,19 @@ int cli_eval(int argc, char **argv) {
             cli_opt_str("eval", argc, argv, &i, "--key", &key_file) || cli_opt_str("eval", argc, argv, &i, "--device", &device) ||
             cli_opt_str("eval", argc, argv, &i, "--passphrase-file", &pass_file))
             continue;
-        if (argv[i][0] == '-') cli_usage("eval", "unknown option '%s'", argv[i]);
+        if (argv[i][0] == '-') cli_usage("eval", "unknown option '%s' (see tern eval --help)", argv[i]);
         if (src) cli_usage("eval", "more than one model given ('%s' and '%s')", src, argv[i]);
         src = argv[i];
     }
-    if (!src || !data) cli_usage("eval", "usage: tern eval (RUNDIR|HFDIR|FILE.gguf) --data DATADIR");
-    if (batch < 1 || seq < 0 || batches < 0) cli_usage("eval", "--batch must be positive; --seq and --batches not negative");
+    if (!src) cli_usage("eval", "give the model: tern eval (RUNDIR|HFDIR|FILE.gguf) [--data DIR]");
+    char own[4096];
+    if (!data && run_data(src, own, sizeof own)) data = own;
+    if (!data) cli_usage("eval", "give the data to score: --data DIR (%s is not a run folder that names its data)", src);
+    if (batch < 1) cli_usage("eval", "--batch must be at least 1, got %lld", batch);
+    if (seq < 0) cli_usage("eval", "--seq must not be negative, got %lld", seq);
+    if (batches < 0) cli_usage("eval", "--batches must not be negative, got %lld", batches);
+    if (step < 0) cli_usage("eval", "--step must not be negative, got %lld", step);
+    if (threads < 0) cli_usage("eval", "--threads must not be negative, got %lld", threads);
     if (strcmp(split, "val") && strcmp(split, "train")) cli_usage("eval", "--split must be val or train, got '%s'", split);
     tern_set_threads((int)threads);
     tern_key *key = NULL;
@@ -49,7 +85,7 @@ int cli_eval(int argc, char **argv) {
     if (st != TERN_OK) cli_fail("eval", st);
     const tern_model_config *c = tern_model_cfg(m);
     if (seq == 0) seq = c->n_ctx;
-    if (seq > c->n_ctx) cli_usage("eval", "--seq %lld exceeds the model's context (%d)", seq, c->n_ctx);
+    if (seq > c->n_ctx) cli_fail("eval", tern_err(TERN_EINVAL, "--seq %lld exceeds the model's context (%d positions)", seq, c->n_ctx));
     tern_dataset *ds;
     if ((st = tern_dataset_open(&ds, data, split, NULL, key)) != TERN_OK) cli_fail("eval", st);
     if (tern_dataset_vocab_size(ds) != (size_t)c->vocab_size) {
