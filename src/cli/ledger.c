@@ -69,6 +69,12 @@ int cli_ledger(int argc, char **argv) {
         fputs(usage_text, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    /* `tern ledger verify --help` and the like: the help, wherever it is asked for */
+    for (int i = 2; i < argc; i++)
+        if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
     if (!strcmp(argv[1], "verify")) return ledger_verify(argc, argv);
     if (!strcmp(argv[1], "head")) return ledger_head(argc, argv);
     cli_usage("ledger", "unknown subcommand '%s' (verify or head)", argv[1]);
