@@ -473,7 +473,7 @@ static void test_refusals(void) {
     CHECK(rc == 1 && strstr(out, "tern train: rank 0: TERN_BUCKET_BYTES: expected a number of bytes (at least 4), got '1k'\n"),
           "rc %d: %s", rc, out);
     rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/z %s --zero 2", t, data_dir, d, small);
-    CHECK(rc == 1 && !strcmp(out, "tern train: --zero must be 0 (all-reduce the gradients) or 1 (ZeRO stage 1: shard AdamW's "
+    CHECK(rc == 2 && !strcmp(out, "tern train: --zero must be 0 (all-reduce the gradients) or 1 (ZeRO stage 1: shard AdamW's "
                                   "moments), got 2\n"),
           "rc %d: %s", rc, out);
 }

@@ -71,9 +71,9 @@ static void test_refusals(void) {
     snprintf(want, sizeof want, "tern train: %s/none: no run to resume here (no such folder)\n", d);
     CHECK(rc == 1 && !strcmp(out, want), "rc %d: %s", rc, out);
     rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/x --n-embd 30 --n-head 4", t, td.data, d);
-    CHECK(rc == 1 && !strcmp(out, "tern train: n_embd (30) must be divisible by n_head (4)\n"), "rc %d: %s", rc, out);
+    CHECK(rc == 2 && !strcmp(out, "tern train: n_embd (30) must be divisible by n_head (4)\n"), "rc %d: %s", rc, out);
     rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/x --bogus 1", t, td.data, d);
-    CHECK(rc == 2 && !strcmp(out, "tern train: unknown option 'bogus' (see tern train --help)\n"), "rc %d: %s", rc, out);
+    CHECK(rc == 2 && !strcmp(out, "tern train: unknown option '--bogus' (see tern train --help)\n"), "rc %d: %s", rc, out);
 }
 
 /* SIGINT during training: the step finishes, a checkpoint is written, exit 0, and --resume

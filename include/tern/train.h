@@ -8,76 +8,86 @@
 
 #include "tern/core.h"
 
-/* X(key, type, default, help): key is the JSON key; the flag is "--" + key with '_' -> '-'.
- * Types: I (integer), F (number), S (string), B (flag). */
+/* X(key, type, kind, default, arg, help): key is the JSON key; the flag is "--" + key with '_' ->
+ * '-' (and -o for out); arg names the value in --help ("" for a flag).
+ * Types: I (integer), F (number), S (string), B (flag).
+ * Kinds say what --resume does with an option given again (docs/FORMATS.md, "Run folder"):
+ *   RUN    the run's: a new value changes the run from the resumed step on, and is written into
+ *          config.json (with an entry in its "history") and the ledger's resume entry;
+ *   FIXED  the run's, fixed when it starts (the model's shape, the tokenizer, the data order, the
+ *          run's identity and sealing): a different value is refused by name;
+ *   CALL   this invocation's (where and how long it runs, keys): never saved in config.json. */
 #define TERN_TRAIN_OPTS(X)                                                                                      \
-    X(data, S, NULL, "data folder made by `tern prepare`, or a mixture DIR:WEIGHT,DIR:WEIGHT,... (shares of the windows)") \
-    X(out, S, NULL, "run folder (checkpoints, metrics, config)")                                              \
-    X(init, S, NULL, "start from a Hugging Face folder (GPT-2, Llama, Mistral or Qwen2: config.json + safetensors)") \
-    X(tokenizer, S, NULL, "the tokenizer folder that made the data (kept in the run for export)")            \
-    X(arch, S, "gpt2", "model family: gpt2 or llama (from the model with --init)")                            \
-    X(n_layer, I, 4, "transformer blocks")                                                                    \
-    X(n_head, I, 4, "attention heads")                                                                        \
-    X(n_kv_head, I, 0, "llama: key/value heads, dividing n_head (0 = n_head; 1 = multi-query)")               \
-    X(n_embd, I, 128, "width")                                                                                \
-    X(ffn_dim, I, 0, "the MLP's inner width (0 = 4 x n_embd for gpt2; for llama 8/3 x n_embd up to a multiple of 256)") \
-    X(rope_theta, F, 10000, "llama: the rotary embeddings' base")                                            \
-    X(norm_eps, F, 1e-5, "the LayerNorm (gpt2) or RMSNorm (llama) epsilon")                                  \
-    X(tie_embeddings, B, 0, "llama: the output head is the token embedding (gpt2's always is)")              \
-    X(qkv_bias, B, 0, "llama: biases on the q, k and v projections (Qwen2's layout)")                        \
-    X(seq, I, 64, "tokens per row (context length)")                                                         \
-    X(n_ctx, I, 0, "positions the model holds (default: seq; from the model with --init)")                    \
-    X(vocab_size, I, 0, "vocabulary size (default: the data's)")                                              \
-    X(steps, I, 300, "optimizer steps in the whole run (the schedule's length)")                             \
-    X(stop_at, I, 0, "stop (with a checkpoint) after this step; 0 = run to --steps")                          \
-    X(time_limit, F, 0, "stop (with a checkpoint) once this many seconds have passed; 0 = no limit")          \
-    X(batch, I, 16, "rows per micro-batch (per process)")                                                      \
-    X(grad_accum, I, 1, "micro-batches per optimizer step")                                                   \
-    X(zero, I, 0, "ZeRO stage over several ranks: 0 = all-reduce, 1 = each rank keeps AdamW moments for its shard") \
-    X(overlap, I, 1, "over several ranks: reduce gradients while the backward pass goes on (0 = after it)")    \
-    X(lr, F, 2e-3, "peak learning rate")                                                                      \
-    X(min_lr, F, -1, "final learning rate of the cosine schedule (default lr/10)")                            \
-    X(warmup, I, 20, "linear warm-up steps")                                                                   \
-    X(schedule, S, "cosine", "constant or cosine")                                                            \
-    X(weight_decay, F, 0.1, "AdamW decoupled weight decay (tensors of 2+ dimensions)")                        \
-    X(beta1, F, 0.9, "AdamW beta1")                                                                           \
-    X(beta2, F, 0.95, "AdamW beta2")                                                                          \
-    X(eps, F, 1e-8, "AdamW epsilon")                                                                          \
-    X(grad_clip, F, 1.0, "global gradient-norm clip (0 = off)")                                               \
-    X(seed, I, 1337, "seed of initialisation and shuffling")                                                  \
-    X(no_shuffle, B, 0, "read windows in order instead of a seeded random order per epoch")                   \
-    X(eval_every, I, 100, "evaluate on the val split every N steps (0 = only at the end)")                      \
-    X(eval_batches, I, 10, "val batches per evaluation")                                                      \
-    X(eval_task, S, NULL, "also score a benchmark task: hellaswag, lambada or piqa (docs/EVALUATION.md)")      \
-    X(eval_task_every, I, 0, "score the task every N steps (0 = with each evaluation)")                        \
-    X(eval_task_limit, I, 500, "items of the task per scoring (0 = all)")                                      \
-    X(eval_task_data, S, NULL, "the task's data file (default: data/eval/ or $TERN_DATA_DIR/eval/)")            \
-    X(ckpt_every, I, 100, "checkpoint every N steps (0 = only at the end)")                                     \
-    X(keep, I, 3, "checkpoints to keep")                                                                      \
-    X(device, S, "auto", "where to compute: auto (the fastest CPU kernels here, or TERN_KERN's), cpu (oneDNN products, plain C elsewhere), avx2, avx512, ref, cuda or cuda:N")      \
-    X(precision, S, "auto", "matrix products and attention: fp32, bf16 (fp32 accumulation, master weights, AdamW), auto (bf16 on a GPU)") \
-    X(threads, I, 0, "threads (0 = all cores)")                                                               \
-    X(max_bad_steps, I, 10, "stop after this many non-finite steps in a row")                                 \
-    X(recompute, B, 0, "keep only each block's output and recompute the rest in the backward pass (less memory, ~1/3 more compute)") \
-    X(detect_anomaly, B, 0, "check every kernel's output; stop naming the first that produced NaN or inf")     \
-    X(max_memory, S, NULL, "refuse to start unless the run fits this much memory (e.g. 8G, 512M)")             \
-    X(policy, S, NULL, "the owner's policy (JSON): the run is refused before any data is read if it forbids it") \
-    X(site, S, NULL, "this site's declaration (JSON: name, operator, country, hardware)")                      \
-    X(data_class, S, NULL, "the data's class for the policy (e.g. restricted)")                                \
-    X(sign_key, S, NULL, "sign every ledger entry with this Ed25519 key (tern keygen --sign)")                 \
-    X(key, S, NULL, "read sealed data and write sealed checkpoints with this key (tern keygen; or TERN_KEY_FILE)") \
-    X(passphrase_file, S, NULL, "the same with a key derived from the passphrase in this file")                \
-    X(seal_metrics, B, 0, "seal metrics.jsonl too (with --key; it stays plain otherwise)")                     \
-    X(tensorboard, I, 1, "write TensorBoard event files in RUNDIR/tb as the run goes (0 = off; never with --seal-metrics)") \
-    X(run_id, S, NULL, "the run's identifier (default: made when the run starts); binds sealed checkpoints to it") \
-    X(resume, B, 0, "continue the run in --out from its latest checkpoint")
+    X(data, S, RUN, NULL, "DIR", "data folder made by `tern prepare`, or a mixture DIR:WEIGHT,DIR:WEIGHT,... (shares of the windows)") \
+    X(out, S, CALL, NULL, "RUNDIR", "run folder (checkpoints, metrics, config)") \
+    X(init, S, FIXED, NULL, "HFDIR", "start from a Hugging Face folder (GPT-2, Llama, Mistral or Qwen2: config.json + safetensors)") \
+    X(tokenizer, S, FIXED, NULL, "DIR", "the tokenizer folder that made the data (kept in the run for export)") \
+    X(arch, S, FIXED, "gpt2", "NAME", "model family: gpt2 or llama (from the model with --init)") \
+    X(n_layer, I, FIXED, 4, "N", "transformer blocks") \
+    X(n_head, I, FIXED, 4, "N", "attention heads") \
+    X(n_kv_head, I, FIXED, 0, "N", "llama: key/value heads, dividing n_head (0 = n_head; 1 = multi-query)") \
+    X(n_embd, I, FIXED, 128, "N", "width") \
+    X(ffn_dim, I, FIXED, 0, "N", "the MLP's inner width (0 = 4 x n_embd for gpt2; for llama 8/3 x n_embd up to a multiple of 256)") \
+    X(rope_theta, F, FIXED, 10000, "THETA", "llama: the rotary embeddings' base") \
+    X(norm_eps, F, FIXED, 1e-5, "EPS", "the LayerNorm (gpt2) or RMSNorm (llama) epsilon") \
+    X(tie_embeddings, B, FIXED, 0, "", "llama: the output head is the token embedding (gpt2's always is)") \
+    X(qkv_bias, B, FIXED, 0, "", "llama: biases on the q, k and v projections (Qwen2's layout)") \
+    X(seq, I, FIXED, 64, "T", "tokens per row (context length)") \
+    X(n_ctx, I, FIXED, 0, "N", "positions the model holds (default: seq; from the model with --init)") \
+    X(vocab_size, I, FIXED, 0, "V", "vocabulary size (default: the data's)") \
+    X(steps, I, RUN, 300, "N", "optimizer steps in the whole run (the schedule's length)") \
+    X(stop_at, I, CALL, 0, "STEP", "stop (with a checkpoint) after this step; 0 = run to --steps") \
+    X(time_limit, F, CALL, 0, "SECONDS", "stop (with a checkpoint) once this many seconds have passed; 0 = no limit") \
+    X(batch, I, RUN, 16, "ROWS", "rows per micro-batch (per process)") \
+    X(grad_accum, I, RUN, 1, "N", "micro-batches per optimizer step") \
+    X(zero, I, RUN, 0, "STAGE", "ZeRO stage over several ranks: 0 = all-reduce, 1 = each rank keeps AdamW moments for its shard") \
+    X(overlap, I, RUN, 1, "0|1", "over several ranks: reduce gradients while the backward pass goes on (0 = after it)") \
+    X(lr, F, RUN, 2e-3, "LR", "peak learning rate") \
+    X(min_lr, F, RUN, -1, "LR", "final learning rate of the cosine schedule (default lr/10)") \
+    X(warmup, I, RUN, 20, "STEPS", "linear warm-up steps") \
+    X(schedule, S, RUN, "cosine", "NAME", "constant or cosine") \
+    X(weight_decay, F, RUN, 0.1, "WD", "AdamW decoupled weight decay (tensors of 2+ dimensions)") \
+    X(beta1, F, RUN, 0.9, "B1", "AdamW beta1") \
+    X(beta2, F, RUN, 0.95, "B2", "AdamW beta2") \
+    X(eps, F, RUN, 1e-8, "EPS", "AdamW epsilon") \
+    X(grad_clip, F, RUN, 1.0, "NORM", "global gradient-norm clip (0 = off)") \
+    X(seed, I, FIXED, 1337, "N", "seed of initialisation and shuffling") \
+    X(no_shuffle, B, FIXED, 0, "", "read windows in order instead of a seeded random order per epoch") \
+    X(eval_every, I, RUN, 100, "N", "evaluate on the val split every N steps (0 = only at the end)") \
+    X(eval_batches, I, RUN, 10, "N", "val batches per evaluation") \
+    X(eval_task, S, RUN, NULL, "TASK", "also score a benchmark task: hellaswag, lambada or piqa (docs/EVALUATION.md)") \
+    X(eval_task_every, I, RUN, 0, "N", "score the task every N steps (0 = with each evaluation)") \
+    X(eval_task_limit, I, RUN, 500, "N", "items of the task per scoring (0 = all)") \
+    X(eval_task_data, S, RUN, NULL, "FILE", "the task's data file (default: data/eval/ or $TERN_DATA_DIR/eval/)") \
+    X(ckpt_every, I, RUN, 100, "N", "checkpoint every N steps (0 = only at the end)") \
+    X(keep, I, RUN, 3, "N", "checkpoints to keep") \
+    X(device, S, CALL, "auto", "NAME", "where to compute: auto (the fastest CPU kernels here, or TERN_KERN's), cpu (oneDNN products, plain C elsewhere), avx2, avx512, ref, cuda or cuda:N") \
+    X(precision, S, CALL, "auto", "NAME", "matrix products and attention: fp32, bf16 (fp32 accumulation, master weights, AdamW), auto (bf16 on a GPU)") \
+    X(threads, I, CALL, 0, "N", "threads (0 = all cores)") \
+    X(max_bad_steps, I, RUN, 10, "N", "stop after this many non-finite steps in a row") \
+    X(recompute, B, RUN, 0, "", "keep only each block's output and recompute the rest in the backward pass (less memory, ~1/3 more compute)") \
+    X(detect_anomaly, B, RUN, 0, "", "check every kernel's output; stop naming the first that produced NaN or inf") \
+    X(max_memory, S, CALL, NULL, "SIZE", "refuse to start unless the run fits this much memory (e.g. 8G, 512M)") \
+    X(policy, S, RUN, NULL, "FILE", "the owner's policy (JSON): the run is refused before any data is read if it forbids it") \
+    X(site, S, RUN, NULL, "FILE", "this site's declaration (JSON: name, operator, country, hardware)") \
+    X(data_class, S, RUN, NULL, "CLASS", "the data's class for the policy (e.g. restricted)") \
+    X(sign_key, S, RUN, NULL, "FILE", "sign every ledger entry with this Ed25519 key (tern keygen --sign)") \
+    X(key, S, CALL, NULL, "FILE", "read sealed data and write sealed checkpoints with this key (tern keygen; or TERN_KEY_FILE)") \
+    X(passphrase_file, S, CALL, NULL, "FILE", "the same with a key derived from the passphrase in this file") \
+    X(seal_metrics, B, FIXED, 0, "", "seal metrics.jsonl too (with --key; it stays plain otherwise)") \
+    X(tensorboard, I, RUN, 1, "0|1", "write TensorBoard event files in RUNDIR/tb as the run goes (0 = off; never with --seal-metrics)") \
+    X(run_id, S, FIXED, NULL, "ID", "the run's identifier (default: made when the run starts); binds sealed checkpoints to it") \
+    X(sample_every, I, RUN, 0, "N", "print a sample from the model every N steps and after the last (0 = never)") \
+    X(sample_prompt, S, RUN, NULL, "TEXT", "the samples' prompt, after <|endoftext|> (default: none)") \
+    X(sample_tokens, I, RUN, 64, "N", "tokens per sample") \
+    X(resume, B, CALL, 0, "", "continue the run in --out from its latest checkpoint")
 
 typedef struct tern_train_opts {
 #define TERN_OPT_FIELD_I long long
 #define TERN_OPT_FIELD_F double
 #define TERN_OPT_FIELD_S const char *
 #define TERN_OPT_FIELD_B int
-#define X(key, type, def, help) TERN_OPT_FIELD_##type key;
+#define X(key, type, kind, def, arg, help) TERN_OPT_FIELD_##type key;
     TERN_TRAIN_OPTS(X)
 #undef X
     char *owned[128]; /* strings read from JSON files, freed by tern_train_opts_free */
@@ -87,10 +97,16 @@ typedef struct tern_train_opts {
 
 void tern_train_opts_defaults(tern_train_opts *o);
 void tern_train_opts_free(tern_train_opts *o);
+/* Whether key (JSON spelling) is an option, and whether it is a flag (type B: alone, it means
+ * true). */
+int tern_train_opts_known(const char *key);
+int tern_train_opts_is_flag(const char *key);
 /* Sets option `key` (JSON spelling) from text. Unknown keys and bad values are errors. */
 tern_status tern_train_opts_set(tern_train_opts *o, const char *key, const char *value);
-/* Reads a JSON object of options (the same keys); values given explicitly before are kept
- * (flags override the file). */
+/* Reads a JSON object of options (the same keys, each once, each of its option's type: a string
+ * or null, a number, a whole number, true or false); values given explicitly before are kept
+ * (flags override the file). A wrong key or value is TERN_EINVAL; an unreadable file or one that
+ * is not a JSON object another status. */
 tern_status tern_train_opts_load_json(tern_train_opts *o, const char *path);
 /* Whether option `key` was given explicitly (by a flag or a --config file). */
 int tern_train_opts_is_set(const tern_train_opts *o, const char *key);
@@ -98,7 +114,7 @@ int tern_train_opts_is_set(const tern_train_opts *o, const char *key);
 tern_status tern_train_opts_check(const tern_train_opts *o);
 /* All options as a JSON object text (malloc'd). */
 char *tern_train_opts_to_json(const tern_train_opts *o);
-/* Prints the option list for --help. */
+/* Prints the option list for --help: flag, value, text, default, and how --resume treats it. */
 void tern_train_opts_help(FILE *f);
 
 /* What a run is doing now, for a caller that reports it while the run goes on. */

@@ -12,15 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Whether an option is a flag (type B in TERN_TRAIN_OPTS): given alone, it means true. */
-static int is_flag(const char *key) {
-#define X(k, type, def, help)                                                                 \
-    if (!strcmp(key, #k)) return #type[0] == 'B';
-    TERN_TRAIN_OPTS(X)
-#undef X
-    return 0;
-}
-
 /* Signals. SIGINT and SIGTERM are blocked in every thread and taken by one thread that does
  * nothing else (sigwait), so no handler ever runs on a compute thread. That matters: oneDNN's
  * GEMM kernels point the stack pointer into a heap workspace when K is large (the head's
@@ -83,12 +74,19 @@ static void start_signal_thread(void) {
 }
 
 static void help(void) {
-    printf("usage: tern train --data DATADIR -o RUNDIR [options]\n"
+    printf("usage: tern train --data DIR -o RUNDIR [options]\n"
            "       tern train -o RUNDIR --resume [options]\n"
-           "       tern train            (the default model on the bundled corpus)\n"
+           "       tern train            (the default model on the bundled corpus, into runs/default-N)\n"
            "       mpirun -np W tern train ...   (W data-parallel ranks, --batch rows each; docs/DISTRIBUTED.md)\n\n"
-           "Options (also accepted as keys of --config FILE.json; flags win over the file):\n"
-           "  --config FILE    a JSON object of options\n");
+           "Options (also accepted as keys of --config FILE.json, '-' written '_'; flags win over the file).\n"
+           "With --resume an option given again changes the run from the resumed step on: the change is\n"
+           "printed, written into RUNDIR/config.json (its \"history\") and recorded in the ledger. Options\n"
+           "fixed when the run starts are refused if they differ; those for this invocation only are not saved.\n"
+           "Records (step lines when standard output is not the terminal that shows the progress bar,\n"
+           "evaluations, samples, the summary) go to standard output; the progress bar, start-up lines and\n"
+           "warnings to standard error. Exit status: 0 done (or stopped with a checkpoint), 1 failed,\n"
+           "2 wrong options.\n\n"
+           "  --config FILE           a JSON object of options\n");
     tern_train_opts_help(stdout);
 }
 
@@ -177,10 +175,12 @@ int cli_train(int argc, char **argv) {
         const char *p = a + 2;
         for (; *p && *p != '=' && k < sizeof key - 1; p++) key[k++] = *p == '-' ? '_' : *p;
         key[k] = 0;
+        if (!tern_train_opts_known(key) || (*p && *p != '='))
+            cli_usage("train", "unknown option '%.*s' (see tern train --help)", (int)(p - a), a);
         const char *val;
         if (*p == '=') {
             val = p + 1;
-        } else if (is_flag(key)) {
+        } else if (tern_train_opts_is_flag(key)) {
             val = "true";
         } else {
             if (i + 1 >= argc) cli_usage("train", "option %s needs a value", a);
@@ -190,9 +190,17 @@ int cli_train(int argc, char **argv) {
         if (st != TERN_OK) cli_usage("train", "%s (see tern train --help)", tern_errmsg());
     }
     if (config) {
+        /* a wrong option in the file is a usage error (2), an unreadable file a failure (1) */
         tern_status st = tern_train_opts_load_json(&o, config);
+        if (st == TERN_EINVAL) cli_usage("train", "%s", tern_errmsg());
         if (st != TERN_OK) cli_fail("train", st);
     }
+    /* values out of range, or that contradict each other, are usage errors; a resumed run's are
+     * checked once its config.json is read */
+    if (argc > 1 && !o.out) cli_usage("train", "give the run folder: -o RUNDIR (see tern train --help)");
+    if (argc > 1 && !o.resume && !o.data)
+        cli_usage("train", "give the data: --data DIR, a folder made by tern prepare (or --resume to continue the run in %s)", o.out);
+    if (!o.resume && argc > 1 && tern_train_opts_check(&o) != TERN_OK) cli_usage("train", "%s", tern_errmsg());
     if (argc == 1) return cli_train_default(&o);
     /* Under mpirun or srun, one rank of a data-parallel run (docs/DISTRIBUTED.md). */
     tern_comm *comm;

@@ -115,7 +115,7 @@ static tern_status start(tern_ledger **out, const tern_sign_key *sk, const tern_
 
 tern_status tern_run_record_open(tern_ledger **out, tern_sign_key **sk, const tern_train_opts *o,
                                  const uint8_t tokenizer_hash[TERN_HASH_BYTES], const char *ckdir, uint64_t step,
-                                 const struct cJSON *hw) {
+                                 const struct cJSON *hw, const struct cJSON *changes) {
     *out = NULL;
     *sk = NULL;
     if (o->sign_key) TERN_TRY(tern_sign_key_from_file(sk, o->sign_key));
@@ -147,7 +147,16 @@ tern_status tern_run_record_open(tern_ledger **out, tern_sign_key **sk, const te
             cJSON_AddStringToObject(extra, "data", o->data);
             /* where the run goes on: every host of this segment, with its export-control figures */
             if (hw) cJSON_AddItemToObject(extra, "hardware", cJSON_Duplicate(hw, 1));
-            st = tern_ledger_resume(*out, (int64_t)step, dir, ckpt_files, 3, extra);
+            /* the options changed from here on, and the config.json that now holds them */
+            if (cJSON_GetArraySize(changes) > 0) {
+                uint8_t cfg_h[TERN_HASH_BYTES];
+                char hex[2 * TERN_HASH_BYTES + 1];
+                st = hash_path(cfg_h, o->out, "config.json");
+                tern_hex(hex, cfg_h, TERN_HASH_BYTES);
+                cJSON_AddItemToObject(extra, "changes", cJSON_Duplicate(changes, 1));
+                cJSON_AddStringToObject(extra, "config", hex);
+            }
+            if (st == TERN_OK) st = tern_ledger_resume(*out, (int64_t)step, dir, ckpt_files, 3, extra);
             cJSON_Delete(extra);
         }
     }

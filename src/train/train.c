@@ -23,8 +23,10 @@
 #include <dirent.h>
 #include <math.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 typedef struct run {
@@ -58,9 +60,19 @@ typedef struct run {
     tern_ckpt_seal seal;     /* how checkpoints are sealed: the key and the run id (key NULL: plain) */
     tern_model_config mc;    /* the model's family and shape */
     int made_dir;            /* this process created the run folder */
+    int made_lock;           /* and its lock file (a new run in a folder that was there) */
     tern_tb *tb;             /* rank 0's TensorBoard event file (--tensorboard) */
     tern_task *task;         /* --eval-task */
-    tern_tok *task_tok;      /* its tokenizer (the run's), loaded at the first scoring */
+    char *tok_dir;           /* the tokenizer folder the run keeps (choose_tokenizer); NULL: none */
+    tern_tok *tok;           /* the run's tokenizer, loaded when a task or a sample first needs it */
+    tern_model_cache *cache; /* --sample-every: the generation cache, made at the first sample */
+    cJSON *changes;          /* --resume: the run's options changed now ({key, from, to, step}) */
+    cJSON *history;          /* --resume: config.json's earlier changes */
+    int finished;            /* --resume of a run that has done all its steps: nothing to do */
+    int bar;                 /* a progress bar on standard error (a terminal) */
+    int lines;               /* step lines on standard output (when it is not the bar's terminal) */
+    int bar_shown;           /* the bar is on the terminal's last line now */
+    double last_val;         /* the last val loss of this invocation (NaN: none yet) */
 } run;
 
 tern_status tern_eval_loss(tern_model *m, const tern_dataset *val, size_t B, size_t T, size_t batches, double *loss,
@@ -95,42 +107,69 @@ static tern_status write_text(const char *dir, const char *name, const char *tex
     return st;
 }
 
-/* Keeps the tokenizer beside the run (export and sampling need it): the first of
- * DATADIR/tokenizer, --tokenizer and the --init folder whose files hash to the data's tokenizer
- * is copied to RUNDIR/tokenizer/ as vocab.json + merges.txt. Without one the run still trains,
- * and says that export will need a tokenizer. */
-static tern_status keep_tokenizer(const tern_train_opts *o, const char *datadir, const uint8_t want[TERN_HASH_BYTES],
-                                  const char *rundir, const tern_key *key) {
-    char *cands[3] = {tern_path_join(datadir, "tokenizer"), o->tokenizer ? strdup(o->tokenizer) : NULL,
-                      o->init ? strdup(o->init) : NULL};
+/* Whether tok made the data (r->tok_hash is the manifest's): by its identity, or for data
+ * prepared before tokenizers were identified by content, by the older hash of the files. */
+static int made_data(const run *r, const tern_tok *tok) {
+    return tern_tok_has_hash(tok, r->tok_hash) || tern_dataset_made_by(r->train, tern_tok_hash(tok));
+}
+
+/* The refusal of a tokenizer that did not make the data, naming both identities. */
+static tern_status other_tokenizer(const char *dir, const tern_tok *tok, const char *data, const uint8_t want[TERN_HASH_BYTES]) {
+    char a[2 * TERN_HASH_BYTES + 1], b[2 * TERN_HASH_BYTES + 1];
+    tern_hex(a, tern_tok_hash(tok), TERN_HASH_BYTES);
+    tern_hex(b, want, TERN_HASH_BYTES);
+    return tern_err(TERN_EINVAL, "--tokenizer %s is not the tokenizer that made the data in %s: its hash is %s, the data's %s", dir,
+                    data, a, b);
+}
+
+/* The tokenizer the run keeps beside it (export and sampling need it), chosen before anything of
+ * the run is written: --tokenizer when given, refused unless it made the data; otherwise the
+ * first of DATADIR/tokenizer and the --init folder that made it. o->tokenizer becomes the folder
+ * chosen, so that config.json records the tokenizer used. None found: the run still trains, and
+ * says that export will need a tokenizer. On resume, a --tokenizer given again must be the run's. */
+static tern_status choose_tokenizer(run *r, tern_train_opts *o) {
+    const char *datadir = r->src.spec.dirs[0];
+    int given = tern_train_opts_is_set(r->given, "tokenizer");
+    if (o->resume && !given) return TERN_OK;
+    char *cands[3] = {given ? strdup(o->tokenizer) : NULL, given ? NULL : tern_path_join(datadir, "tokenizer"),
+                      o->init && !given ? strdup(o->init) : NULL};
     tern_status st = TERN_OK;
-    tern_tok *tok = NULL;
-    const char *found = NULL;
-    for (int i = 0; i < 3 && !found; i++) {
-        if (!cands[i] || tern_tok_load(&tok, cands[i], key) != TERN_OK) continue;
-        if (!memcmp(tern_tok_hash(tok), want, TERN_HASH_BYTES)) {
-            found = cands[i];
-        } else if (i == 1) {
-            st = tern_err(TERN_EINVAL, "%s: this tokenizer did not make the data in %s (its hash differs from the manifest's)",
-                          cands[i], datadir);
+    for (int i = 0; i < 3 && st == TERN_OK && !r->tok_dir; i++) {
+        tern_tok *tok = NULL;
+        if (!cands[i]) continue;
+        st = tern_tok_load(&tok, cands[i], r->key);
+        if (i > 0 && st != TERN_OK) { /* a folder looked in, not named: it may hold no tokenizer */
+            tern_err_clear();
+            st = TERN_OK;
+        } else if (st != TERN_OK) {
+            st = tern_err_wrap(st, "--tokenizer");
+        } else if (made_data(r, tok)) {
+            r->tok_dir = cands[i];
+            cands[i] = NULL;
+        } else if (i == 0) {
+            st = other_tokenizer(o->tokenizer, tok, o->data, r->tok_hash);
         }
-        if (!found) {
-            tern_tok_free(tok);
-            tok = NULL;
-        }
+        tern_tok_free(tok);
     }
-    tern_err_clear();
-    if (st == TERN_OK && found) {
-        char *dst = tern_path_join(rundir, "tokenizer");
-        st = dst ? tern_io_copy_tokenizer(found, dst, key, key) : tern_err(TERN_ENOMEM, "out of memory");
-        free(dst);
-    } else if (st == TERN_OK) {
-        tern_log(TERN_LOG_WARN, "no tokenizer matching the data was found (looked in %s/tokenizer%s%s); the run will not "
-                                "hold one, and export will need --tokenizer DIR",
-                 datadir, o->tokenizer ? ", --tokenizer" : "", o->init ? ", --init" : "");
-    }
-    tern_tok_free(tok);
     for (int i = 0; i < 3; i++) free(cands[i]);
+    TERN_TRY(st);
+    if (r->tok_dir) {
+        o->tokenizer = r->tok_dir;
+    } else {
+        o->tokenizer = NULL;
+        tern_log(TERN_LOG_WARN, "no tokenizer matching the data was found (looked in %s/tokenizer%s); the run will not hold one, "
+                                "and export will need --tokenizer DIR",
+                 datadir, o->init ? " and --init" : "");
+    }
+    return TERN_OK;
+}
+
+/* Copies the chosen tokenizer into RUNDIR/tokenizer/ as vocab.json + merges.txt. */
+static tern_status keep_tokenizer(const run *r, const char *rundir) {
+    if (!r->tok_dir) return TERN_OK;
+    char *dst = tern_path_join(rundir, "tokenizer");
+    tern_status st = dst ? tern_io_copy_tokenizer(r->tok_dir, dst, r->key, r->key) : tern_err(TERN_ENOMEM, "out of memory");
+    free(dst);
     return st;
 }
 
@@ -255,21 +294,58 @@ static tern_status checkpoint(run *r, double elapsed) {
     return st;
 }
 
-static void progress(const run *r, float loss, double tps, double eta, int tty) {
-    char eta_s[32];
-    tern_fmt_duration(eta_s, sizeof eta_s, eta);
+/* The terminal's width in columns (standard error's), 80 when it does not say. */
+static int term_cols(void) {
+    struct winsize ws;
+    if (ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+    return 80;
+}
+
+/* Takes the progress bar off the terminal's last line, so that a record line written next to
+ * standard output starts at the line's beginning; the next step draws the bar again. */
+static void clear_bar(run *r) {
+    if (!r->bar_shown) return;
+    fputs("\r\033[K", stderr);
+    fflush(stderr);
+    r->bar_shown = 0;
+}
+
+/* One record line on standard output (the step lines, evaluations, samples, changes, the
+ * summary), flushed at once so that it keeps its place among the lines of standard error. */
+static void record(run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void record(run *r, const char *fmt, ...) {
+    clear_bar(r);
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+}
+
+/* The progress bar, redrawn in place and cut to the terminal's width so that it never wraps:
+ * the bar itself narrows first (24 marks at most, none below 5), then the line is cut. */
+static void draw_bar(run *r, float loss, double tps, const char *eta) {
     uint64_t total = (uint64_t)r->o->steps;
-    if (tty) {
-        int width = 24, done = (int)((double)r->step / (double)total * width);
-        char bar[32];
-        for (int i = 0; i < width; i++) bar[i] = i < done ? '#' : '.';
-        bar[width] = 0;
-        fprintf(stderr, "\r  step %llu/%llu [%s] loss %.4f | %.0f tok/s | ETA %s   ", (unsigned long long)r->step,
-                (unsigned long long)total, bar, loss, tps, eta_s);
-    } else {
-        fprintf(stderr, "step %llu/%llu loss %.4f %.0f tok/s ETA %s\n", (unsigned long long)r->step,
-                (unsigned long long)total, loss, tps, eta_s);
+    char head[64], tail[128], bar[32] = "", line[256];
+    snprintf(head, sizeof head, "step %llu/%llu", (unsigned long long)r->step, (unsigned long long)total);
+    snprintf(tail, sizeof tail, "loss %.4f | %.0f tok/s | ETA %s", loss, tps, eta);
+    int cols = term_cols(), room = cols - 1 - 2 - (int)strlen(head) - (int)strlen(tail) - 4;
+    int width = room < 24 ? room : 24;
+    if (width >= 5) {
+        int done = (int)((double)r->step / (double)total * width);
+        bar[0] = ' ';
+        bar[1] = '[';
+        for (int i = 0; i < width; i++) bar[2 + i] = i < done ? '#' : '.';
+        bar[2 + width] = ']';
+        bar[3 + width] = 0;
     }
+    int n = snprintf(line, sizeof line, "  %s%s %s", head, bar, tail);
+    if (n > cols - 1) n = cols - 1 > 0 ? cols - 1 : 0;
+    if (n >= (int)sizeof line) n = (int)sizeof line - 1;
+    line[n] = 0;
+    fprintf(stderr, "\r%s\033[K", line);
+    fflush(stderr);
+    r->bar_shown = 1;
 }
 
 static tern_status open_data(run *r) {
@@ -310,8 +386,13 @@ static tern_model_config config_from_opts(const tern_train_opts *o, size_t V) {
 /* Options whose values must agree with a model that comes from elsewhere (--init or the run's
  * own config.json): given explicitly with another value, they are refused by name. */
 static tern_status agree(const tern_train_opts *flags, const char *key, long long given, long long model, const char *from) {
-    if (tern_train_opts_is_set(flags, key) && given != model)
-        return tern_err(TERN_EINVAL, "--%s %lld differs from the model's %lld (%s)", key, given, model, from);
+    if (tern_train_opts_is_set(flags, key) && given != model) {
+        char flag[40];
+        size_t i = 0;
+        for (const char *c = key; *c && i + 1 < sizeof flag; c++) flag[i++] = *c == '_' ? '-' : *c;
+        flag[i] = 0;
+        return tern_err(TERN_EINVAL, "--%s %lld differs from the model's %lld (%s)", flag, given, model, from);
+    }
     return TERN_OK;
 }
 
@@ -533,7 +614,7 @@ static tern_status log_step(run *r, float lr, double loss, double norm, int fini
 }
 
 /* The val loss after this step when --eval-every says so (and after the last). */
-static tern_status maybe_eval(run *r, int end, int tty, const tern_train_hooks *hooks) {
+static tern_status maybe_eval(run *r, int end, const tern_train_hooks *hooks) {
     const tern_train_opts *o = r->o;
     if (!((o->eval_every && r->step % (uint64_t)o->eval_every == 0) || end)) return TERN_OK;
     set_phase(r, TERN_PHASE_EVAL);
@@ -558,35 +639,125 @@ static tern_status maybe_eval(run *r, int end, int tty, const tern_train_hooks *
     snprintf(line, sizeof line, "{\"step\":%llu,\"val_loss\":%s,\"val_ppl\":%s,\"val_tokens\":%zu%s}", (unsigned long long)r->step,
              jnum(num[0], sizeof num[0], vl), jnum(num[1], sizeof num[1], exp(vl)), ntok, extra);
     TERN_TRY(metrics_line(r, line));
-    if (hooks && hooks->progress)
-        fprintf(stderr, "%sstep %llu: val loss %.4f (perplexity %.2f)\n", tty ? "\n" : "", (unsigned long long)r->step, vl, exp(vl));
+    r->last_val = vl;
+    if (hooks && hooks->progress) record(r, "step %llu: val loss %.4f (perplexity %.2f)\n", (unsigned long long)r->step, vl, exp(vl));
     return TERN_OK;
+}
+
+/* The run's own tokenizer (RUNDIR/tokenizer), loaded once; `who` is the option that needs it. */
+static tern_status run_tokenizer(run *r, const char *who) {
+    if (r->tok) return TERN_OK;
+    char *dir = tern_path_join(r->o->out, "tokenizer");
+    tern_status st = dir ? tern_tok_load(&r->tok, dir, r->key) : tern_err(TERN_ENOMEM, "out of memory");
+    free(dir);
+    if (st != TERN_OK) return tern_err_wrap(st, "%s needs the run's tokenizer", who);
+    return TERN_OK;
+}
+
+/* Appends bytes to a growing buffer (tern_sample_emit's context). */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} text_buf;
+
+static tern_status text_put(void *ctx, const uint8_t *bytes, size_t n) {
+    text_buf *b = ctx;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = (b->n + n + 1) * 2;
+        char *p = realloc(b->p, cap);
+        if (!p) return tern_err(TERN_ENOMEM, "out of memory for a sample");
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, bytes, n);
+    b->n += n;
+    b->p[b->n] = 0;
+    return TERN_OK;
+}
+
+/* The text with every byte that is not part of valid UTF-8 replaced by U+FFFD, so that a sample
+ * cut inside a character still makes a JSON string (malloc'd). */
+static char *valid_utf8(const char *s, size_t n) {
+    char *out = malloc(3 * n + 1), *q = out;
+    if (!out) return NULL;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        size_t len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        int ok = len > 0 && (size_t)(end - p) >= len;
+        for (size_t i = 1; ok && i < len; i++) ok = (p[i] & 0xC0) == 0x80;
+        if (ok && len > 1) {
+            uint32_t cp = p[0] & (0x7F >> len);
+            for (size_t i = 1; i < len; i++) cp = cp << 6 | (p[i] & 0x3F);
+            static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+            ok = cp >= least[len] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+        }
+        if (ok) {
+            memcpy(q, p, len);
+            q += len;
+            p += len;
+        } else {
+            memcpy(q, "\xEF\xBF\xBD", 3);
+            q += 3;
+            p++;
+        }
+    }
+    *q = 0;
+    return out;
+}
+
+/* --sample-every: rank 0 draws a sample from the model after this step (and after the last),
+ * with the run's tokenizer, temperature 0.8, top-k 40, the run's seed and the step as the
+ * sample's index. It goes to standard output and into metrics.jsonl as {"step":S,"sample":TEXT}
+ * (TEXT: the prompt and what followed), a line every JSON reader takes; TensorBoard's file and
+ * the plots read numbers only. Sampling reads the parameters and its own cache, so the run's
+ * numbers are the same with it as without. */
+static tern_status maybe_sample(run *r, int end, const tern_train_hooks *hooks) {
+    const tern_train_opts *o = r->o;
+    if (!o->sample_every || !tern_ddp_is_root(r->dp) || !(r->step % (uint64_t)o->sample_every == 0 || end)) return TERN_OK;
+    set_phase(r, TERN_PHASE_EVAL);
+    TERN_TRY(run_tokenizer(r, "--sample-every"));
+    if (!r->cache) TERN_TRY(tern_model_cache_init(&r->cache, r->m));
+    text_buf b = {0};
+    const char *prompt = o->sample_prompt ? o->sample_prompt : "";
+    tern_status st = text_put(&b, (const uint8_t *)prompt, strlen(prompt));
+    tern_sample_opts so = {0.8, 40, 1.0, (uint64_t)o->seed, r->step, (size_t)o->sample_tokens};
+    if (st == TERN_OK) st = tern_sample_text(r->m, r->cache, r->tok, o->sample_prompt, &so, text_put, &b);
+    char *text = st == TERN_OK ? valid_utf8(b.p, b.n) : NULL;
+    if (st == TERN_OK && !text) st = tern_err(TERN_ENOMEM, "out of memory for a sample");
+    if (st == TERN_OK) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "step", (double)r->step);
+        cJSON_AddStringToObject(j, "sample", text);
+        char *line = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        st = line ? metrics_line(r, line) : tern_err(TERN_ENOMEM, "out of memory");
+        free(line);
+    }
+    if (st == TERN_OK && hooks && hooks->progress) record(r, "step %llu: sample:\n%s\n", (unsigned long long)r->step, text);
+    free(text);
+    free(b.p);
+    return st;
 }
 
 /* --eval-task: the benchmark's score after this step, every --eval-task-every steps (with each
  * evaluation when 0) and after the last; every rank scores its share of the items. */
-static tern_status maybe_task(run *r, int end, int tty, const tern_train_hooks *hooks) {
+static tern_status maybe_task(run *r, int end, const tern_train_hooks *hooks) {
     const tern_train_opts *o = r->o;
     if (!r->task) return TERN_OK;
     long long every = o->eval_task_every ? o->eval_task_every : o->eval_every;
     if (!((every && r->step % (uint64_t)every == 0) || end)) return TERN_OK;
     set_phase(r, TERN_PHASE_EVAL);
-    if (!r->task_tok) {
-        char *dir = tern_path_join(o->out, "tokenizer");
-        tern_status st = dir ? tern_tok_load(&r->task_tok, dir, r->key) : tern_err(TERN_ENOMEM, "out of memory");
-        free(dir);
-        if (st != TERN_OK) return tern_err_wrap(st, "--eval-task needs the run's tokenizer");
-    }
+    TERN_TRY(run_tokenizer(r, "--eval-task"));
     size_t B = (size_t)o->batch, T = (size_t)o->seq;
     tern_task_tally tally;
-    TERN_TRY(tern_task_eval_model(r->task, r->task_tok, r->m, B, B, T, (size_t)o->eval_task_limit, tern_ddp_rank(r->dp),
+    TERN_TRY(tern_task_eval_model(r->task, r->tok, r->m, B, B, T, (size_t)o->eval_task_limit, tern_ddp_rank(r->dp),
                                   tern_ddp_size(r->dp), &tally));
     TERN_TRY(tern_ddp_sum_f64(r->dp, (double *)&tally, TERN_TASK_TALLY_N));
     char *line = NULL;
     TERN_TRY(tern_task_metrics_json(r->task, &tally, (int64_t)r->step, &line));
     tern_status st = metrics_line(r, line);
     if (st == TERN_OK && hooks && hooks->progress)
-        fprintf(stderr, "%sstep %llu: %s accuracy %.4f over %.0f items\n", tty ? "\n" : "", (unsigned long long)r->step, o->eval_task,
+        record(r, "step %llu: %s accuracy %.4f over %.0f items\n", (unsigned long long)r->step, o->eval_task,
                 tally.n > 0 ? tally.acc / tally.n : 0.0, tally.n);
     free(line);
     return st;
@@ -599,26 +770,27 @@ static tern_status stop_reason(run *r, double ran, int *why) {
     return tern_ddp_max(r->dp, why);
 }
 
-static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
+/* Why run_steps ended. */
+enum { END_LAST, END_TIME, END_REQUEST, END_BEFORE };
+
+static tern_status run_steps(run *r, const tern_train_hooks *hooks, int *ended) {
     const tern_train_opts *o = r->o;
     size_t B = (size_t)o->batch, T = (size_t)o->seq, A = (size_t)o->grad_accum;
     float lr_min = o->min_lr >= 0 ? (float)o->min_lr : (float)o->lr / 10.0f;
     tern_lr_schedule sch = {strcmp(o->schedule, "cosine") ? TERN_SCHED_CONSTANT : TERN_SCHED_COSINE, (float)o->lr, lr_min,
                             (uint64_t)o->warmup, (uint64_t)o->steps};
     uint64_t last = o->stop_at > 0 && o->stop_at < o->steps ? (uint64_t)o->stop_at : (uint64_t)o->steps;
-    int tty = hooks && hooks->progress && isatty(2);
     double t0 = tern_now(), last_print = 0;
     uint64_t first = r->step;
     tern_status st = TERN_OK;
+    *ended = END_LAST;
     /* Asked to stop before the first step (during start-up): the state at this step is the
      * checkpoint, so that the run resumes from here; a resumed run already has it on disk. */
     int stop_first = stop_requested(r);
     if (tern_ddp_any(r->dp, &stop_first) != TERN_OK) return TERN_EDIST;
     if (stop_first && r->step < last) {
         if (r->ckpt_step != (long long)r->step) st = checkpoint(r, r->elapsed_before);
-        if (st == TERN_OK && hooks && hooks->progress)
-            fprintf(stderr, "stopped on request before step %llu; checkpoint of step %llu kept, resume with --resume\n",
-                    (unsigned long long)r->step + 1, (unsigned long long)r->step);
+        *ended = END_BEFORE;
         return st;
     }
     while (r->step < last) {
@@ -634,28 +806,59 @@ static tern_status run_steps(run *r, const tern_train_hooks *hooks) {
         r->last_loss = loss;
         double now = tern_now(), tps = (double)(B * T * A * (size_t)tern_ddp_size(r->dp)) / (now - ts);
         if ((st = log_step(r, lr, loss, norm, finite, tps, r->elapsed_before + (now - t0))) != TERN_OK) break;
-        if (hooks && hooks->progress && (tty || now - last_print >= 1.0 || r->step == last || r->step == first + 1)) {
-            progress(r, (float)loss, tps, (now - t0) / (double)(r->step - first) * (double)(last - r->step), tty);
-            last_print = now;
+        if (hooks && hooks->progress) {
+            char eta[32];
+            tern_fmt_duration(eta, sizeof eta, (now - t0) / (double)(r->step - first) * (double)(last - r->step));
+            if (r->bar) draw_bar(r, (float)loss, tps, eta);
+            /* off the bar's terminal, a line a second (and the first and last) */
+            if (r->lines && (now - last_print >= 1.0 || r->step == last || r->step == first + 1)) {
+                record(r, "step %llu/%llu loss %.4f %.0f tok/s ETA %s\n", (unsigned long long)r->step, (unsigned long long)o->steps,
+                       loss, tps, eta);
+                last_print = now;
+            }
         }
         if (r->ctl) atomic_store(&r->ctl->step, (long long)r->step);
         int why, end = r->step == last;
-        if ((st = stop_reason(r, now - t0, &why)) != TERN_OK || (st = maybe_eval(r, end, tty, hooks)) != TERN_OK ||
-            (st = maybe_task(r, end, tty, hooks)) != TERN_OK)
+        if ((st = stop_reason(r, now - t0, &why)) != TERN_OK || (st = maybe_eval(r, end, hooks)) != TERN_OK ||
+            (st = maybe_task(r, end, hooks)) != TERN_OK || (st = maybe_sample(r, end, hooks)) != TERN_OK)
             break;
         if ((end || why || (o->ckpt_every && r->step % (uint64_t)o->ckpt_every == 0)) &&
             (st = checkpoint(r, r->elapsed_before + (tern_now() - t0))) != TERN_OK)
             break;
         if (why) {
-            if (hooks && hooks->progress)
-                fprintf(stderr, "%sstopped %s after step %llu; checkpoint written, resume with --resume\n", tty ? "\n" : "",
-                        why == 2 ? "on request" : "at the time limit", (unsigned long long)r->step);
+            *ended = why == 2 ? END_REQUEST : END_TIME;
             break;
         }
     }
     set_phase(r, TERN_PHASE_CLOSING);
-    if (tty) fputc('\n', stderr);
+    if (r->bar_shown) {
+        fputc('\n', stderr); /* the last state of the bar stays on the terminal */
+        r->bar_shown = 0;
+    }
     return st;
+}
+
+/* What a run that ended well prints last, on standard output: where it stopped and why, the last
+ * losses, its checkpoint, and what to run next. */
+static void summary(run *r, int ended) {
+    const tern_train_opts *o = r->o;
+    unsigned long long step = (unsigned long long)r->step, steps = (unsigned long long)o->steps;
+    char val[64] = "";
+    if (!isnan(r->last_val)) snprintf(val, sizeof val, ", val loss %.4f", r->last_val);
+    if (ended == END_BEFORE) {
+        record(r, "stopped on request before step %llu of %llu\n", step + 1, steps);
+    } else if (ended == END_LAST && r->step >= (uint64_t)o->steps) {
+        record(r, "finished %s: step %llu of %llu, train loss %.4f%s\n", o->out, step, steps, r->last_loss, val);
+    } else {
+        record(r, "stopped %s after step %llu of %llu: train loss %.4f%s\n",
+               ended == END_REQUEST ? "on request" : ended == END_TIME ? "at the time limit" : "at --stop-at", step, steps, r->last_loss,
+               val);
+    }
+    record(r, "checkpoint %s/ckpt/step-%06llu\n", o->out, step);
+    if (ended == END_LAST && r->step >= (uint64_t)o->steps)
+        record(r, "next: tern eval %s; tern sample %s --prompt TEXT; tern export %s -o DIR\n", o->out, o->out, o->out);
+    else
+        record(r, "next: tern train -o %s --resume\n", o->out);
 }
 
 static tern_status resume_state(run *r, tern_train_opts *o, char **ckdir) {
@@ -671,9 +874,12 @@ static tern_status resume_state(run *r, tern_train_opts *o, char **ckdir) {
     uint8_t h[TERN_HASH_BYTES];
     if (!cJSON_IsNumber(s) || s->valuedouble < 0 || !cJSON_IsString(th) || tern_unhex(h, TERN_HASH_BYTES, th->valuestring))
         st = tern_err(TERN_EFORMAT, "%s/state.json: missing or bad \"step\" or \"tokenizer_hash\"", *ckdir);
-    else if (memcmp(h, r->tok_hash, TERN_HASH_BYTES))
-        st = tern_err(TERN_EINVAL, "%s: the data was made with another tokenizer than the run's (tokenizer hash %s)", o->data,
-                      th->valuestring);
+    else if (!tern_dataset_made_by(r->train, h)) {
+        char dh[2 * TERN_HASH_BYTES + 1];
+        tern_hex(dh, r->tok_hash, TERN_HASH_BYTES);
+        st = tern_err(TERN_EINVAL, "%s: the data was made with another tokenizer than the run's: its hash is %s, the run's %s", o->data,
+                      dh, th->valuestring);
+    }
     if (st == TERN_OK) {
         r->step = (uint64_t)s->valuedouble;
         r->elapsed_before = cJSON_IsNumber(el) ? el->valuedouble : 0;
@@ -695,6 +901,9 @@ static tern_status take_run_folder(run *r, const tern_train_opts *o) {
         r->made_dir = !tern_path_exists(o->out);
         TERN_TRY(tern_mkdir_p(o->out));
     }
+    char *lp = tern_path_join(o->out, "lock");
+    r->made_lock = lp && !tern_path_exists(lp);
+    free(lp);
     TERN_TRY(tern_dir_lock_take(&r->lock, o->out, "another tern train"));
     if (o->resume) return TERN_OK;
     static const char *const held[] = {"ckpt", "config.json", TERN_LEDGER_FILE, "metrics.jsonl"};
@@ -748,10 +957,9 @@ void tern_train_control_describe(const tern_train_control *c, char *out, size_t 
  * resume the run's own config.json is the base and the flags given now override it. */
 static tern_status run_open(run *r, tern_train_opts *o, const tern_train_opts *given, const tern_train_hooks *hooks) {
     if (o->resume) {
-        tern_status st = tern_train_opts_load_json(o, r->cfgpath);
+        tern_status st = train_opts_resume(o, r->cfgpath, &r->changes, &r->history);
         if (st == TERN_ENOTFOUND) st = tern_err(TERN_ENOTFOUND, "%s: no run to resume here (no config.json)", o->out);
         TERN_TRY(st);
-        o->resume = 1;
     }
     TERN_TRY(tern_train_opts_check(o));
     /* A sealed run: its key, and an identifier that binds its checkpoints to it. */
@@ -781,10 +989,19 @@ static tern_status run_open(run *r, tern_train_opts *o, const tern_train_opts *g
  * allocated. */
 static tern_status run_model(run *r, tern_train_opts *o, char **ckdir) {
     TERN_TRY(open_data(r));
+    TERN_TRY(choose_tokenizer(r, o));
     if (o->resume) {
         TERN_TRY(resume_state(r, o, ckdir));
         r->ckpt_step = (long long)r->step;
         if (r->ctl) atomic_store(&r->ctl->ckpt_step, r->ckpt_step);
+        /* a run that has done its steps has nothing to do: it is not opened any further, and
+         * nothing of it is written */
+        if (r->step >= (uint64_t)o->steps) {
+            r->finished = 1;
+            return TERN_OK;
+        }
+        /* the changes given now hold from the next step on */
+        for (cJSON *c = r->changes->child; c; c = c->next) cJSON_AddNumberToObject(c, "step", (double)r->step + 1);
     }
     TERN_TRY(model_config(r, o, &r->mc));
     size_t B = (size_t)o->batch, T = (size_t)o->seq;
@@ -821,19 +1038,32 @@ static tern_status run_model(run *r, tern_train_opts *o, char **ckdir) {
 
 /* The run folder's files: config.json, the tokenizer and metrics.jsonl for a new run (rank 0
  * alone writes), metrics cut back to the checkpoint for a resumed one, and the ledger. */
+/* config.json: the options and the model, and on a resume that changed options the run's history
+ * of changes, this one's last. */
+static tern_status write_config(run *r, const tern_train_opts *o) {
+    cJSON *cj = config_json(o, &r->mc);
+    if (cj && r->history && cJSON_GetArraySize(r->history) + cJSON_GetArraySize(r->changes) > 0) {
+        cJSON *h = cJSON_Duplicate(r->history, 1);
+        for (cJSON *c = r->changes->child; h && c; c = c->next) cJSON_AddItemToArray(h, cJSON_Duplicate(c, 1));
+        cJSON_AddItemToObject(cj, "history", h);
+    }
+    char *cfg = cj ? cJSON_Print(cj) : NULL;
+    cJSON_Delete(cj);
+    tern_status st = cfg ? write_text(o->out, "config.json", cfg) : tern_err(TERN_ENOMEM, "out of memory");
+    free(cfg);
+    return st;
+}
+
 static tern_status run_folder(run *r, tern_train_opts *o, const char *ckdir, const tern_train_hooks *hooks) {
     tern_status st = tern_mkdir_p(o->out);
     int root = tern_ddp_is_root(r->dp);
     if (st == TERN_OK && root && !o->resume) {
-        cJSON *cj = config_json(o, &r->mc);
-        char *cfg = cj ? cJSON_Print(cj) : NULL;
-        cJSON_Delete(cj);
-        st = cfg ? write_text(o->out, "config.json", cfg) : tern_err(TERN_ENOMEM, "out of memory");
-        free(cfg);
-        if (st == TERN_OK) st = keep_tokenizer(o, r->src.spec.dirs[0], r->tok_hash, o->out, r->key);
+        st = write_config(r, o);
+        if (st == TERN_OK) st = keep_tokenizer(r, o->out);
         if (st == TERN_OK && !o->seal_metrics) st = tern_write_file_atomic(r->mpath, "", 0);
-    } else if (st == TERN_OK && root && !o->seal_metrics) {
-        st = trim_metrics(r->mpath, r->step);
+    } else if (st == TERN_OK && root) {
+        if (cJSON_GetArraySize(r->changes) > 0) st = write_config(r, o);
+        if (st == TERN_OK && !o->seal_metrics) st = trim_metrics(r->mpath, r->step);
     }
     TERN_TRY(st);
     if (o->seal_metrics && root) {
@@ -859,7 +1089,8 @@ static tern_status run_folder(run *r, tern_train_opts *o, const char *ckdir, con
     /* every rank's hardware goes into rank 0's ledger (all ranks take part in the gather) */
     cJSON *hw = NULL;
     st = tern_run_gather_hardware(hooks ? hooks->comm : NULL, &hw);
-    if (st == TERN_OK && root) st = tern_run_record_open(&r->ledger, &r->sk, o, r->tok_hash, o->resume ? ckdir : NULL, r->step, hw);
+    if (st == TERN_OK && root)
+        st = tern_run_record_open(&r->ledger, &r->sk, o, r->tok_hash, o->resume ? ckdir : NULL, r->step, hw, r->changes);
     cJSON_Delete(hw);
     return st;
 }
@@ -901,7 +1132,14 @@ static tern_status run_close(run *r, tern_train_opts *o, tern_status st) {
         sodium_memzero(r->mbuf, r->mlen);
         free(r->mbuf);
     }
-    if (st != TERN_OK && r->made_dir) forget_new_folder(o->out);
+    if (st != TERN_OK && r->made_dir) {
+        forget_new_folder(o->out);
+    } else if (st != TERN_OK && r->made_lock && !o->resume && !tern_path_exists(r->cfgpath)) {
+        /* a new run refused in a folder that was there: the folder is left as it was found */
+        char *lp = tern_path_join(o->out, "lock");
+        if (lp) unlink(lp);
+        free(lp);
+    }
     tern_dir_lock_release(&r->lock);
     tern_key_free(r->key);
     free(r->in);
@@ -910,7 +1148,11 @@ static tern_status run_close(run *r, tern_train_opts *o, tern_status st) {
     train_source_free(&r->src);
     if (r->tb) tern_tb_close(r->tb); /* what it wrote is flushed at every line */
     tern_task_free(r->task);
-    tern_tok_free(r->task_tok);
+    tern_tok_free(r->tok);
+    free(r->tok_dir);
+    tern_model_cache_free(r->cache);
+    cJSON_Delete(r->changes);
+    cJSON_Delete(r->history);
     tern_ddp_free(r->dp);
     tern_model_free(r->m);
     tern_backend_free(r->be);
@@ -946,10 +1188,30 @@ tern_status tern_train_run(const tern_train_opts *given, const tern_train_hooks 
     tern_train_hooks rank_hooks = hooks ? *hooks : (tern_train_hooks){0};
     if (r.dp && !tern_ddp_is_root(r.dp)) rank_hooks.progress = 0; /* rank 0 alone prints */
     hooks = &rank_hooks;
+    /* records on standard output, the bar on standard error when it is a terminal; step lines
+     * unless standard output is that terminal too */
+    r.bar = hooks->progress && isatty(2);
+    r.lines = hooks->progress && !(r.bar && isatty(1));
+    r.last_val = NAN;
     if (st == TERN_OK) st = run_model(&r, &o, &ckdir);
-    if (st == TERN_OK) st = run_folder(&r, &o, ckdir, hooks);
-    if (st == TERN_OK && hooks->progress) banner(&r, &o, ckdir, hooks);
-    if (st == TERN_OK) st = run_steps(&r, hooks);
+    if (st == TERN_OK && r.finished) {
+        if (hooks->progress)
+            record(&r, "%s is finished: step %llu of %llu (checkpoint %s); to train further give --resume with --steps N above %llu\n",
+                   o.out, (unsigned long long)r.step, (unsigned long long)o.steps, ckdir, (unsigned long long)r.step);
+    } else {
+        int ended = END_LAST;
+        if (st == TERN_OK) st = run_folder(&r, &o, ckdir, hooks);
+        if (st == TERN_OK && hooks->progress) {
+            banner(&r, &o, ckdir, hooks);
+            for (const cJSON *c = r.changes ? r.changes->child : NULL; c; c = c->next) {
+                char text[600];
+                train_change_text(text, sizeof text, c);
+                record(&r, "%s from step %llu\n", text, (unsigned long long)r.step + 1);
+            }
+        }
+        if (st == TERN_OK) st = run_steps(&r, hooks, &ended);
+        if (st == TERN_OK && hooks->progress) summary(&r, ended);
+    }
     st = run_close(&r, &o, st);
     free(ckdir);
     tern_train_opts_free(&o); /* strings read from config.json on resume */

@@ -25,12 +25,24 @@ uint64_t train_source_tokens(const train_source *d);
 double train_source_share(const train_source *d, size_t i); /* 1 for one folder */
 void train_source_free(train_source *d);
 
+struct cJSON;
+/* --resume: reads the run's config.json (cfgpath) under the options given now (o, whose `set`
+ * says which were given). Options not given take the run's values. Given with another value than
+ * the run's, a FIXED option is refused by name ("--n-layer 2 differs from the run's 4 ..."), a
+ * RUN option is a change: {"key", "from", "to"} appended to *changes. *history is config.json's
+ * "history" (an empty array when it has none). The tokenizer is left to the caller, which
+ * compares tokenizers by content. Both arrays are the caller's to free. */
+tern_status train_opts_resume(tern_train_opts *o, const char *cfgpath, struct cJSON **changes, struct cJSON **history);
+/* A change as "lr 0.002 -> 0.001". */
+void train_change_text(char *out, size_t n, const struct cJSON *change);
+
 /* Starts RUNDIR/ledger.jsonl for a new run, or opens it and records a resume from ckdir at
  * step. The start entry holds the hashes of config.json, the data manifest and the tokenizer,
  * the hardware of every rank's host with its export-control figures (hw, from
  * tern_run_gather_hardware), and the site declaration when --site is given; a resume entry
- * records hw too, since a run may go on elsewhere. sign_key (a file, may be NULL) signs every
- * entry. */
+ * records hw too, since a run may go on elsewhere, and the options changed with it (changes,
+ * from train_opts_resume; NULL or empty: none) with the hash of the config.json that holds them.
+ * sign_key (a file, may be NULL) signs every entry. */
 struct tern_comm;
 struct cJSON;
 /* Every rank's hardware summary (tern hw --json's objects, each with its "rank"), gathered on
@@ -39,7 +51,7 @@ struct cJSON;
 tern_status tern_run_gather_hardware(struct tern_comm *comm, struct cJSON **out);
 tern_status tern_run_record_open(tern_ledger **out, tern_sign_key **sk, const tern_train_opts *o,
                                  const uint8_t tokenizer_hash[TERN_HASH_BYTES], const char *ckdir, uint64_t step,
-                                 const struct cJSON *hw);
+                                 const struct cJSON *hw, const struct cJSON *changes);
 /* Records the checkpoint of step (its three files' hashes) and the loss reached (NaN: the loss
  * is left out, as a run with --seal-metrics keeps its metrics sealed). */
 tern_status tern_run_record_checkpoint(tern_ledger *l, uint64_t step, double loss);
