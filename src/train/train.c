@@ -294,11 +294,13 @@ static tern_status checkpoint(run *r, double elapsed) {
     return st;
 }
 
-/* The terminal's width in columns (standard error's), 80 when it does not say. */
+/* The terminal's width in columns: standard error's (TIOCGWINSZ), else $COLUMNS, else 80. */
 static int term_cols(void) {
     struct winsize ws;
     if (ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
-    return 80;
+    const char *c = getenv("COLUMNS");
+    int n = c ? atoi(c) : 0;
+    return n > 0 && n < 10000 ? n : 80;
 }
 
 /* Takes the progress bar off the terminal's last line, so that a record line written next to
