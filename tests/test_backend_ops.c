@@ -5,7 +5,8 @@
  * be compared with ref's by relative L2 error. Shapes are awkward on purpose: primes, sizes below
  * a vector or a tile, a sequence that spans three attention blocks, grouped-query and multi-query
  * heads. A new backend is checked by this table as soon as tern_backend_open knows it; one this
- * machine cannot run is reported as skipped, not passed. */
+ * machine cannot run is reported as skipped, not passed. The products and attention run again at
+ * precision bf16, against ref at bf16 (the same roundings, in plain loops). */
 #include "check.h"
 #include "tern.h"
 
@@ -319,6 +320,73 @@ static const op_case cases[] = {
     {"sumsq, sum, scale, fill, fill_normal, find_nonfinite", 1e-7, c_reductions, 2},
 };
 
+/* At bf16 every set rounds the same operands the same way (to nearest even, as AVX512_BF16's
+ * conversion does) and multiplies them exactly in fp32, so a set and ref at bf16 differ only in
+ * the order of their fp32 additions: tol_bf16 is of the same order as the fp32 tolerance, with
+ * room for sums of up to 150 terms. Attention's probabilities come from each set's own exp and
+ * are then rounded, so an exp one ulp apart can land a probability on the other side of a bf16
+ * rounding boundary: rare, and a few 1e-6 in relative L2 when it happens. Against ref at fp32
+ * the same outputs must be visibly bf16: within bf16's 2^-8 relative precision (tol_fp32), and
+ * not within fp32's (above 1e-4 for the largest shape). */
+static const struct {
+    const char *name;
+    double tol_bf16, tol_fp32;
+    void (*fn)(run *r, int variant);
+    int variants;
+} bf16_cases[] = {
+    {"sgemm", 1e-5, 2e-2, c_sgemm, 16},
+    {"matmul_fwd", 1e-5, 2e-2, c_matmul_fwd, 16},
+    {"matmul_bwd", 1e-5, 2e-2, c_matmul_bwd, 16},
+    {"attention_fwd/bwd", 5e-5, 3e-2, c_attention, 5},
+};
+
+/* The bf16 cases on `name` (at bf16) against `oracle` at bf16 and ref at fp32. */
+static void check_bf16(const char *name, const char *oracle) {
+    tern_backend *ref, *orc, *be;
+    if (tern_backend_open(&ref, "ref") != TERN_OK || tern_backend_open(&orc, oracle) != TERN_OK ||
+        tern_backend_open(&be, name) != TERN_OK || tern_backend_set_precision(orc, "bf16") != TERN_OK ||
+        tern_backend_set_precision(be, "bf16") != TERN_OK) {
+        CHECK(0, "%s", tern_errmsg());
+        return;
+    }
+    int checked = 0;
+    for (size_t c = 0; c < sizeof bf16_cases / sizeof bf16_cases[0]; c++) {
+        double worst = 0, worst32 = 0, last32 = 0;
+        for (int v = 0; v < bf16_cases[c].variants; v++) {
+            run a = {.be = orc}, b = {.be = be}, f = {.be = ref};
+            bf16_cases[c].fn(&a, v);
+            bf16_cases[c].fn(&b, v);
+            bf16_cases[c].fn(&f, v);
+            CHECK(tern_backend_sync(be) == TERN_OK, "%s bf16 %s: %s", name, bf16_cases[c].name, tern_errmsg());
+            last32 = 0;
+            for (int k = 0; k < a.nout; k++) {
+                double e = rel_l2(b.out[k], a.out[k], a.n[k]), e32 = rel_l2(b.out[k], f.out[k], f.n[k]);
+                if (!(e <= bf16_cases[c].tol_bf16))
+                    CHECK(0, "%s bf16 %s variant %d, %s: relative error %.3g against %s bf16 > %.g", name, bf16_cases[c].name, v,
+                          a.what[k], e, oracle, bf16_cases[c].tol_bf16);
+                if (!(e32 <= bf16_cases[c].tol_fp32))
+                    CHECK(0, "%s bf16 %s variant %d, %s: relative error %.3g against ref fp32 > %.g", name, bf16_cases[c].name, v,
+                          a.what[k], e32, bf16_cases[c].tol_fp32);
+                worst = e > worst ? e : worst;
+                worst32 = e32 > worst32 ? e32 : worst32;
+                last32 = e32 > last32 ? e32 : last32;
+                checked++;
+            }
+            run_free(&a);
+            run_free(&b);
+            run_free(&f);
+        }
+        CHECK(last32 > 1e-4, "%s bf16 %s: the largest shape is within %.3g of fp32: not rounded to bf16", name, bf16_cases[c].name,
+              last32);
+        printf("  %s bf16 %s: worst relative error %.3g against %s bf16, %.3g against ref fp32\n", name, bf16_cases[c].name, worst,
+               oracle, worst32);
+    }
+    printf("  %s bf16 (%s): %d outputs compared with %s bf16\n", name, tern_backend_precision_how(be), checked, oracle);
+    tern_backend_free(ref);
+    tern_backend_free(orc);
+    tern_backend_free(be);
+}
+
 /* Every case of the table on backend `name` against ref. */
 static void check_backend(const char *name) {
     tern_backend *ref, *be;
@@ -363,6 +431,35 @@ static void test_every_backend_against_ref(void) {
     }
 }
 
+/* The bf16 products and attention of every CPU set this machine runs against ref's, and the
+ * native AVX512_BF16 path (avx512, where the CPU has it) against the emulated one (avx2, or cpu):
+ * the same arithmetic, so they agree to the order of fp32 additions. ref at bf16 is itself checked
+ * against ref at fp32 (visibly rounded, within bf16's precision). */
+static void test_bf16_against_ref(void) {
+    for (const char *const *n = tern_backend_names; *n; n++) {
+        if (!strncmp(*n, "cuda", 4)) continue; /* tests/test_cuda.c checks the GPU's bf16 */
+        char why[256];
+        if (!tern_backend_available(*n, why, sizeof why)) {
+            printf("SKIP bf16 on backend %s: %s\n", *n, why);
+            continue;
+        }
+        check_bf16(*n, "ref");
+    }
+    if (!tern_backend_available("avx512", NULL, 0)) {
+        printf("SKIP bf16 native against emulated: no avx512 set on this CPU\n");
+        return;
+    }
+    tern_backend *be;
+    CHECK(tern_backend_open(&be, "avx512") == TERN_OK && tern_backend_set_precision(be, "bf16") == TERN_OK, "%s", tern_errmsg());
+    int native = !strcmp(tern_backend_precision_how(be), "AVX512_BF16");
+    tern_backend_free(be);
+    if (!native) {
+        printf("SKIP bf16 native against emulated: this CPU lacks AVX512_BF16, so avx512 emulates too\n");
+        return;
+    }
+    check_bf16("avx512", tern_backend_available("avx2", NULL, 0) ? "avx2" : "cpu");
+}
+
 /* ref against itself: the table's own outputs are deterministic (the same inputs give the same
  * bits), and a kernel that leaves an output unwritten is caught (a NaN-filled buffer compared). */
 static void test_harness_catches_unwritten(void) {
@@ -384,5 +481,6 @@ static void test_harness_catches_unwritten(void) {
 int main(void) {
     RUN(test_harness_catches_unwritten);
     RUN(test_every_backend_against_ref);
+    RUN(test_bf16_against_ref);
     return check_exit();
 }

@@ -33,8 +33,32 @@ typedef __m512 VT;
 #include "backend/cpu/vec_impl.h"
 #pragma GCC pop_options
 
+/* At bf16: native products where the CPU has AVX512_BF16, emulated ones where it does not. */
+static void sgemm_avx512(tern_backend *be, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
+                         size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    if (!tern_is_bf16(be))
+        tern_sgemm_f32(be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else if (tern_bf16_native_supported())
+        tern_sgemm_bf16_native(tern_sgemm_f32, be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        tern_sgemm_bf16_emulated(tern_sgemm_f32, be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static void matmul_fwd_avx512(tern_backend *be, float *out, const float *inp, const float *w, const float *bias, size_t N, size_t C,
+                              size_t OC, int wt) {
+    tern_kern_matmul_fwd_with(&tern_kern_avx512, be, out, inp, w, bias, N, C, OC, wt);
+}
+
+static void matmul_bwd_avx512(tern_backend *be, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                              const float *w, size_t N, size_t C, size_t OC, int wt) {
+    tern_kern_matmul_bwd_with(&tern_kern_avx512, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
+}
+
 const tern_kern tern_kern_avx512 = {
     .name = "avx512",
+    .sgemm = sgemm_avx512,
+    .matmul_fwd = matmul_fwd_avx512,
+    .matmul_bwd = matmul_bwd_avx512,
     .gelu_fwd = gelu_fwd_avx512,
     .gelu_bwd = gelu_bwd_avx512,
     .crossentropy_fwd_bwd = crossentropy_fwd_bwd_avx512,

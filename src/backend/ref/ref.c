@@ -10,8 +10,8 @@
 
 /* ---- matrix products ---- */
 
-static void sgemm_ref(tern_backend *be, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
-                      size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+static void sgemm_ref_f32(tern_backend *be, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
+                          size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
     (void)be;
 #pragma omp parallel for schedule(static) if ((M * N * K) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < M; i++) {
@@ -43,6 +43,15 @@ static void sgemm_ref(tern_backend *be, int transA, int transB, size_t M, size_t
             }
         }
     }
+}
+
+/* At bf16 the same loops over copies of A and B rounded to bf16 (cpu/bf16.c). */
+static void sgemm_ref(tern_backend *be, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
+                      size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    if (tern_is_bf16(be))
+        tern_sgemm_bf16_emulated(sgemm_ref_f32, be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        sgemm_ref_f32(be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* Column sums of x (N,C) added into out (C): blocks of 64 columns read row by row, so that every
@@ -255,12 +264,15 @@ static void rmsnorm_bwd_ref(tern_backend *be, float *dinp, float *dw, const floa
 
 /* Row by row with plain loops, one (batch, query head) per task: the row's scores live in the
  * task's scratch; lse keeps max + log(sum of exp) for the backward pass, which recomputes each
- * row. */
+ * row. At bf16 every operand of a product is rounded where it is read (R below): q, k, v, dout,
+ * the probabilities (from when they are computed) and the scores' gradient. */
+#define R(x) (bf ? tern_bf16_round1(x) : (x))
+
 static void attention_fwd_ref(tern_backend *be, float *out, float *lse, float *scratch, const float *qp, const float *kp,
                               const float *vp, const tern_att_shape *s) {
-    (void)be;
     size_t B = s->B, T = s->T, NH = s->NH, hs = s->hs, G = s->NH / s->NKV, C = NH * hs;
     float scale = 1.0f / sqrtf((float)hs);
+    int bf = tern_is_bf16(be);
 #pragma omp parallel for collapse(2) schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++) {
@@ -272,7 +284,7 @@ static void attention_fwd_ref(tern_backend *be, float *out, float *lse, float *s
                 for (size_t u = 0; u <= t; u++) {
                     const float *k = kp + (b * T + u) * s->ldk + kh * hs;
                     float sc = 0.0f;
-                    for (size_t i = 0; i < hs; i++) sc += q[i] * k[i];
+                    for (size_t i = 0; i < hs; i++) sc += R(q[i]) * R(k[i]);
                     sc *= scale;
                     a[u] = sc;
                     if (sc > mx) mx = sc;
@@ -288,7 +300,8 @@ static void attention_fwd_ref(tern_backend *be, float *out, float *lse, float *s
                 for (size_t i = 0; i < hs; i++) o[i] = 0.0f;
                 for (size_t u = 0; u <= t; u++) {
                     const float *v = vp + (b * T + u) * s->ldv + kh * hs;
-                    for (size_t i = 0; i < hs; i++) o[i] += a[u] * inv * v[i];
+                    float p = R(a[u] * inv);
+                    for (size_t i = 0; i < hs; i++) o[i] += p * R(v[i]);
                 }
             }
         }
@@ -296,9 +309,9 @@ static void attention_fwd_ref(tern_backend *be, float *out, float *lse, float *s
 
 static void attention_bwd_ref(tern_backend *be, float *dqp, float *dkp, float *dvp, float *scratch, const float *dout,
                               const float *qp, const float *kp, const float *vp, const float *lse, const tern_att_shape *s) {
-    (void)be;
     size_t B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, hs = s->hs, G = NH / NKV, C = NH * hs;
     float scale = 1.0f / sqrtf((float)hs);
+    int bf = tern_is_bf16(be);
     /* Each (b, kv head) owns its slice of dk and dv and its group's slices of dq, so tasks run in
      * parallel and the group's query heads add into dk, dv in a fixed order. */
 #pragma omp parallel for collapse(2) schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
@@ -320,8 +333,8 @@ static void attention_bwd_ref(tern_backend *be, float *dqp, float *dkp, float *d
                     for (size_t u = 0; u <= t; u++) {
                         const float *k = kp + (b * T + u) * s->ldk + kh * hs;
                         float sc = 0.0f;
-                        for (size_t i = 0; i < hs; i++) sc += q[i] * k[i];
-                        a[u] = expf(sc * scale - l);
+                        for (size_t i = 0; i < hs; i++) sc += R(q[i]) * R(k[i]);
+                        a[u] = R(expf(sc * scale - l));
                     }
                     /* out = sum_u a[u] v[u]: da[u] = dy . v[u], dv[u] += a[u] dy. */
                     for (size_t u = 0; u <= t; u++) {
@@ -329,8 +342,8 @@ static void attention_bwd_ref(tern_backend *be, float *dqp, float *dkp, float *d
                         float *dv = dvp + (b * T + u) * s->ldv + kh * hs;
                         float sc = 0.0f;
                         for (size_t i = 0; i < hs; i++) {
-                            sc += dy[i] * v[i];
-                            dv[i] += a[u] * dy[i];
+                            sc += R(dy[i]) * R(v[i]);
+                            dv[i] += a[u] * R(dy[i]);
                         }
                         da[u] = sc;
                     }
@@ -339,18 +352,20 @@ static void attention_bwd_ref(tern_backend *be, float *dqp, float *dkp, float *d
                     for (size_t u = 0; u <= t; u++) dot += a[u] * da[u];
                     float *dq = dqp + (b * T + t) * s->ldq + h * hs;
                     for (size_t u = 0; u <= t; u++) {
-                        float ds = a[u] * (da[u] - dot) * scale;
+                        float ds = R(a[u] * (da[u] - dot) * scale);
                         const float *k = kp + (b * T + u) * s->ldk + kh * hs;
                         float *dk = dkp + (b * T + u) * s->ldk + kh * hs;
                         for (size_t i = 0; i < hs; i++) {
-                            dq[i] += ds * k[i];
-                            dk[i] += ds * q[i];
+                            dq[i] += ds * R(k[i]);
+                            dk[i] += ds * R(q[i]);
                         }
                     }
                 }
             }
         }
 }
+
+#undef R
 
 static void attention_decode_ref(tern_backend *be, float *out, float *scratch, const float *q, const float *kc, const float *vc,
                                  size_t len, size_t NH, size_t NKV, size_t hs, size_t ld) {
