@@ -50,7 +50,7 @@
     X(eval_batches, I, 10, "val batches per evaluation")                                                      \
     X(ckpt_every, I, 100, "checkpoint every N steps (0 = only at the end)")                                     \
     X(keep, I, 3, "checkpoints to keep")                                                                      \
-    X(device, S, "cpu", "where to compute: cpu (the fastest CPU kernels), ref, avx2, avx512, cuda or cuda:N")      \
+    X(device, S, "auto", "where to compute: auto (the fastest CPU kernels), cpu, ref, avx2, avx512, cuda or cuda:N") \
     X(precision, S, "auto", "matrix products and attention: fp32, bf16 (fp32 accumulation, master weights, AdamW), auto (bf16 on a GPU)") \
     X(threads, I, 0, "threads (0 = all cores)")                                                               \
     X(max_bad_steps, I, 10, "stop after this many non-finite steps in a row")                                 \

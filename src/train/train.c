@@ -788,8 +788,9 @@ static void banner(const run *r, const tern_train_opts *o, const char *ckdir, co
     const tern_model_config *c = &r->mc;
     fprintf(stderr, "%s %s: %s, %d layers, %d heads", o->resume ? "resuming" : "training", o->out, c->arch, c->n_layer, c->n_head);
     if (c->n_kv_head != c->n_head) fprintf(stderr, " (%d key/value)", c->n_kv_head);
-    fprintf(stderr, ", width %d, context %lld, vocabulary %d: %.2fM parameters, on %s in %s\n", c->n_embd, o->seq, c->vocab_size,
-            (double)np / 1e6, tern_backend_name(r->be), tern_backend_precision(r->be));
+    const char *how = tern_backend_precision_how(r->be);
+    fprintf(stderr, ", width %d, context %lld, vocabulary %d: %.2fM parameters, on %s in %s%s%s%s\n", c->n_embd, o->seq, c->vocab_size,
+            (double)np / 1e6, tern_backend_name(r->be), tern_backend_precision(r->be), *how ? " (" : "", how, *how ? ")" : "");
     fprintf(stderr, "data %s: %llu train tokens%s; %zu rows x %zu tokens x %lld micro-batches per step, %llu steps\n", o->data,
             (unsigned long long)tern_dataset_num_tokens(r->train), r->val ? "" : " (no val split)", B, T, o->grad_accum,
             (unsigned long long)o->steps);
