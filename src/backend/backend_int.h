@@ -228,5 +228,11 @@ void tern_sgemm_bf16_emulated(tern_sgemm_fn f32, KB, int transA, int transB, siz
 void tern_sgemm_bf16_native(tern_sgemm_fn f32, KB, int transA, int transB, size_t M, size_t N, size_t K, float alpha,
                             const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 int tern_bf16_native_supported(void);
+/* matmul_bwd's two products at bf16 (dbias is the caller's), dout converted or rounded once:
+ * natively when native is set, else emulated with f32. */
+void tern_matmul_bwd_bf16(int native, tern_sgemm_fn f32, KB, float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, size_t N, size_t C, size_t OC, int wt);
+/* out (C) += the column sums of x (N,C), each column's rows added in order (ref.c). */
+void tern_colsum_add(float *out, const float *x, size_t N, size_t C);
 #undef KB
 #endif

@@ -51,7 +51,12 @@ static void matmul_fwd_avx512(tern_backend *be, float *out, const float *inp, co
 
 static void matmul_bwd_avx512(tern_backend *be, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                               const float *w, size_t N, size_t C, size_t OC, int wt) {
-    tern_kern_matmul_bwd_with(&tern_kern_avx512, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
+    if (!tern_is_bf16(be)) {
+        tern_kern_matmul_bwd_with(&tern_kern_avx512, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
+        return;
+    }
+    tern_matmul_bwd_bf16(tern_bf16_native_supported(), tern_sgemm_f32, be, dinp, dw, dout, inp, w, N, C, OC, wt);
+    if (dbias) tern_colsum_add(dbias, dout, N, OC);
 }
 
 const tern_kern tern_kern_avx512 = {

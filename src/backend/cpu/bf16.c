@@ -32,11 +32,11 @@ void tern_bf16_round(float *dst, size_t ldd, const float *src, size_t lds, size_
     }
 }
 
-/* Scratch for the rounded or converted operands: two buffers that grow and are kept, for calls
- * from outside a parallel region (the products of a step); a call from inside one gets its own. */
+/* Scratch for the rounded or converted operands: buffers that grow and are kept, for calls from
+ * outside a parallel region (the products of a step); a call from inside one gets its own. */
 typedef struct {
-    void *p[2];
-    size_t cap[2];
+    void *p[3];
+    size_t cap[3];
 } scratch;
 static scratch shared_scratch;
 
@@ -52,8 +52,7 @@ static void *scratch_get(scratch *s, int i, size_t bytes) {
 }
 
 static void scratch_drop(scratch *s) {
-    free(s->p[0]);
-    free(s->p[1]);
+    for (int i = 0; i < 3; i++) free(s->p[i]);
 }
 
 /* The stored extent of op(X): rows x cols of the matrix as it lies in memory. */
@@ -229,4 +228,46 @@ void tern_sgemm_bf16_native(tern_sgemm_fn f32, tern_backend *be, int transA, int
         }
     }
     if (!done) tern_sgemm_bf16_emulated(f32, be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ---- the backward pass of a matmul: dout rounded once for its two products ---- */
+
+void tern_matmul_bwd_bf16(int native, tern_sgemm_fn f32, tern_backend *be, float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, size_t N, size_t C, size_t OC, int wt) {
+    size_t wr = wt ? OC : C, wc = wt ? C : OC;
+    int done = 0;
+    if (native && N && C && OC && !omp_in_parallel()) {
+#pragma omp critical(tern_bf16_native)
+        if (native_ready()) {
+            uint16_t *d = scratch_get(&shared_scratch, 0, N * OC * sizeof(uint16_t));
+            uint16_t *wb = scratch_get(&shared_scratch, 1, wr * wc * sizeof(uint16_t));
+            uint16_t *x = scratch_get(&shared_scratch, 2, N * C * sizeof(uint16_t));
+            to_bf16(d, dout, OC, N, OC);
+            to_bf16(wb, w, wc, wr, wc);
+            to_bf16(x, inp, C, N, C);
+            /* as tern_kern_matmul_bwd_with: dinp = dout W^T or dout W; dW += inp^T dout or dout^T inp */
+            done = native_product(0, !wt, N, C, OC, 1.0f, d, wb, 0.0f, dinp, C) &&
+                   (wt ? native_product(1, 0, OC, C, N, 1.0f, d, x, 1.0f, dw, C) : native_product(1, 0, C, OC, N, 1.0f, x, d, 1.0f, dw, OC));
+        }
+    }
+    if (done) return;
+    if (!N || !C || !OC || omp_in_parallel()) {
+        tern_sgemm_bf16_emulated(f32, be, 0, !wt, N, C, OC, 1.0f, dout, OC, w, wc, 0.0f, dinp, C);
+        if (wt)
+            tern_sgemm_bf16_emulated(f32, be, 1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+        else
+            tern_sgemm_bf16_emulated(f32, be, 1, 0, C, OC, N, 1.0f, inp, C, dout, OC, 1.0f, dw, OC);
+        return;
+    }
+    float *d = scratch_get(&shared_scratch, 0, N * OC * sizeof(float));
+    float *wf = scratch_get(&shared_scratch, 1, wr * wc * sizeof(float));
+    float *x = scratch_get(&shared_scratch, 2, N * C * sizeof(float));
+    tern_bf16_round(d, OC, dout, OC, N, OC);
+    tern_bf16_round(wf, wc, w, wc, wr, wc);
+    tern_bf16_round(x, C, inp, C, N, C);
+    f32(be, 0, !wt, N, C, OC, 1.0f, d, OC, wf, wc, 0.0f, dinp, C);
+    if (wt)
+        f32(be, 1, 0, OC, C, N, 1.0f, d, OC, x, C, 1.0f, dw, C);
+    else
+        f32(be, 1, 0, C, OC, N, 1.0f, x, C, d, OC, 1.0f, dw, OC);
 }

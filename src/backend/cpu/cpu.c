@@ -36,7 +36,12 @@ static void matmul_fwd_cpu(tern_backend *be, float *out, const float *inp, const
 
 static void matmul_bwd_cpu(tern_backend *be, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                            const float *w, size_t N, size_t C, size_t OC, int wt) {
-    tern_kern_matmul_bwd_with(&tern_kern_cpu, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
+    if (!tern_is_bf16(be)) {
+        tern_kern_matmul_bwd_with(&tern_kern_cpu, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
+        return;
+    }
+    tern_matmul_bwd_bf16(0, tern_sgemm_f32, be, dinp, dw, dout, inp, w, N, C, OC, wt);
+    if (dbias) tern_colsum_add(dbias, dout, N, OC);
 }
 
 /* Attention as matrix products, flash-style in blocks of TERN_ATT_BQ query rows per (batch, head):

@@ -57,7 +57,7 @@ static void sgemm_ref(tern_backend *be, int transA, int transB, size_t M, size_t
 /* Column sums of x (N,C) added into out (C): blocks of 64 columns read row by row, so that every
  * column still adds its rows in order 0..N-1, as a walk down the column would, without touching
  * one cache line per element (that walk took 5% of a step of S). */
-static void colsum_add(float *out, const float *x, size_t N, size_t C) {
+void tern_colsum_add(float *out, const float *x, size_t N, size_t C) {
     size_t nblk = (C + 63) / 64;
 #pragma omp parallel for schedule(static) if ((N * C) >= TERN_OMP_MIN_WORK)
     for (size_t bk = 0; bk < nblk; bk++) {
@@ -94,7 +94,7 @@ void tern_kern_matmul_bwd_with(const tern_kern *k, tern_backend *be, float *dinp
         k->sgemm(be, 0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
         k->sgemm(be, 1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
     }
-    if (dbias) colsum_add(dbias, dout, N, OC);
+    if (dbias) tern_colsum_add(dbias, dout, N, OC);
 }
 
 static void matmul_fwd_ref(tern_backend *be, float *out, const float *inp, const float *w, const float *bias, size_t N,
@@ -103,7 +103,12 @@ static void matmul_fwd_ref(tern_backend *be, float *out, const float *inp, const
 }
 static void matmul_bwd_ref(tern_backend *be, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                            const float *w, size_t N, size_t C, size_t OC, int wt) {
-    tern_kern_matmul_bwd_with(&tern_kern_ref, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
+    if (!tern_is_bf16(be)) {
+        tern_kern_matmul_bwd_with(&tern_kern_ref, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
+        return;
+    }
+    tern_matmul_bwd_bf16(0, sgemm_ref_f32, be, dinp, dw, dout, inp, w, N, C, OC, wt);
+    if (dbias) tern_colsum_add(dbias, dout, N, OC);
 }
 
 /* ---- embeddings ---- */
