@@ -232,6 +232,15 @@ int tern_bf16_native_supported(void);
  * natively when native is set, else emulated with f32. */
 void tern_matmul_bwd_bf16(int native, tern_sgemm_fn f32, KB, float *dinp, float *dw, const float *dout, const float *inp,
                           const float *w, size_t N, size_t C, size_t OC, int wt);
+/* Attention at bf16 with AVX512_BF16 products (cpu/attn_bf16.c; only where
+ * tern_bf16_native_supported), with the set's row operations as tern_kern_attention_*_blocked
+ * takes them: the same roundings as ref's. */
+void tern_attention_fwd_bf16(KB, float *out, float *lse, float *scratch, const float *q, const float *k, const float *v,
+                             const tern_att_shape *s, float (*softmax_row)(float *row, size_t t, size_t n));
+void tern_attention_bwd_bf16(KB, float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q, const float *k,
+                             const float *v, const float *lse, const tern_att_shape *s,
+                             void (*probs_row)(float *row, size_t t, size_t n, float lse),
+                             void (*dsoftmax_row)(float *dp, const float *p, size_t t, size_t n, float scale));
 /* out (C) += the column sums of x (N,C), each column's rows added in order (ref.c). */
 void tern_colsum_add(float *out, const float *x, size_t N, size_t C);
 #undef KB

@@ -34,6 +34,22 @@ typedef __m512 VT;
 #pragma GCC pop_options
 
 /* At bf16: native products where the CPU has AVX512_BF16, emulated ones where it does not. */
+static void attention_fwd_avx512bf(tern_backend *be, float *out, float *lse, float *scratch, const float *q, const float *k,
+                                   const float *v, const tern_att_shape *sh) {
+    if (tern_is_bf16(be) && tern_bf16_native_supported())
+        tern_attention_fwd_bf16(be, out, lse, scratch, q, k, v, sh, softmax_row_avx512);
+    else
+        attention_fwd_avx512(be, out, lse, scratch, q, k, v, sh);
+}
+
+static void attention_bwd_avx512bf(tern_backend *be, float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                                   const float *q, const float *k, const float *v, const float *lse, const tern_att_shape *sh) {
+    if (tern_is_bf16(be) && tern_bf16_native_supported())
+        tern_attention_bwd_bf16(be, dq, dk, dv, scratch, dout, q, k, v, lse, sh, probs_row_avx512, dsoftmax_row_avx512);
+    else
+        attention_bwd_avx512(be, dq, dk, dv, scratch, dout, q, k, v, lse, sh);
+}
+
 static void sgemm_avx512(tern_backend *be, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
                          size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
     if (!tern_is_bf16(be))
@@ -67,8 +83,8 @@ const tern_kern tern_kern_avx512 = {
     .gelu_fwd = gelu_fwd_avx512,
     .gelu_bwd = gelu_bwd_avx512,
     .crossentropy_fwd_bwd = crossentropy_fwd_bwd_avx512,
-    .attention_fwd = attention_fwd_avx512,
-    .attention_bwd = attention_bwd_avx512,
+    .attention_fwd = attention_fwd_avx512bf,
+    .attention_bwd = attention_bwd_avx512bf,
     .swiglu_fwd = swiglu_fwd_avx512,
     .swiglu_bwd = swiglu_bwd_avx512,
 };
