@@ -78,8 +78,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         double norm = sqrt(tern_grad_sum_squares(m, 0, np));
-        tern_clip_grads(m, 0, np, norm, 1.0f);
-        if (tern_adamw_step(&opt, m, 1e-4f, (uint64_t)s + 1, &hp) != TERN_OK) return 1;
+        if (tern_adamw_step_scaled(&opt, m, 1e-4f, (uint64_t)s + 1, &hp, tern_clip_coef(norm, 1.0f)) != TERN_OK) return 1;
         double dt = tern_now() - t0;
         if (s > 0) times[s - 1] = dt; /* the first step warms caches and threads */
         fprintf(stderr, "step %d: %.3f s, loss %.4f\n", s, dt, loss);

@@ -275,7 +275,8 @@ static void c_adamw(run *r, int v) {
     size_t n = pw_lens[v];
     float *p = host_random(n, 46, 1), *g = host_random(n, 47, 1), *m = host_random(n, 48, 0.1f), *vv = host_random(n, 49, 0.1f);
     for (size_t i = 0; i < n; i++) vv[i] = fabsf(vv[i]);
-    tern_adamw_args a = {3e-3f, 0.9f, 0.95f, 1e-8f, 1.0f - 3e-3f * 0.1f, 1.0f - 0.9f * 0.9f, sqrtf(1.0f - 0.95f * 0.95f)};
+    tern_adamw_args a = {3e-3f, 0.9f, 0.95f, 1e-8f, 1.0f - 3e-3f * 0.1f, 1.0f - 0.9f * 0.9f, sqrtf(1.0f - 0.95f * 0.95f),
+                         v & 1 ? 0.37f : 1.0f};
     float *P = dev(r, p, n), *M = dev(r, m, n), *Vv = dev(r, vv, n);
     r->be->k->adamw(r->be, P, dev(r, g, n), M, Vv, n, &a);
     out(r, P, n, "params"), out(r, M, n, "m"), out(r, Vv, n, "v");

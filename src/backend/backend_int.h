@@ -34,12 +34,13 @@ typedef struct tern_att_shape {
 } tern_att_shape;
 
 /* AdamW's per-step constants: p = p*decay - lr/bc1 * m / (sqrt(v)/bc2_sqrt + eps), with
- * m, v the updated moments (torch.optim.AdamW). */
+ * m, v the updated moments (torch.optim.AdamW) of the gradient g*gscale. */
 typedef struct tern_adamw_args {
     float lr, beta1, beta2, eps;
     float decay;    /* 1 - lr * weight_decay for decayed tensors, else 1 */
     float bc1;      /* 1 - beta1^t */
     float bc2_sqrt; /* sqrt(1 - beta2^t) */
+    float gscale;   /* clipping's coefficient, folded into the update (1: none); g itself is not changed */
 } tern_adamw_args;
 
 #define KB tern_backend *be /* every kernel's first parameter */

@@ -483,8 +483,8 @@ static tern_status step_once(run *r, float lr, double *loss, double *norm, int *
     size_t shard0, shard1; /* the parameters this rank updates (all, or its ZeRO shard) */
     tern_ddp_shard(r->dp, &shard0, &shard1);
     tern_adamw_hparams hp = {(float)o->beta1, (float)o->beta2, (float)o->eps, (float)o->weight_decay};
-    if (o->grad_clip > 0) tern_clip_grads(r->m, shard0, shard1, *norm, (float)o->grad_clip);
-    TERN_TRY(tern_adamw_step(&r->opt, r->m, lr, r->step + 1, &hp));
+    float clip = o->grad_clip > 0 ? tern_clip_coef(*norm, (float)o->grad_clip) : 1.0f;
+    TERN_TRY(tern_adamw_step_scaled(&r->opt, r->m, lr, r->step + 1, &hp, clip));
     return tern_ddp_sync_params(r->dp);
 }
 

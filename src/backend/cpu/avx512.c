@@ -19,6 +19,7 @@ typedef __m512 VT;
 #define V_ADD(a, b) _mm512_add_ps(a, b)
 #define V_SUB(a, b) _mm512_sub_ps(a, b)
 #define V_MUL(a, b) _mm512_mul_ps(a, b)
+#define V_SQRT(a) _mm512_sqrt_ps(a)
 #define V_DIV(a, b) _mm512_div_ps(a, b)
 #define V_MIN(a, b) _mm512_min_ps(a, b)
 #define V_MAX(a, b) _mm512_max_ps(a, b)
@@ -87,6 +88,7 @@ const tern_kern tern_kern_avx512 = {
     .attention_bwd = attention_bwd_avx512bf,
     .swiglu_fwd = swiglu_fwd_avx512,
     .swiglu_bwd = swiglu_bwd_avx512,
+    .adamw = adamw_avx512,
 };
 
 int tern_kern_avx512_supported(void) {

@@ -213,3 +213,32 @@ static void FN(swiglu_bwd)(tern_backend *be, float *dgate, float *dup, const flo
         dgate[i] = d * up[i] * sg * (1.0f + g * (1.0f - sg));
     }
 }
+
+/* AdamW in ref's order of operations (no fused multiply-adds), so that its results are ref's
+ * bit for bit: sqrt and division are correctly rounded in both. */
+static void FN(adamw)(tern_backend *be, float *p, const float *g, float *m, float *v, size_t n, const tern_adamw_args *a) {
+    (void)be;
+    size_t nv = n / VW * VW;
+    float b1 = a->beta1, b2 = a->beta2, step_size = a->lr / a->bc1;
+#pragma omp parallel for schedule(static) if ((n) >= TERN_OMP_MIN_WORK)
+    for (size_t i = 0; i < nv; i += VW) {
+        VT gi = V_MUL(V_LOAD(g + i), V_SET1(a->gscale));
+        VT pi = V_MUL(V_LOAD(p + i), V_SET1(a->decay));
+        VT mi = V_ADD(V_MUL(V_SET1(b1), V_LOAD(m + i)), V_MUL(V_SET1(1.0f - b1), gi));
+        VT vi = V_ADD(V_MUL(V_SET1(b2), V_LOAD(v + i)), V_MUL(V_MUL(V_SET1(1.0f - b2), gi), gi));
+        V_STORE(m + i, mi);
+        V_STORE(v + i, vi);
+        VT denom = V_ADD(V_DIV(V_SQRT(vi), V_SET1(a->bc2_sqrt)), V_SET1(a->eps));
+        V_STORE(p + i, V_SUB(pi, V_DIV(V_MUL(V_SET1(step_size), mi), denom)));
+    }
+    for (size_t i = nv; i < n; i++) {
+        float gi = g[i] * a->gscale;
+        float pi = p[i] * a->decay;
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float denom = sqrtf(vi) / a->bc2_sqrt + a->eps;
+        p[i] = pi - step_size * mi / denom;
+    }
+}

@@ -521,7 +521,7 @@ static void adamw_ref(tern_backend *be, float *p, const float *g, float *m, floa
     float b1 = a->beta1, b2 = a->beta2, step_size = a->lr / a->bc1;
 #pragma omp parallel for schedule(static) if ((n) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
+        float gi = g[i] * a->gscale;
         float pi = p[i] * a->decay;
         float mi = b1 * m[i] + (1.0f - b1) * gi;
         float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
