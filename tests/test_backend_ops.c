@@ -178,6 +178,32 @@ static void c_rmsnorm(run *r, int v) {
     free(x), free(w), free(dy), free(dx0), free(dw0);
 }
 
+/* The residual add and the norm in one kernel. */
+static void c_residual_norm(run *r, int v) {
+    size_t N = norm_dims[v / 2][0], C = norm_dims[v / 2][1];
+    int rms = v & 1;
+    float *a = host_random(N * C, 60, 2), *b = host_random(N * C, 61, 1), *w = host_random(C, 62, 1), *bias = host_random(C, 63, 1);
+    float *res = dev(r, NULL, N * C), *o = dev(r, NULL, N * C), *mean = dev(r, NULL, N), *rstd = dev(r, NULL, N);
+    if (rms)
+        r->be->k->residual_rmsnorm_fwd(r->be, res, o, rstd, dev(r, a, N * C), dev(r, b, N * C), dev(r, w, C), N, C, 1e-6f);
+    else
+        r->be->k->residual_layernorm_fwd(r->be, res, o, mean, rstd, dev(r, a, N * C), dev(r, b, N * C), dev(r, w, C), dev(r, bias, C), N, C,
+                                         1e-5f);
+    out(r, res, N * C, "residual"), out(r, o, N * C, "out"), out(r, rstd, N, "rstd");
+    if (!rms) out(r, mean, N, "mean");
+    free(a), free(b), free(w), free(bias);
+}
+
+/* A matmul's bias with GELU. */
+static void c_bias_gelu(run *r, int v) {
+    size_t N = norm_dims[v][0], OC = norm_dims[v][1];
+    float *x = host_random(N * OC, 64, 3), *b = host_random(OC, 65, 1);
+    float *X = dev(r, x, N * OC), *o = dev(r, NULL, N * OC);
+    r->be->k->bias_gelu_fwd(r->be, o, X, dev(r, b, OC), N, OC);
+    out(r, X, N * OC, "x + bias"), out(r, o, N * OC, "out");
+    free(x), free(b);
+}
+
 /* B, T, NH, NKV, hs, packed (GPT-2's one (B,T,3C) buffer for q, k, v) */
 static const size_t att_shapes[][6] = {
     {2, 13, 3, 3, 12, 1}, /* multi-head, packed, hs not a multiple of 8 */
@@ -310,6 +336,8 @@ static const op_case cases[] = {
     {"encoder_fwd/bwd", 1e-7, c_encoder, 4},
     {"layernorm_fwd/bwd", 1e-6, c_layernorm, 4},
     {"rmsnorm_fwd/bwd", 1e-6, c_rmsnorm, 4},
+    {"residual_layernorm_fwd, residual_rmsnorm_fwd", 1e-6, c_residual_norm, 8},
+    {"bias_gelu_fwd", 1e-6, c_bias_gelu, 4},
     {"attention_fwd/bwd", 1e-5, c_attention, 5},
     {"attention_decode", 1e-6, c_attention_decode, 2},
     {"rope_fwd/bwd", 1e-6, c_rope, 2},

@@ -21,7 +21,8 @@ static void fill_from(tern_kern *k, const tern_kern *base) {
     FILL(layernorm_bwd); FILL(rmsnorm_fwd); FILL(rmsnorm_bwd); FILL(attention_fwd); FILL(attention_bwd);
     FILL(attention_decode); FILL(rope_fwd); FILL(rope_bwd); FILL(gelu_fwd); FILL(gelu_bwd); FILL(swiglu_fwd);
     FILL(swiglu_bwd); FILL(residual_fwd); FILL(crossentropy_fwd_bwd); FILL(adamw); FILL(sumsq); FILL(sum); FILL(scale);
-    FILL(fill); FILL(fill_normal); FILL(find_nonfinite);
+    FILL(fill); FILL(fill_normal); FILL(find_nonfinite); FILL(residual_layernorm_fwd); FILL(residual_rmsnorm_fwd);
+    FILL(bias_gelu_fwd);
 #undef FILL
 }
 

@@ -83,6 +83,14 @@ typedef struct tern_kern {
     void (*rmsnorm_bwd)(KB, float *dinp, float *dw, const float *dout, const float *inp, const float *w, const float *rstd,
                         size_t N, size_t C);
 
+    /* The residual add before a norm and the norm in one pass: res = a + b (res may alias a), then
+     * LayerNorm (RMSNorm) of res as layernorm_fwd (rmsnorm_fwd). May be NULL in a device's table
+     * (the model then calls residual_fwd and the norm). */
+    void (*residual_layernorm_fwd)(KB, float *res, float *out, float *mean, float *rstd, const float *a, const float *b, const float *w,
+                                   const float *bias, size_t N, size_t C, float eps);
+    void (*residual_rmsnorm_fwd)(KB, float *res, float *out, float *rstd, const float *a, const float *b, const float *w, size_t N,
+                                 size_t C, float eps);
+
     /* ---- attention ----
      * Causal self-attention over the shape s. No (T,T) matrix outlives the call: lse (B,NH,T)
      * keeps each score row's log-sum-exp, from which the backward pass recomputes the
@@ -108,6 +116,9 @@ typedef struct tern_kern {
     void (*gelu_fwd)(KB, float *out, const float *inp, size_t n);
     /* dinp = gelu'(inp) * dout (overwritten; may alias dout). */
     void (*gelu_bwd)(KB, float *dinp, const float *inp, const float *dout, size_t n);
+    /* A matmul's bias and the GELU after it in one pass: x (N,OC) += bias, out = gelu(x). May be
+     * NULL in a device's table (the model then passes the bias to matmul_fwd). */
+    void (*bias_gelu_fwd)(KB, float *out, float *x, const float *bias, size_t N, size_t OC);
     /* SwiGLU: out = silu(gate) * up, silu(x) = x / (1 + e^-x) (out may alias gate or up). */
     void (*swiglu_fwd)(KB, float *out, const float *gate, const float *up, size_t n);
     /* dgate, dup (overwritten) from dout; dgate may alias dout. */

@@ -50,6 +50,13 @@ const tern_kern tern_kern_avx2 = {
     .swiglu_fwd = swiglu_fwd_avx2,
     .swiglu_bwd = swiglu_bwd_avx2,
     .adamw = adamw_avx2,
+    .layernorm_fwd = layernorm_fwd_avx2,
+    .layernorm_bwd = layernorm_bwd_avx2,
+    .residual_layernorm_fwd = residual_layernorm_fwd_avx2,
+    .rmsnorm_fwd = rmsnorm_fwd_avx2,
+    .rmsnorm_bwd = rmsnorm_bwd_avx2,
+    .residual_rmsnorm_fwd = residual_rmsnorm_fwd_avx2,
+    .bias_gelu_fwd = bias_gelu_fwd_avx2,
 };
 
 int tern_kern_avx2_supported(void) {

@@ -89,6 +89,13 @@ const tern_kern tern_kern_avx512 = {
     .swiglu_fwd = swiglu_fwd_avx512,
     .swiglu_bwd = swiglu_bwd_avx512,
     .adamw = adamw_avx512,
+    .layernorm_fwd = layernorm_fwd_avx512,
+    .layernorm_bwd = layernorm_bwd_avx512,
+    .residual_layernorm_fwd = residual_layernorm_fwd_avx512,
+    .rmsnorm_fwd = rmsnorm_fwd_avx512,
+    .rmsnorm_bwd = rmsnorm_bwd_avx512,
+    .residual_rmsnorm_fwd = residual_rmsnorm_fwd_avx512,
+    .bias_gelu_fwd = bias_gelu_fwd_avx512,
 };
 
 int tern_kern_avx512_supported(void) {

@@ -265,6 +265,30 @@ static void rmsnorm_bwd_ref(tern_backend *be, float *dinp, float *dw, const floa
     }
 }
 
+/* The fused entries, as the two kernels they stand for. */
+static void residual_fwd_ref(tern_backend *be, float *out, const float *a, const float *b, size_t n);
+static void gelu_fwd_ref(tern_backend *be, float *out, const float *inp, size_t n);
+
+static void residual_layernorm_fwd_ref(tern_backend *be, float *res, float *out, float *mean, float *rstd, const float *a, const float *b,
+                                       const float *w, const float *bias, size_t N, size_t C, float eps) {
+    residual_fwd_ref(be, res, a, b, N * C);
+    layernorm_fwd_ref(be, out, mean, rstd, res, w, bias, N, C, eps);
+}
+
+static void residual_rmsnorm_fwd_ref(tern_backend *be, float *res, float *out, float *rstd, const float *a, const float *b,
+                                     const float *w, size_t N, size_t C, float eps) {
+    residual_fwd_ref(be, res, a, b, N * C);
+    rmsnorm_fwd_ref(be, out, rstd, res, w, N, C, eps);
+}
+
+static void bias_gelu_fwd_ref(tern_backend *be, float *out, float *x, const float *bias, size_t N, size_t OC) {
+#pragma omp parallel for schedule(static) if ((N * OC) >= TERN_OMP_MIN_WORK)
+    for (size_t i = 0; i < N; i++)
+        for (size_t o = 0; o < OC; o++) x[i * OC + o] += bias[o];
+    gelu_fwd_ref(be, out, x, N * OC);
+}
+
+
 /* ---- attention ---- */
 
 /* Row by row with plain loops, one (batch, query head) per task: the row's scores live in the
@@ -604,6 +628,9 @@ const tern_kern tern_kern_ref = {
     .layernorm_bwd = layernorm_bwd_ref,
     .rmsnorm_fwd = rmsnorm_fwd_ref,
     .rmsnorm_bwd = rmsnorm_bwd_ref,
+    .residual_layernorm_fwd = residual_layernorm_fwd_ref,
+    .residual_rmsnorm_fwd = residual_rmsnorm_fwd_ref,
+    .bias_gelu_fwd = bias_gelu_fwd_ref,
     .attention_fwd = attention_fwd_ref,
     .attention_bwd = attention_bwd_ref,
     .attention_decode = attention_decode_ref,
