@@ -2,10 +2,11 @@
  * of docs/PERFORMANCE.md (S: 6 layers, 6 heads, width 384, context 256, vocabulary 8192, batch 16;
  * M: GPT-2 small, context 1024, batch 4; LM below). Prints tokens/s (median of the timed steps), model
  * FLOPs utilisation against a given peak, and peak RSS. Not a test: it asserts nothing.
- * With "recompute" as the fourth argument, the model recomputes each block's activations in the
- * backward pass (tern train --recompute).
+ * Flags after the peak: "recompute" (each block's activations recomputed in the backward pass, as
+ * tern train --recompute) and "bf16" (matrix products with bf16 operands, as --precision bf16).
+ * Threads: OMP_NUM_THREADS when set, else every core.
  * LM is the Llama of GPT-2 small's size (12 layers, 12 heads, 4 key/value heads, width 768).
- * usage: bench_train S|M|LM|ARCH,L,H,KV,C,T,V,B [steps] [peak_gflops] [recompute] */
+ * usage: bench_train S|M|LM|ARCH,L,H,KV,C,T,V,B [steps] [peak_gflops] [recompute] [bf16] */
 #include "tern.h"
 
 #include <math.h>
@@ -31,17 +32,28 @@ int main(int argc, char **argv) {
         L = 12, NH = 12, KV = 4, C = 768, T = 1024, V = 50257, B = 4;
     } else if (argc > 1 && strcmp(argv[1], "S")) {
         if (sscanf(argv[1], "%15[a-z0-9],%d,%d,%d,%d,%d,%d,%d", arch, &L, &NH, &KV, &C, &T, &V, &B) != 8) {
-            fprintf(stderr, "usage: bench_train S|M|LM|ARCH,L,H,KV,C,T,V,B [steps] [peak_gflops] [recompute]\n");
+            fprintf(stderr, "usage: bench_train S|M|LM|ARCH,L,H,KV,C,T,V,B [steps] [peak_gflops] [recompute] [bf16]\n");
             return 2;
         }
     }
     int steps = argc > 2 ? atoi(argv[2]) : 10;
     double peak = argc > 3 ? atof(argv[3]) : 540.0; /* 2 cores x 16 fp32 lanes x 2 FMA ports x 2 x ~4.2 GHz */
-    int recompute = argc > 4 && !strcmp(argv[4], "recompute");
-    tern_set_threads(0);
+    int recompute = 0;
+    const char *prec = "fp32";
+    for (int i = 4; i < argc; i++) {
+        if (!strcmp(argv[i], "recompute")) recompute = 1;
+        else if (!strcmp(argv[i], "bf16")) prec = "bf16";
+    }
+    const char *env = getenv("OMP_NUM_THREADS");
+    tern_set_threads(env ? atoi(env) : 0);
     tern_model_config cfg = !strcmp(arch, "llama") ? tern_model_config_llama(L, NH, KV, C, T, V) : tern_model_config_gpt2(L, NH, C, T, V);
     tern_model *m = NULL;
-    if (tern_model_init(&m, &cfg, NULL) == TERN_OK) tern_model_set_recompute(m, recompute);
+    tern_backend *be = NULL;
+    if (tern_backend_open(&be, NULL) != TERN_OK || tern_backend_set_precision(be, prec) != TERN_OK) {
+        fprintf(stderr, "%s\n", tern_errmsg());
+        return 1;
+    }
+    if (tern_model_init(&m, &cfg, be) == TERN_OK) tern_model_set_recompute(m, recompute);
     if (!m || tern_model_reserve(m, (size_t)B, (size_t)T) != TERN_OK) {
         fprintf(stderr, "%s\n", tern_errmsg());
         return 1;
@@ -49,7 +61,7 @@ int main(int argc, char **argv) {
     tern_model_init_weights(m, 1);
     size_t np = tern_model_num_params(m);
     tern_adamw opt;
-    if (tern_adamw_init(&opt, NULL, 0, np) != TERN_OK) return 1;
+    if (tern_adamw_init(&opt, be, 0, np) != TERN_OK) return 1;
     tern_adamw_hparams hp = {0.9f, 0.95f, 1e-8f, 0.1f};
     int32_t *in = malloc((size_t)B * T * 4), *tg = malloc((size_t)B * T * 4);
     double *times = malloc((size_t)steps * sizeof(double));
@@ -66,8 +78,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         double norm = sqrt(tern_grad_sum_squares(m, 0, np));
-        tern_clip_grads(m, 0, np, norm, 1.0f);
-        if (tern_adamw_step(&opt, m, 1e-4f, (uint64_t)s + 1, &hp) != TERN_OK) return 1;
+        if (tern_adamw_step_scaled(&opt, m, 1e-4f, (uint64_t)s + 1, &hp, tern_clip_coef(norm, 1.0f)) != TERN_OK) return 1;
         double dt = tern_now() - t0;
         if (s > 0) times[s - 1] = dt; /* the first step warms caches and threads */
         fprintf(stderr, "step %d: %.3f s, loss %.4f\n", s, dt, loss);
@@ -79,9 +90,9 @@ int main(int argc, char **argv) {
     double flops_tok = tern_model_config_flops_per_token(&cfg, (size_t)T);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("tern%s %s L%d H%d KV%d C%d T%d V%d B%d: %.1f tokens/s (median of %d steps, %.3f s/step), %.1f GFLOP/s, MFU %.1f%% of %.0f "
+    printf("tern%s %s %s L%d H%d KV%d C%d T%d V%d B%d: %.1f tokens/s (median of %d steps, %.3f s/step), %.1f GFLOP/s, MFU %.1f%% of %.0f "
            "GFLOP/s, peak RSS %.0f MiB\n",
-           recompute ? " --recompute" : "", arch, L, NH, cfg.n_kv_head, C, T, V, B, tps, steps, med, tps * flops_tok / 1e9,
+           recompute ? " --recompute" : "", tern_backend_precision(be), arch, L, NH, cfg.n_kv_head, C, T, V, B, tps, steps, med, tps * flops_tok / 1e9,
            100.0 * tps * flops_tok / 1e9 / peak, peak, (double)ru.ru_maxrss / 1024.0);
     return 0;
 }

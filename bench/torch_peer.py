@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""PyTorch's training step for the same GPT-2 configurations as bench/bench_train.c, on the CPU:
-forward + backward + AdamW (decay 0.1, betas 0.9/0.95) + clipping at 1.0, random tokens, fp32,
-the given number of threads. Prints tokens/s (median of the timed steps) in the same form as
-bench_train, so bench/compare.sh can set them side by side.
-usage: torch_peer.py S|M|L,H,C,T,V,B [steps] [threads]"""
-import math
+"""PyTorch's training step for the same configurations as bench/bench_train.c, on the CPU:
+forward + backward + AdamW (decay 0.1, betas 0.9/0.95) + clipping at 1.0, random tokens, the given
+number of threads. GPT-2 is written out in torch.nn (attention by scaled_dot_product_attention);
+the Llama is Hugging Face's LlamaForCausalLM (sdpa attention, untied head). With "bf16" the forward
+pass runs under torch.autocast("cpu", dtype=torch.bfloat16): bf16 matrix products with fp32
+master weights, gradients and optimizer state, the peer of tern's --precision bf16. Prints
+tokens/s (median of the timed steps) in the same form as bench_train, so bench/compare.sh can set
+them side by side.
+usage: torch_peer.py S|M|LM|ARCH,L,H,KV,C,T,V,B [steps] [threads] [bf16]"""
+import contextlib
 import resource
 import statistics
 import sys
@@ -38,27 +42,53 @@ class GPT(nn.Module):
         self.wte, self.wpe = nn.Embedding(V, C), nn.Embedding(T, C)
         self.h = nn.ModuleList(Block(C, NH) for _ in range(L))
         self.ln_f = nn.LayerNorm(C)
+        self.lookups = T * C  # the position table: a lookup, not a product
 
     def forward(self, idx, targets):
         x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
         for b in self.h:
             x = b(x)
         logits = self.ln_f(x) @ self.wte.weight.T
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1))
+
+
+class Llama(nn.Module):
+    """LlamaForCausalLM of tern's configuration: SwiGLU width 8C/3 rounded up to 256, RMSNorm eps
+    1e-5, rope theta 10000, untied head."""
+
+    def __init__(self, L, NH, KV, C, T, V):
+        super().__init__()
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        cfg = LlamaConfig(vocab_size=V, hidden_size=C, intermediate_size=(8 * C // 3 + 255) // 256 * 256, num_hidden_layers=L,
+                          num_attention_heads=NH, num_key_value_heads=KV, max_position_embeddings=T, rms_norm_eps=1e-5,
+                          rope_theta=10000.0, tie_word_embeddings=False, attention_bias=False)
+        cfg._attn_implementation = "sdpa"
+        self.m = LlamaForCausalLM(cfg)
+        self.lookups = V * C  # the token table: a lookup (the head is its own matrix)
+
+    def forward(self, idx, targets):
+        h = self.m.model(input_ids=idx).last_hidden_state
+        logits = self.m.lm_head(h)
+        return F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1))
 
 
 def main():
-    L, NH, C, T, V, B = 6, 6, 384, 256, 8192, 16
+    arch, L, NH, KV, C, T, V, B = "gpt2", 6, 6, 6, 384, 256, 8192, 16
     arg = sys.argv[1] if len(sys.argv) > 1 else "S"
     if arg == "M":
-        L, NH, C, T, V, B = 12, 12, 768, 1024, 50257, 4
+        L, NH, KV, C, T, V, B = 12, 12, 12, 768, 1024, 50257, 4
+    elif arg == "LM":
+        arch, L, NH, KV, C, T, V, B = "llama", 12, 12, 4, 768, 1024, 50257, 4
     elif arg != "S":
-        L, NH, C, T, V, B = map(int, arg.split(","))
+        a = arg.split(",")
+        arch, (L, NH, KV, C, T, V, B) = a[0], map(int, a[1:])
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     threads = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+    bf16 = len(sys.argv) > 4 and sys.argv[4] == "bf16"
     torch.set_num_threads(threads)
     torch.manual_seed(1)
-    model = GPT(L, NH, C, T, V)
+    model = Llama(L, NH, KV, C, T, V) if arch == "llama" else GPT(L, NH, C, T, V)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     other = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
@@ -69,7 +99,8 @@ def main():
         tgt = torch.randint(0, V, (B, T))
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model(idx, tgt)
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            loss = model(idx, tgt)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -78,12 +109,13 @@ def main():
             times.append(dt)
         print(f"step {s}: {dt:.3f} s, loss {loss.item():.4f}", file=sys.stderr)
     med = statistics.median(times)
-    n = sum(p.numel() for p in model.parameters()) - T * C
+    n = sum(p.numel() for p in model.parameters()) - model.lookups
     flops_tok = 6 * n + 12 * L * C * T
     tps = B * T / med
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"torch {torch.__version__} config L{L} H{NH} C{C} T{T} V{V} B{B}: {tps:.1f} tokens/s (median of {steps} steps, "
-          f"{med:.3f} s/step), {tps * flops_tok / 1e9:.1f} GFLOP/s, peak RSS {rss:.0f} MiB, {threads} threads")
+    print(f"torch {torch.__version__} {'bf16 autocast' if bf16 else 'fp32'} {arch} L{L} H{NH} KV{KV} C{C} T{T} V{V} B{B}: "
+          f"{tps:.1f} tokens/s (median of {steps} steps, {med:.3f} s/step), {tps * flops_tok / 1e9:.1f} GFLOP/s, "
+          f"peak RSS {rss:.0f} MiB, {threads} threads")
 
 
 if __name__ == "__main__":

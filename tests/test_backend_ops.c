@@ -5,7 +5,8 @@
  * be compared with ref's by relative L2 error. Shapes are awkward on purpose: primes, sizes below
  * a vector or a tile, a sequence that spans three attention blocks, grouped-query and multi-query
  * heads. A new backend is checked by this table as soon as tern_backend_open knows it; one this
- * machine cannot run is reported as skipped, not passed. */
+ * machine cannot run is reported as skipped, not passed. The products and attention run again at
+ * precision bf16, against ref at bf16 (the same roundings, in plain loops). */
 #include "check.h"
 #include "tern.h"
 
@@ -177,6 +178,32 @@ static void c_rmsnorm(run *r, int v) {
     free(x), free(w), free(dy), free(dx0), free(dw0);
 }
 
+/* The residual add and the norm in one kernel. */
+static void c_residual_norm(run *r, int v) {
+    size_t N = norm_dims[v / 2][0], C = norm_dims[v / 2][1];
+    int rms = v & 1;
+    float *a = host_random(N * C, 60, 2), *b = host_random(N * C, 61, 1), *w = host_random(C, 62, 1), *bias = host_random(C, 63, 1);
+    float *res = dev(r, NULL, N * C), *o = dev(r, NULL, N * C), *mean = dev(r, NULL, N), *rstd = dev(r, NULL, N);
+    if (rms)
+        r->be->k->residual_rmsnorm_fwd(r->be, res, o, rstd, dev(r, a, N * C), dev(r, b, N * C), dev(r, w, C), N, C, 1e-6f);
+    else
+        r->be->k->residual_layernorm_fwd(r->be, res, o, mean, rstd, dev(r, a, N * C), dev(r, b, N * C), dev(r, w, C), dev(r, bias, C), N, C,
+                                         1e-5f);
+    out(r, res, N * C, "residual"), out(r, o, N * C, "out"), out(r, rstd, N, "rstd");
+    if (!rms) out(r, mean, N, "mean");
+    free(a), free(b), free(w), free(bias);
+}
+
+/* A matmul's bias with GELU. */
+static void c_bias_gelu(run *r, int v) {
+    size_t N = norm_dims[v][0], OC = norm_dims[v][1];
+    float *x = host_random(N * OC, 64, 3), *b = host_random(OC, 65, 1);
+    float *X = dev(r, x, N * OC), *o = dev(r, NULL, N * OC);
+    r->be->k->bias_gelu_fwd(r->be, o, X, dev(r, b, OC), N, OC);
+    out(r, X, N * OC, "x + bias"), out(r, o, N * OC, "out");
+    free(x), free(b);
+}
+
 /* B, T, NH, NKV, hs, packed (GPT-2's one (B,T,3C) buffer for q, k, v) */
 static const size_t att_shapes[][6] = {
     {2, 13, 3, 3, 12, 1}, /* multi-head, packed, hs not a multiple of 8 */
@@ -274,7 +301,8 @@ static void c_adamw(run *r, int v) {
     size_t n = pw_lens[v];
     float *p = host_random(n, 46, 1), *g = host_random(n, 47, 1), *m = host_random(n, 48, 0.1f), *vv = host_random(n, 49, 0.1f);
     for (size_t i = 0; i < n; i++) vv[i] = fabsf(vv[i]);
-    tern_adamw_args a = {3e-3f, 0.9f, 0.95f, 1e-8f, 1.0f - 3e-3f * 0.1f, 1.0f - 0.9f * 0.9f, sqrtf(1.0f - 0.95f * 0.95f)};
+    tern_adamw_args a = {3e-3f, 0.9f, 0.95f, 1e-8f, 1.0f - 3e-3f * 0.1f, 1.0f - 0.9f * 0.9f, sqrtf(1.0f - 0.95f * 0.95f),
+                         v & 1 ? 0.37f : 1.0f};
     float *P = dev(r, p, n), *M = dev(r, m, n), *Vv = dev(r, vv, n);
     r->be->k->adamw(r->be, P, dev(r, g, n), M, Vv, n, &a);
     out(r, P, n, "params"), out(r, M, n, "m"), out(r, Vv, n, "v");
@@ -308,6 +336,8 @@ static const op_case cases[] = {
     {"encoder_fwd/bwd", 1e-7, c_encoder, 4},
     {"layernorm_fwd/bwd", 1e-6, c_layernorm, 4},
     {"rmsnorm_fwd/bwd", 1e-6, c_rmsnorm, 4},
+    {"residual_layernorm_fwd, residual_rmsnorm_fwd", 1e-6, c_residual_norm, 8},
+    {"bias_gelu_fwd", 1e-6, c_bias_gelu, 4},
     {"attention_fwd/bwd", 1e-5, c_attention, 5},
     {"attention_decode", 1e-6, c_attention_decode, 2},
     {"rope_fwd/bwd", 1e-6, c_rope, 2},
@@ -318,6 +348,73 @@ static const op_case cases[] = {
     {"adamw", 1e-6, c_adamw, 4},
     {"sumsq, sum, scale, fill, fill_normal, find_nonfinite", 1e-7, c_reductions, 2},
 };
+
+/* At bf16 every set rounds the same operands the same way (to nearest even, as AVX512_BF16's
+ * conversion does) and multiplies them exactly in fp32, so a set and ref at bf16 differ only in
+ * the order of their fp32 additions: tol_bf16 is of the same order as the fp32 tolerance, with
+ * room for sums of up to 150 terms. Attention's probabilities come from each set's own exp and
+ * are then rounded, so an exp one ulp apart can land a probability on the other side of a bf16
+ * rounding boundary: rare, and a few 1e-6 in relative L2 when it happens. Against ref at fp32
+ * the same outputs must be visibly bf16: within bf16's 2^-8 relative precision (tol_fp32), and
+ * not within fp32's (above 1e-4 for the largest shape). */
+static const struct {
+    const char *name;
+    double tol_bf16, tol_fp32;
+    void (*fn)(run *r, int variant);
+    int variants;
+} bf16_cases[] = {
+    {"sgemm", 1e-5, 2e-2, c_sgemm, 16},
+    {"matmul_fwd", 1e-5, 2e-2, c_matmul_fwd, 16},
+    {"matmul_bwd", 1e-5, 2e-2, c_matmul_bwd, 16},
+    {"attention_fwd/bwd", 5e-5, 3e-2, c_attention, 5},
+};
+
+/* The bf16 cases on `name` (at bf16) against `oracle` at bf16 and ref at fp32. */
+static void check_bf16(const char *name, const char *oracle) {
+    tern_backend *ref, *orc, *be;
+    if (tern_backend_open(&ref, "ref") != TERN_OK || tern_backend_open(&orc, oracle) != TERN_OK ||
+        tern_backend_open(&be, name) != TERN_OK || tern_backend_set_precision(orc, "bf16") != TERN_OK ||
+        tern_backend_set_precision(be, "bf16") != TERN_OK) {
+        CHECK(0, "%s", tern_errmsg());
+        return;
+    }
+    int checked = 0;
+    for (size_t c = 0; c < sizeof bf16_cases / sizeof bf16_cases[0]; c++) {
+        double worst = 0, worst32 = 0, last32 = 0;
+        for (int v = 0; v < bf16_cases[c].variants; v++) {
+            run a = {.be = orc}, b = {.be = be}, f = {.be = ref};
+            bf16_cases[c].fn(&a, v);
+            bf16_cases[c].fn(&b, v);
+            bf16_cases[c].fn(&f, v);
+            CHECK(tern_backend_sync(be) == TERN_OK, "%s bf16 %s: %s", name, bf16_cases[c].name, tern_errmsg());
+            last32 = 0;
+            for (int k = 0; k < a.nout; k++) {
+                double e = rel_l2(b.out[k], a.out[k], a.n[k]), e32 = rel_l2(b.out[k], f.out[k], f.n[k]);
+                if (!(e <= bf16_cases[c].tol_bf16))
+                    CHECK(0, "%s bf16 %s variant %d, %s: relative error %.3g against %s bf16 > %.g", name, bf16_cases[c].name, v,
+                          a.what[k], e, oracle, bf16_cases[c].tol_bf16);
+                if (!(e32 <= bf16_cases[c].tol_fp32))
+                    CHECK(0, "%s bf16 %s variant %d, %s: relative error %.3g against ref fp32 > %.g", name, bf16_cases[c].name, v,
+                          a.what[k], e32, bf16_cases[c].tol_fp32);
+                worst = e > worst ? e : worst;
+                worst32 = e32 > worst32 ? e32 : worst32;
+                last32 = e32 > last32 ? e32 : last32;
+                checked++;
+            }
+            run_free(&a);
+            run_free(&b);
+            run_free(&f);
+        }
+        CHECK(last32 > 1e-4, "%s bf16 %s: the largest shape is within %.3g of fp32: not rounded to bf16", name, bf16_cases[c].name,
+              last32);
+        printf("  %s bf16 %s: worst relative error %.3g against %s bf16, %.3g against ref fp32\n", name, bf16_cases[c].name, worst,
+               oracle, worst32);
+    }
+    printf("  %s bf16 (%s): %d outputs compared with %s bf16\n", name, tern_backend_precision_how(be), checked, oracle);
+    tern_backend_free(ref);
+    tern_backend_free(orc);
+    tern_backend_free(be);
+}
 
 /* Every case of the table on backend `name` against ref. */
 static void check_backend(const char *name) {
@@ -363,6 +460,35 @@ static void test_every_backend_against_ref(void) {
     }
 }
 
+/* The bf16 products and attention of every CPU set this machine runs against ref's, and the
+ * native AVX512_BF16 path (avx512, where the CPU has it) against the emulated one (avx2, or cpu):
+ * the same arithmetic, so they agree to the order of fp32 additions. ref at bf16 is itself checked
+ * against ref at fp32 (visibly rounded, within bf16's precision). */
+static void test_bf16_against_ref(void) {
+    for (const char *const *n = tern_backend_names; *n; n++) {
+        if (!strncmp(*n, "cuda", 4)) continue; /* tests/test_cuda.c checks the GPU's bf16 */
+        char why[256];
+        if (!tern_backend_available(*n, why, sizeof why)) {
+            printf("SKIP bf16 on backend %s: %s\n", *n, why);
+            continue;
+        }
+        check_bf16(*n, "ref");
+    }
+    if (!tern_backend_available("avx512", NULL, 0)) {
+        printf("SKIP bf16 native against emulated: no avx512 set on this CPU\n");
+        return;
+    }
+    tern_backend *be;
+    CHECK(tern_backend_open(&be, "avx512") == TERN_OK && tern_backend_set_precision(be, "bf16") == TERN_OK, "%s", tern_errmsg());
+    int native = !strcmp(tern_backend_precision_how(be), "AVX512_BF16");
+    tern_backend_free(be);
+    if (!native) {
+        printf("SKIP bf16 native against emulated: this CPU lacks AVX512_BF16, so avx512 emulates too\n");
+        return;
+    }
+    check_bf16("avx512", tern_backend_available("avx2", NULL, 0) ? "avx2" : "cpu");
+}
+
 /* ref against itself: the table's own outputs are deterministic (the same inputs give the same
  * bits), and a kernel that leaves an output unwritten is caught (a NaN-filled buffer compared). */
 static void test_harness_catches_unwritten(void) {
@@ -384,5 +510,6 @@ static void test_harness_catches_unwritten(void) {
 int main(void) {
     RUN(test_harness_catches_unwritten);
     RUN(test_every_backend_against_ref);
+    RUN(test_bf16_against_ref);
     return check_exit();
 }

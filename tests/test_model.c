@@ -207,6 +207,62 @@ static void check_fixture(const char *name, tern_backend *be) {
     tern_st_free(st);
 }
 
+/* Clipping folded into AdamW (tern_adamw_step_scaled) gives tern_clip_grads then tern_adamw_step,
+ * bit for bit, on every CPU set: parameters and both moments. */
+static void test_clip_folded_into_adamw(void) {
+    for (const char *const *n = tern_backend_names; *n; n++) {
+        if (!strncmp(*n, "cuda", 4) || !tern_backend_available(*n, NULL, 0)) continue;
+        tern_backend *be;
+        CHECK(tern_backend_open(&be, *n) == TERN_OK, "%s", tern_errmsg());
+        tern_model_config c = tern_model_config_gpt2(2, 2, 32, 16, 97);
+        tern_model *m = NULL;
+        CHECK(tern_model_init(&m, &c, be) == TERN_OK && tern_model_reserve(m, 2, 16) == TERN_OK && tern_model_init_weights(m, 3) == TERN_OK,
+              "%s", tern_errmsg());
+        int32_t in[32], tg[32];
+        for (int i = 0; i < 32; i++) in[i] = (int32_t)(tern_rng_u64(4, 1, (uint64_t)i) % 97), tg[i] = (int32_t)(tern_rng_u64(4, 2, (uint64_t)i) % 97);
+        float loss;
+        tern_model_zero_grad(m);
+        CHECK(tern_model_forward_backward(m, in, tg, 2, 16, 1.0f, &loss) == TERN_OK, "%s", tern_errmsg());
+        size_t np = tern_model_num_params(m);
+        float *p0 = test_model_copy(m, TERN_PARAMS), *g0 = test_model_copy(m, TERN_GRADS), *res[2][3];
+        double norm = sqrt(tern_grad_sum_squares(m, 0, np));
+        float coef = tern_clip_coef(norm, 0.25f);
+        CHECK(coef < 1.0f, "no clipping at norm %g", norm);
+        tern_adamw_hparams hp = {0.9f, 0.95f, 1e-8f, 0.1f};
+        for (int way = 0; way < 2; way++) {
+            test_model_set(m, TERN_PARAMS, p0);
+            test_model_set(m, TERN_GRADS, g0);
+            tern_adamw opt;
+            CHECK(tern_adamw_init(&opt, be, 0, np) == TERN_OK, "%s", tern_errmsg());
+            for (uint64_t t = 1; t <= 2; t++) {
+                if (way == 0) {
+                    test_model_set(m, TERN_GRADS, g0);
+                    tern_clip_grads(m, 0, np, norm, 0.25f);
+                    CHECK(tern_adamw_step(&opt, m, 1e-2f, t, &hp) == TERN_OK, "%s", tern_errmsg());
+                } else {
+                    CHECK(tern_adamw_step_scaled(&opt, m, 1e-2f, t, &hp, coef) == TERN_OK, "%s", tern_errmsg());
+                }
+            }
+            res[way][0] = test_model_copy(m, TERN_PARAMS);
+            res[way][1] = malloc(np * sizeof(float));
+            res[way][2] = malloc(np * sizeof(float));
+            CHECK(tern_adamw_read(&opt, 0, 0, np, res[way][1]) == TERN_OK && tern_adamw_read(&opt, 1, 0, np, res[way][2]) == TERN_OK, "%s",
+                  tern_errmsg());
+            tern_adamw_free(&opt);
+        }
+        const char *what[3] = {"parameters", "first moments", "second moments"};
+        for (int k = 0; k < 3; k++) {
+            CHECK(!memcmp(res[0][k], res[1][k], np * sizeof(float)), "%s: %s differ with clipping folded in", *n, what[k]);
+            free(res[0][k]);
+            free(res[1][k]);
+        }
+        free(p0);
+        free(g0);
+        tern_model_free(m);
+        tern_backend_free(be);
+    }
+}
+
 static const char *const fixtures[] = {"gpt2_v97",       "gpt2_l3",     "gpt2_v300",        "llama_gqa",
                                        "llama_mqa_tied", "llama_qwen2", "llama_llama3_rope", NULL};
 
@@ -490,5 +546,6 @@ int main(void) {
     RUN(test_head_chunks);
     RUN(test_cache_matches_forward);
     RUN(test_bad_token_and_config);
+    RUN(test_clip_folded_into_adamw);
     return check_exit();
 }

@@ -285,6 +285,73 @@ static void test_recompute(void) {
     CHECK(rc == 0, "rc %d: %s", rc, out);
 }
 
+/* Whether every tensor of a safetensors file is F32 (and it has some): its header (a length of 8
+ * bytes, little-endian, then JSON) names each tensor's dtype. */
+static int all_f32(const char *path) {
+    char *b;
+    size_t n;
+    if (tern_read_file(path, &b, &n) != TERN_OK) return 0;
+    uint64_t hl = 0;
+    for (int i = 0; i < 8 && n >= 8; i++) hl |= (uint64_t)(unsigned char)b[i] << (8 * i);
+    char *h = n >= 8 && hl <= n - 8 ? strndup(b + 8, (size_t)hl) : NULL;
+    free(b);
+    if (!h) return 0;
+    int tensors = 0, f32 = 0;
+    for (char *p = h; (p = strstr(p, "\"dtype\"")); p++) {
+        tensors++;
+        f32 += !strncmp(p, "\"dtype\":\"F32\"", strlen("\"dtype\":\"F32\""));
+    }
+    free(h);
+    return tensors > 0 && tensors == f32;
+}
+
+/* --precision bf16 belongs to the invocation: a bf16 run stops, resumes in fp32, and resumes again
+ * in bf16; its checkpoints hold fp32, and its losses stay within 2% of an fp32 run's. The emulated
+ * bf16 of another kernel set (--device cpu) gives nearly the same run. */
+static void test_bf16_resume(void) {
+    if (!setup()) {
+        CHECK(0, "setup");
+        return;
+    }
+    const char *d = test_tmpdir("train_bf16");
+    const char *t = test_tern_bin();
+    int rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/fp32 %s --steps 8", t, td.data, d, td.small);
+    CHECK(rc == 0, "fp32 run: %s", out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/bf16 %s --steps 8 --stop-at 3 --precision bf16", t, td.data, d, td.small);
+    CHECK(rc == 0 && strstr(out, " in bf16 ("), "bf16 run: %s", out);
+    printf("  %.*s\n", (int)strcspn(out, "\n"), out);
+    char pa[600], pb[600];
+    snprintf(pa, sizeof pa, "%s/bf16/ckpt/step-000003/model.safetensors", d);
+    snprintf(pb, sizeof pb, "%s/bf16/ckpt/step-000003/optimizer.safetensors", d);
+    CHECK(all_f32(pa) && all_f32(pb), "the bf16 run's checkpoint does not hold fp32 tensors only");
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/bf16 --resume --stop-at 6 --precision fp32", t, td.data, d);
+    CHECK(rc == 0 && strstr(out, " in fp32\n"), "resumed in fp32: %s", out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/bf16 --resume --precision bf16", t, td.data, d);
+    CHECK(rc == 0 && strstr(out, " in bf16 ("), "resumed in bf16: %s", out);
+    rc = run_cmd(out, sizeof out, "%s train --data %s -o %s/emul %s --steps 8 --precision bf16 --device cpu", t, td.data, d, td.small);
+    CHECK(rc == 0 && strstr(out, " in bf16 (emulated: operands rounded to bf16, fp32 products)"), "emulated bf16 run: %s", out);
+    snprintf(pa, sizeof pa, "%s/bf16/ckpt/step-000008/model.safetensors", d);
+    CHECK(all_f32(pa), "the resumed run's checkpoint does not hold fp32 tensors only");
+    char a[16][32], b[16][32], e[16][32];
+    snprintf(pa, sizeof pa, "%s/fp32", d);
+    int na = test_losses(pa, a, 16);
+    snprintf(pa, sizeof pa, "%s/bf16", d);
+    int nb = test_losses(pa, b, 16);
+    snprintf(pa, sizeof pa, "%s/emul", d);
+    int ne = test_losses(pa, e, 16);
+    CHECK(na == 8 && nb == 8 && ne == 8, "%d, %d and %d loss lines", na, nb, ne);
+    double worst = 0, worst_emul = 0;
+    for (int i = 0; i < 8 && i < na && i < nb && i < ne; i++) {
+        double la = atof(a[i]), lb = atof(b[i]), le = atof(e[i]);
+        CHECK(isfinite(lb) && fabs(lb - la) <= 0.02 * la, "step %d: bf16 loss %s against fp32 %s", i + 1, b[i], a[i]);
+        CHECK(isfinite(le) && fabs(le - lb) <= 0.005 * lb, "step %d: emulated bf16 loss %s against %s", i + 1, e[i], b[i]);
+        worst = fmax(worst, fabs(lb - la) / la);
+        worst_emul = fmax(worst_emul, fabs(le - lb) / lb);
+    }
+    printf("  8 steps (bf16 3, fp32 3, bf16 2): losses within %.3f%% of the fp32 run's; emulated bf16 within %.3f%% of them\n",
+           100 * worst, 100 * worst_emul);
+}
+
 /* Non-finite steps are skipped and logged; after --max-bad-steps in a row the run stops with a
  * message and the last good checkpoint; --detect-anomaly names the first kernel. */
 static void test_numeric_faults(void) {
@@ -496,6 +563,7 @@ int main(void) {
     RUN(test_sigkill_while_checkpointing);
     RUN(test_export_init_roundtrip_and_sample);
     RUN(test_recompute);
+    RUN(test_bf16_resume);
     RUN(test_numeric_faults);
     RUN(test_write_faults);
     RUN(test_run_ledger);

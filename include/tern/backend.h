@@ -33,6 +33,10 @@ tern_status tern_backend_sync(tern_backend *be);
  * with TERN_EINVAL and says why. */
 tern_status tern_backend_set_precision(tern_backend *be, const char *precision);
 const char *tern_backend_precision(const tern_backend *be);
+/* How the precision is carried out, for messages, or "" when there is nothing to add: on the CPU
+ * at bf16, "AVX512_BF16" or "emulated: operands rounded to bf16, fp32 products" (the same
+ * arithmetic up to the order of fp32 additions). */
+const char *tern_backend_precision_how(const tern_backend *be);
 
 /* The names tern_backend_open knows, NULL-terminated; tern_backend_available says whether this
  * build on this machine can open one (and why not, into why, when it cannot). */

@@ -27,6 +27,10 @@ void tern_adamw_free(tern_adamw *opt);
 /* One update of the model's parameters in [begin, end) with its gradients, at 1-based step t
  * and learning rate lr; the tensor table gives the decay flags. */
 tern_status tern_adamw_step(tern_adamw *opt, tern_model *m, float lr, uint64_t t, const tern_adamw_hparams *hp);
+/* The same with the gradients taken as multiplied by grad_scale (clipping's coefficient,
+ * tern_clip_coef), which saves tern_clip_grads' pass over them; the gradients stay as they are.
+ * The result is tern_clip_grads then tern_adamw_step, bit for bit. */
+tern_status tern_adamw_step_scaled(tern_adamw *opt, tern_model *m, float lr, uint64_t t, const tern_adamw_hparams *hp, float grad_scale);
 /* Copies moments [off, off+n) (relative to the whole buffer, inside [begin, end)) to or from the
  * host: first moments when second is 0, second moments when it is 1. */
 tern_status tern_adamw_read(tern_adamw *opt, int second, size_t off, size_t n, float *dst);
@@ -49,4 +53,6 @@ double tern_grad_sum_squares(tern_model *m, size_t begin, size_t end);
 /* Scales the gradients in [begin, end) by max_norm/(norm+1e-6) when that is below 1 (torch's
  * clip_grad_norm_). */
 void tern_clip_grads(tern_model *m, size_t begin, size_t end, double norm, float max_norm);
+/* The coefficient tern_clip_grads scales by: max_norm/(norm+1e-6), or 1 when that is not below 1. */
+float tern_clip_coef(double norm, float max_norm);
 #endif

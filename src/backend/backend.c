@@ -21,7 +21,8 @@ static void fill_from(tern_kern *k, const tern_kern *base) {
     FILL(layernorm_bwd); FILL(rmsnorm_fwd); FILL(rmsnorm_bwd); FILL(attention_fwd); FILL(attention_bwd);
     FILL(attention_decode); FILL(rope_fwd); FILL(rope_bwd); FILL(gelu_fwd); FILL(gelu_bwd); FILL(swiglu_fwd);
     FILL(swiglu_bwd); FILL(residual_fwd); FILL(crossentropy_fwd_bwd); FILL(adamw); FILL(sumsq); FILL(sum); FILL(scale);
-    FILL(fill); FILL(fill_normal); FILL(find_nonfinite);
+    FILL(fill); FILL(fill_normal); FILL(find_nonfinite); FILL(residual_layernorm_fwd); FILL(residual_rmsnorm_fwd);
+    FILL(bias_gelu_fwd);
 #undef FILL
 }
 
@@ -59,6 +60,16 @@ static const tern_kern *default_set(void) {
     const tern_kern *k = cpu_set("avx512");
     if (!k) k = cpu_set("avx2");
     return k ? k : cpu_set("cpu");
+}
+
+/* The CPU sets all run bf16 (cpu/bf16.c): natively in the avx512 set on a CPU with AVX512_BF16,
+ * emulated elsewhere. */
+static tern_status cpu_set_precision(tern_backend *be, const char *precision) {
+    int native = be->k == &avx512_full && tern_bf16_native_supported();
+    be->precision_how = strcmp(precision, "bf16") ? NULL
+                        : native               ? "AVX512_BF16"
+                                               : "emulated: operands rounded to bf16, fp32 products";
+    return TERN_OK;
 }
 
 /* ---- host memory ---- */
@@ -157,6 +168,7 @@ tern_status tern_backend_open(tern_backend **out, const char *name) {
     be->k = !name || !*name || !strcmp(name, "auto") ? default_set() : cpu_set(name);
     be->mem = &tern_host_mem;
     be->is_host = 1;
+    be->set_precision = cpu_set_precision;
     tern_fmt(be->name, sizeof be->name, "%s", be->k->name);
     *out = be;
     return TERN_OK;
@@ -176,6 +188,7 @@ tern_backend *tern_backend_default(void) {
         def.k = default_set();
         def.mem = &tern_host_mem;
         def.is_host = 1;
+        def.set_precision = cpu_set_precision;
         tern_fmt(def.name, sizeof def.name, "%s", def.k->name);
         made = 1;
     }
@@ -185,6 +198,8 @@ tern_backend *tern_backend_default(void) {
 const char *tern_backend_name(const tern_backend *be) { return be->name; }
 
 const char *tern_backend_precision(const tern_backend *be) { return be->precision[0] ? be->precision : "fp32"; }
+
+const char *tern_backend_precision_how(const tern_backend *be) { return be->precision_how ? be->precision_how : ""; }
 
 tern_status tern_backend_set_precision(tern_backend *be, const char *precision) {
     if (!precision || !strcmp(precision, tern_backend_precision(be))) return TERN_OK;

@@ -34,12 +34,13 @@ typedef struct tern_att_shape {
 } tern_att_shape;
 
 /* AdamW's per-step constants: p = p*decay - lr/bc1 * m / (sqrt(v)/bc2_sqrt + eps), with
- * m, v the updated moments (torch.optim.AdamW). */
+ * m, v the updated moments (torch.optim.AdamW) of the gradient g*gscale. */
 typedef struct tern_adamw_args {
     float lr, beta1, beta2, eps;
     float decay;    /* 1 - lr * weight_decay for decayed tensors, else 1 */
     float bc1;      /* 1 - beta1^t */
     float bc2_sqrt; /* sqrt(1 - beta2^t) */
+    float gscale;   /* clipping's coefficient, folded into the update (1: none); g itself is not changed */
 } tern_adamw_args;
 
 #define KB tern_backend *be /* every kernel's first parameter */
@@ -82,6 +83,14 @@ typedef struct tern_kern {
     void (*rmsnorm_bwd)(KB, float *dinp, float *dw, const float *dout, const float *inp, const float *w, const float *rstd,
                         size_t N, size_t C);
 
+    /* The residual add before a norm and the norm in one pass: res = a + b (res may alias a), then
+     * LayerNorm (RMSNorm) of res as layernorm_fwd (rmsnorm_fwd). May be NULL in a device's table
+     * (the model then calls residual_fwd and the norm). */
+    void (*residual_layernorm_fwd)(KB, float *res, float *out, float *mean, float *rstd, const float *a, const float *b, const float *w,
+                                   const float *bias, size_t N, size_t C, float eps);
+    void (*residual_rmsnorm_fwd)(KB, float *res, float *out, float *rstd, const float *a, const float *b, const float *w, size_t N,
+                                 size_t C, float eps);
+
     /* ---- attention ----
      * Causal self-attention over the shape s. No (T,T) matrix outlives the call: lse (B,NH,T)
      * keeps each score row's log-sum-exp, from which the backward pass recomputes the
@@ -107,6 +116,9 @@ typedef struct tern_kern {
     void (*gelu_fwd)(KB, float *out, const float *inp, size_t n);
     /* dinp = gelu'(inp) * dout (overwritten; may alias dout). */
     void (*gelu_bwd)(KB, float *dinp, const float *inp, const float *dout, size_t n);
+    /* A matmul's bias and the GELU after it in one pass: x (N,OC) += bias, out = gelu(x). May be
+     * NULL in a device's table (the model then passes the bias to matmul_fwd). */
+    void (*bias_gelu_fwd)(KB, float *out, float *x, const float *bias, size_t N, size_t OC);
     /* SwiGLU: out = silu(gate) * up, silu(x) = x / (1 + e^-x) (out may alias gate or up). */
     void (*swiglu_fwd)(KB, float *out, const float *gate, const float *up, size_t n);
     /* dgate, dup (overwritten) from dout; dgate may alias dout. */
@@ -158,11 +170,15 @@ struct tern_backend {
     tern_status err;             /* the first failure of an asynchronous kernel, for tern_backend_sync */
     char errmsg[512];
     char precision[8];           /* "fp32" or "bf16" */
+    const char *precision_how;   /* how the precision is carried out, for messages; NULL: nothing to add */
     void (*close)(KB);           /* frees ctx; NULL when there is none */
     /* Switches to another precision (tern_backend_set_precision); NULL: fp32 only. The
      * implementation may swap k for another table. */
     tern_status (*set_precision)(KB, const char *precision);
 };
+
+/* Whether the backend's matrix products and attention run at bf16 (tern_backend_set_precision). */
+static inline int tern_is_bf16(const tern_backend *be) { return be->precision[0] == 'b'; }
 
 /* Records a kernel's failure for the next tern_backend_sync (the first one wins). */
 void tern_backend_fail(KB, tern_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -178,6 +194,9 @@ extern const tern_backend_mem tern_host_mem;
  * blocks of query rows as per-head GEMMs with the given row operations: softmax_row normalises
  * row[0..t] in place, zeroes row[t+1..n) and returns the log-sum-exp; probs_row turns scores into
  * probabilities given it; dsoftmax_row is the scaled softmax backward of one row. */
+/* cpu's matrix product: oneDNN's fp32 sgemm, whatever the precision. */
+void tern_sgemm_f32(KB, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                    const float *B, size_t ldb, float beta, float *C, size_t ldc);
 void tern_kern_matmul_fwd_with(const tern_kern *k, KB, float *out, const float *inp, const float *w, const float *bias,
                                size_t N, size_t C, size_t OC, int wt);
 void tern_kern_matmul_bwd_with(const tern_kern *k, KB, float *dinp, float *dw, float *dbias, const float *dout,
@@ -188,5 +207,53 @@ void tern_kern_attention_bwd_blocked(KB, float *dq, float *dk, float *dv, float 
                                      const float *k, const float *v, const float *lse, const tern_att_shape *s,
                                      void (*probs_row)(float *row, size_t t, size_t n, float lse),
                                      void (*dsoftmax_row)(float *dp, const float *p, size_t t, size_t n, float scale));
+
+/* ---- bf16 on the CPU (cpu/bf16.c) ----
+ * At precision bf16 every CPU set rounds both operands of each matrix product to bf16 and
+ * multiplies and adds in fp32; the sets differ only in how (natively with AVX512_BF16, or by
+ * rounding fp32 copies), which changes nothing but the order of the fp32 additions. */
+typedef void (*tern_sgemm_fn)(KB, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                              const float *B, size_t ldb, float beta, float *C, size_t ldc);
+/* The bits of the fp32 value whose bits are u rounded to bf16, as AVX512_BF16's conversion does
+ * it: to nearest, ties to even; subnormals to a zero of their sign; NaN to a quiet NaN. */
+static inline uint32_t tern_bf16_bits(uint32_t u) {
+    uint32_t mag = u & 0x7fffffffu;
+    if ((u & 0x7f800000u) == 0) return u & 0x80000000u;
+    if (mag > 0x7f800000u) return (u | 0x00400000u) & 0xffff0000u;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+}
+static inline float tern_bf16_round1(float x) {
+    union {
+        float f;
+        uint32_t u;
+    } v = {x};
+    v.u = tern_bf16_bits(v.u);
+    return v.f;
+}
+/* rows x cols of src (rows of lds floats) rounded to bf16 into dst (rows of ldd); dst may be src. */
+void tern_bf16_round(float *dst, size_t ldd, const float *src, size_t lds, size_t rows, size_t cols);
+/* The product of f32's arguments with A and B rounded: copies rounded, then f32 itself. */
+void tern_sgemm_bf16_emulated(tern_sgemm_fn f32, KB, int transA, int transB, size_t M, size_t N, size_t K, float alpha,
+                              const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+/* The same through AVX512_BF16 (only where tern_bf16_native_supported); emulated with f32 where
+ * oneDNN offers no primitive or the call comes from inside a parallel region. */
+void tern_sgemm_bf16_native(tern_sgemm_fn f32, KB, int transA, int transB, size_t M, size_t N, size_t K, float alpha,
+                            const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+int tern_bf16_native_supported(void);
+/* matmul_bwd's two products at bf16 (dbias is the caller's), dout converted or rounded once:
+ * natively when native is set, else emulated with f32. */
+void tern_matmul_bwd_bf16(int native, tern_sgemm_fn f32, KB, float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, size_t N, size_t C, size_t OC, int wt);
+/* Attention at bf16 with AVX512_BF16 products (cpu/attn_bf16.c; only where
+ * tern_bf16_native_supported), with the set's row operations as tern_kern_attention_*_blocked
+ * takes them: the same roundings as ref's. */
+void tern_attention_fwd_bf16(KB, float *out, float *lse, float *scratch, const float *q, const float *k, const float *v,
+                             const tern_att_shape *s, float (*softmax_row)(float *row, size_t t, size_t n));
+void tern_attention_bwd_bf16(KB, float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q, const float *k,
+                             const float *v, const float *lse, const tern_att_shape *s,
+                             void (*probs_row)(float *row, size_t t, size_t n, float lse),
+                             void (*dsoftmax_row)(float *dp, const float *p, size_t t, size_t n, float scale));
+/* out (C) += the column sums of x (N,C), each column's rows added in order (ref.c). */
+void tern_colsum_add(float *out, const float *x, size_t N, size_t C);
 #undef KB
 #endif

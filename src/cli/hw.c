@@ -73,6 +73,16 @@ static void print_class_line(const tern_hw_class *c, double area) {
     printf("  why:   %s\n", c->reason);
 }
 
+/* The kernel set tern's CPU backend runs here and how it does bf16's matrix products. */
+static void print_kernels(void) {
+    tern_backend *be;
+    if (tern_backend_open(&be, NULL) != TERN_OK) return;
+    if (tern_backend_set_precision(be, "bf16") == TERN_OK)
+        printf("  tern kernels: %s (TERN_KERN=ref|cpu|avx2|avx512 forces a set); --precision bf16: %s\n", tern_backend_name(be),
+               tern_backend_precision_how(be));
+    tern_backend_free(be);
+}
+
 static int show_host(int json) {
     tern_hw_host *h = malloc(sizeof *h);
     if (!h) {
@@ -111,6 +121,7 @@ static int show_host(int json) {
             for (int b = 0; b < 13; b++)
                 if (d->cpu.features & (1u << b)) printf(" %s", fn[b]);
             printf("\n  peak basis: %s\n", d->basis);
+            print_kernels();
         } else {
             char gm[128];
             fmt_num(gm, sizeof gm, d->memory_bytes / (1024.0 * 1024 * 1024), 1);

@@ -252,13 +252,23 @@ static void block_fwd(tern_model *m, size_t l) {
     tern_model_check_out(m, b.atty, N * C, "attention_fwd", (long)l);
     k->matmul_fwd(be, b.attproj, b.atty, p->attprojw + l * ls, p->attprojb + l * ls, N, C, C, 0);
     tern_model_check_out(m, b.attproj, N * C, "matmul_fwd (attn.c_proj)", (long)l);
-    k->residual_fwd(be, b.res2, b.x, b.attproj, N * C);
+    if (k->residual_layernorm_fwd) {
+        k->residual_layernorm_fwd(be, b.res2, b.ln2, b.ln2_mean, b.ln2_rstd, b.x, b.attproj, p->ln2w + l * ls, p->ln2b + l * ls, N, C,
+                                  eps);
+    } else {
+        k->residual_fwd(be, b.res2, b.x, b.attproj, N * C);
+        k->layernorm_fwd(be, b.ln2, b.ln2_mean, b.ln2_rstd, b.res2, p->ln2w + l * ls, p->ln2b + l * ls, N, C, eps);
+    }
     tern_model_check_out(m, b.res2, N * C, "residual_fwd (attention)", (long)l);
-    k->layernorm_fwd(be, b.ln2, b.ln2_mean, b.ln2_rstd, b.res2, p->ln2w + l * ls, p->ln2b + l * ls, N, C, eps);
     tern_model_check_out(m, b.ln2, N * C, "layernorm_fwd (ln_2)", (long)l);
-    k->matmul_fwd(be, b.fch, b.ln2, p->fcw + l * ls, p->fcb + l * ls, N, C, 4 * C, 0);
+    if (k->bias_gelu_fwd) {
+        k->matmul_fwd(be, b.fch, b.ln2, p->fcw + l * ls, NULL, N, C, 4 * C, 0);
+        k->bias_gelu_fwd(be, b.fch_gelu, b.fch, p->fcb + l * ls, N, 4 * C);
+    } else {
+        k->matmul_fwd(be, b.fch, b.ln2, p->fcw + l * ls, p->fcb + l * ls, N, C, 4 * C, 0);
+        k->gelu_fwd(be, b.fch_gelu, b.fch, N * 4 * C);
+    }
     tern_model_check_out(m, b.fch, N * 4 * C, "matmul_fwd (mlp.c_fc)", (long)l);
-    k->gelu_fwd(be, b.fch_gelu, b.fch, N * 4 * C);
     tern_model_check_out(m, b.fch_gelu, N * 4 * C, "gelu_fwd", (long)l);
     k->matmul_fwd(be, b.fcproj, b.fch_gelu, p->fcprojw + l * ls, p->fcprojb + l * ls, N, 4 * C, C, 0);
     tern_model_check_out(m, b.fcproj, N * C, "matmul_fwd (mlp.c_proj)", (long)l);

@@ -303,10 +303,14 @@ static void block_fwd(tern_model *m, size_t l) {
     k->attention_fwd(be, b.atty, b.lse, a->attscr, b.q, b.k, b.v, &as);
     tern_model_check_out(m, b.atty, N * Q, "attention_fwd", (long)l);
     k->matmul_fwd(be, a->proj, b.atty, w.o, NULL, N, Q, C, 1);
-    k->residual_fwd(be, b.res2, b.x, a->proj, N * C);
-    tern_model_check_out(m, b.res2, N * C, "matmul_fwd and residual_fwd (o_proj)", (long)l);
     /* res3 = res2 + down(silu(gate(ln2(res2))) * up(ln2(res2))) */
-    k->rmsnorm_fwd(be, b.ln2, b.ln2_rstd, b.res2, w.ln2, N, C, eps);
+    if (k->residual_rmsnorm_fwd) {
+        k->residual_rmsnorm_fwd(be, b.res2, b.ln2, b.ln2_rstd, b.x, a->proj, w.ln2, N, C, eps);
+    } else {
+        k->residual_fwd(be, b.res2, b.x, a->proj, N * C);
+        k->rmsnorm_fwd(be, b.ln2, b.ln2_rstd, b.res2, w.ln2, N, C, eps);
+    }
+    tern_model_check_out(m, b.res2, N * C, "matmul_fwd and residual_fwd (o_proj)", (long)l);
     tern_model_check_out(m, b.ln2, N * C, "rmsnorm_fwd (post_attention_layernorm)", (long)l);
     k->matmul_fwd(be, b.gate, b.ln2, w.gate, NULL, N, C, F, 1);
     k->matmul_fwd(be, b.up, b.ln2, w.up, NULL, N, C, F, 1);

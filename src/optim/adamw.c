@@ -35,12 +35,16 @@ void tern_adamw_free(tern_adamw *opt) {
 }
 
 tern_status tern_adamw_step(tern_adamw *opt, tern_model *m, float lr, uint64_t t, const tern_adamw_hparams *hp) {
+    return tern_adamw_step_scaled(opt, m, lr, t, hp, 1.0f);
+}
+
+tern_status tern_adamw_step_scaled(tern_adamw *opt, tern_model *m, float lr, uint64_t t, const tern_adamw_hparams *hp, float grad_scale) {
     TERN_ASSERT(t >= 1);
     tern_backend *be = opt->be;
     TERN_ASSERT(be == tern_model_backend(m));
     float *params = tern_model_buffer(m, TERN_PARAMS), *grads = tern_model_buffer(m, TERN_GRADS);
     tern_adamw_args a = {lr, hp->beta1, hp->beta2, hp->eps, 1.0f, 1.0f - powf(hp->beta1, (float)t),
-                         sqrtf(1.0f - powf(hp->beta2, (float)t))};
+                         sqrtf(1.0f - powf(hp->beta2, (float)t)), grad_scale};
     size_t ntensors;
     const tern_tensor *tensors = tern_model_tensors(m, &ntensors);
     for (size_t k = 0; k < ntensors; k++) {
@@ -85,9 +89,14 @@ double tern_grad_sum_squares(tern_model *m, size_t begin, size_t end) {
     return be->k->sumsq(be, tern_model_buffer(m, TERN_GRADS) + begin, end - begin);
 }
 
-void tern_clip_grads(tern_model *m, size_t begin, size_t end, double norm, float max_norm) {
+float tern_clip_coef(double norm, float max_norm) {
     double coef = (double)max_norm / (norm + 1e-6);
-    if (coef >= 1.0) return;
+    return coef >= 1.0 ? 1.0f : (float)coef;
+}
+
+void tern_clip_grads(tern_model *m, size_t begin, size_t end, double norm, float max_norm) {
+    float coef = tern_clip_coef(norm, max_norm);
+    if (coef == 1.0f) return;
     tern_backend *be = tern_model_backend(m);
-    be->k->scale(be, tern_model_buffer(m, TERN_GRADS) + begin, end - begin, (float)coef);
+    be->k->scale(be, tern_model_buffer(m, TERN_GRADS) + begin, end - begin, coef);
 }

@@ -574,8 +574,8 @@ static tern_status step_once(run *r, float lr, double *loss, double *norm, int *
     size_t shard0, shard1; /* the parameters this rank updates (all, or its ZeRO shard) */
     tern_ddp_shard(r->dp, &shard0, &shard1);
     tern_adamw_hparams hp = {(float)o->beta1, (float)o->beta2, (float)o->eps, (float)o->weight_decay};
-    if (o->grad_clip > 0) tern_clip_grads(r->m, shard0, shard1, *norm, (float)o->grad_clip);
-    TERN_TRY(tern_adamw_step(&r->opt, r->m, lr, r->step + 1, &hp));
+    float clip = o->grad_clip > 0 ? tern_clip_coef(*norm, (float)o->grad_clip) : 1.0f;
+    TERN_TRY(tern_adamw_step_scaled(&r->opt, r->m, lr, r->step + 1, &hp, clip));
     return tern_ddp_sync_params(r->dp);
 }
 
@@ -1102,8 +1102,9 @@ static void banner(const run *r, const tern_train_opts *o, const char *ckdir, co
     const tern_model_config *c = &r->mc;
     fprintf(stderr, "%s %s: %s, %d layers, %d heads", o->resume ? "resuming" : "training", o->out, c->arch, c->n_layer, c->n_head);
     if (c->n_kv_head != c->n_head) fprintf(stderr, " (%d key/value)", c->n_kv_head);
-    fprintf(stderr, ", width %d, context %lld, vocabulary %d: %.2fM parameters, on %s in %s\n", c->n_embd, o->seq, c->vocab_size,
-            (double)np / 1e6, tern_backend_name(r->be), tern_backend_precision(r->be));
+    const char *how = tern_backend_precision_how(r->be);
+    fprintf(stderr, ", width %d, context %lld, vocabulary %d: %.2fM parameters, on %s in %s%s%s%s\n", c->n_embd, o->seq, c->vocab_size,
+            (double)np / 1e6, tern_backend_name(r->be), tern_backend_precision(r->be), *how ? " (" : "", how, *how ? ")" : "");
     fprintf(stderr, "data %s: %llu train tokens%s; %zu rows x %zu tokens x %lld micro-batches per step, %llu steps\n", o->data,
             (unsigned long long)train_source_tokens(&r->src), r->val ? "" : " (no val split)", B, T, o->grad_accum,
             (unsigned long long)o->steps);

@@ -19,6 +19,7 @@ typedef __m256 VT;
 #define V_ADD(a, b) _mm256_add_ps(a, b)
 #define V_SUB(a, b) _mm256_sub_ps(a, b)
 #define V_MUL(a, b) _mm256_mul_ps(a, b)
+#define V_SQRT(a) _mm256_sqrt_ps(a)
 #define V_DIV(a, b) _mm256_div_ps(a, b)
 #define V_MIN(a, b) _mm256_min_ps(a, b)
 #define V_MAX(a, b) _mm256_max_ps(a, b)
@@ -48,6 +49,14 @@ const tern_kern tern_kern_avx2 = {
     .attention_bwd = attention_bwd_avx2,
     .swiglu_fwd = swiglu_fwd_avx2,
     .swiglu_bwd = swiglu_bwd_avx2,
+    .adamw = adamw_avx2,
+    .layernorm_fwd = layernorm_fwd_avx2,
+    .layernorm_bwd = layernorm_bwd_avx2,
+    .residual_layernorm_fwd = residual_layernorm_fwd_avx2,
+    .rmsnorm_fwd = rmsnorm_fwd_avx2,
+    .rmsnorm_bwd = rmsnorm_bwd_avx2,
+    .residual_rmsnorm_fwd = residual_rmsnorm_fwd_avx2,
+    .bias_gelu_fwd = bias_gelu_fwd_avx2,
 };
 
 int tern_kern_avx2_supported(void) {

@@ -19,6 +19,7 @@ typedef __m512 VT;
 #define V_ADD(a, b) _mm512_add_ps(a, b)
 #define V_SUB(a, b) _mm512_sub_ps(a, b)
 #define V_MUL(a, b) _mm512_mul_ps(a, b)
+#define V_SQRT(a) _mm512_sqrt_ps(a)
 #define V_DIV(a, b) _mm512_div_ps(a, b)
 #define V_MIN(a, b) _mm512_min_ps(a, b)
 #define V_MAX(a, b) _mm512_max_ps(a, b)
@@ -33,15 +34,68 @@ typedef __m512 VT;
 #include "backend/cpu/vec_impl.h"
 #pragma GCC pop_options
 
+/* At bf16: native products where the CPU has AVX512_BF16, emulated ones where it does not. */
+static void attention_fwd_avx512bf(tern_backend *be, float *out, float *lse, float *scratch, const float *q, const float *k,
+                                   const float *v, const tern_att_shape *sh) {
+    if (tern_is_bf16(be) && tern_bf16_native_supported())
+        tern_attention_fwd_bf16(be, out, lse, scratch, q, k, v, sh, softmax_row_avx512);
+    else
+        attention_fwd_avx512(be, out, lse, scratch, q, k, v, sh);
+}
+
+static void attention_bwd_avx512bf(tern_backend *be, float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                                   const float *q, const float *k, const float *v, const float *lse, const tern_att_shape *sh) {
+    if (tern_is_bf16(be) && tern_bf16_native_supported())
+        tern_attention_bwd_bf16(be, dq, dk, dv, scratch, dout, q, k, v, lse, sh, probs_row_avx512, dsoftmax_row_avx512);
+    else
+        attention_bwd_avx512(be, dq, dk, dv, scratch, dout, q, k, v, lse, sh);
+}
+
+static void sgemm_avx512(tern_backend *be, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
+                         size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    if (!tern_is_bf16(be))
+        tern_sgemm_f32(be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else if (tern_bf16_native_supported())
+        tern_sgemm_bf16_native(tern_sgemm_f32, be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        tern_sgemm_bf16_emulated(tern_sgemm_f32, be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static void matmul_fwd_avx512(tern_backend *be, float *out, const float *inp, const float *w, const float *bias, size_t N, size_t C,
+                              size_t OC, int wt) {
+    tern_kern_matmul_fwd_with(&tern_kern_avx512, be, out, inp, w, bias, N, C, OC, wt);
+}
+
+static void matmul_bwd_avx512(tern_backend *be, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                              const float *w, size_t N, size_t C, size_t OC, int wt) {
+    if (!tern_is_bf16(be)) {
+        tern_kern_matmul_bwd_with(&tern_kern_avx512, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
+        return;
+    }
+    tern_matmul_bwd_bf16(tern_bf16_native_supported(), tern_sgemm_f32, be, dinp, dw, dout, inp, w, N, C, OC, wt);
+    if (dbias) tern_colsum_add(dbias, dout, N, OC);
+}
+
 const tern_kern tern_kern_avx512 = {
     .name = "avx512",
+    .sgemm = sgemm_avx512,
+    .matmul_fwd = matmul_fwd_avx512,
+    .matmul_bwd = matmul_bwd_avx512,
     .gelu_fwd = gelu_fwd_avx512,
     .gelu_bwd = gelu_bwd_avx512,
     .crossentropy_fwd_bwd = crossentropy_fwd_bwd_avx512,
-    .attention_fwd = attention_fwd_avx512,
-    .attention_bwd = attention_bwd_avx512,
+    .attention_fwd = attention_fwd_avx512bf,
+    .attention_bwd = attention_bwd_avx512bf,
     .swiglu_fwd = swiglu_fwd_avx512,
     .swiglu_bwd = swiglu_bwd_avx512,
+    .adamw = adamw_avx512,
+    .layernorm_fwd = layernorm_fwd_avx512,
+    .layernorm_bwd = layernorm_bwd_avx512,
+    .residual_layernorm_fwd = residual_layernorm_fwd_avx512,
+    .rmsnorm_fwd = rmsnorm_fwd_avx512,
+    .rmsnorm_bwd = rmsnorm_bwd_avx512,
+    .residual_rmsnorm_fwd = residual_rmsnorm_fwd_avx512,
+    .bias_gelu_fwd = bias_gelu_fwd_avx512,
 };
 
 int tern_kern_avx512_supported(void) {

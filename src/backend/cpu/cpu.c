@@ -1,7 +1,9 @@
 /* The CPU set: the reference kernels, with matrix products handed to oneDNN's sgemm (a
  * well-kept library, far faster than any plain loop; docs/PERFORMANCE.md has the comparison with
  * OpenBLAS). oneDNN threads with the same OpenMP pool as tern's own kernels. The avx2 and avx512
- * sets override further entries on top of this one. */
+ * sets override further entries on top of this one. At bf16 the products are emulated
+ * (cpu/bf16.c); the avx512 set replaces sgemm with the native one where the CPU has
+ * AVX512_BF16. */
 #include "backend/backend_int.h"
 #include "tern/core.h"
 
@@ -9,14 +11,22 @@
 #include <math.h>
 #include <string.h>
 
-static void sgemm_blas(tern_backend *be, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
-                       size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+void tern_sgemm_f32(tern_backend *be, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                    const float *B, size_t ldb, float beta, float *C, size_t ldc) {
     (void)be;
     if (M == 0 || N == 0) return;
     /* dnnl_sgemm is row-major, with 'N'/'T' for each operand. */
     dnnl_status_t st = dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', (dnnl_dim_t)M, (dnnl_dim_t)N, (dnnl_dim_t)K, alpha,
                                   A, (dnnl_dim_t)lda, B, (dnnl_dim_t)ldb, beta, C, (dnnl_dim_t)ldc);
     TERN_ASSERT(st == dnnl_success); /* only invalid arguments fail, and shapes are checked upstream */
+}
+
+static void sgemm_blas(tern_backend *be, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
+                       size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    if (tern_is_bf16(be))
+        tern_sgemm_bf16_emulated(tern_sgemm_f32, be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        tern_sgemm_f32(be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 static void matmul_fwd_cpu(tern_backend *be, float *out, const float *inp, const float *w, const float *bias, size_t N,
@@ -26,7 +36,12 @@ static void matmul_fwd_cpu(tern_backend *be, float *out, const float *inp, const
 
 static void matmul_bwd_cpu(tern_backend *be, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                            const float *w, size_t N, size_t C, size_t OC, int wt) {
-    tern_kern_matmul_bwd_with(&tern_kern_cpu, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
+    if (!tern_is_bf16(be)) {
+        tern_kern_matmul_bwd_with(&tern_kern_cpu, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
+        return;
+    }
+    tern_matmul_bwd_bf16(0, tern_sgemm_f32, be, dinp, dw, dout, inp, w, N, C, OC, wt);
+    if (dbias) tern_colsum_add(dbias, dout, N, OC);
 }
 
 /* Attention as matrix products, flash-style in blocks of TERN_ATT_BQ query rows per (batch, head):
@@ -36,6 +51,49 @@ static void matmul_bwd_cpu(tern_backend *be, float *dinp, float *dw, float *dbia
  * Within a block the few scores above the diagonal are computed and then zeroed, which keeps them
  * in GEMMs. Heads run in parallel; each GEMM then runs on one thread (OpenMP does not nest by
  * default). The row operations come from the caller, vectorised or not. */
+
+/* At bf16 the operands of every product are rounded as ref rounds them: q, k, v and dout once,
+ * into copies kept between calls (attention is called from outside parallel regions), the
+ * probabilities and the scores' gradient row by row in place. The fp32 products of rounded values
+ * are then the bf16 products. */
+static struct {
+    float *p;
+    size_t cap;
+} att_copy[4];
+
+/* rows x cols of x (rows of ld floats) rounded into copy i, laid out as x. */
+static const float *att_rounded(int i, const float *x, size_t rows, size_t ld, size_t cols) {
+    size_t n = (rows - 1) * ld + cols;
+    if (n > att_copy[i].cap) {
+        tern_free(att_copy[i].p);
+        att_copy[i].p = NULL;
+        att_copy[i].cap = 0;
+        if (tern_alloc((void **)&att_copy[i].p, n * sizeof(float), "bf16 attention operands") != TERN_OK)
+            tern_abort(__FILE__, __LINE__, "%s", tern_errmsg());
+        att_copy[i].cap = n;
+    }
+    tern_bf16_round(att_copy[i].p, ld, x, ld, rows, cols);
+    return att_copy[i].p;
+}
+
+/* q, k and v rounded (GPT-2's packed buffer as one). */
+static void att_round_qkv(const float **q, const float **k, const float **v, const tern_att_shape *sh) {
+    size_t N = sh->B * sh->T, Q = sh->NH * sh->hs, KV = sh->NKV * sh->hs;
+    if (*k == *q + Q && *v == *k + KV && sh->ldq == sh->ldk && sh->ldk == sh->ldv && sh->ldq == Q + 2 * KV) {
+        const float *r = att_rounded(0, *q, N, sh->ldq, sh->ldq);
+        *q = r, *k = r + Q, *v = r + Q + KV;
+        return;
+    }
+    *q = att_rounded(0, *q, N, sh->ldq, Q);
+    *k = att_rounded(1, *k, N, sh->ldk, KV);
+    *v = att_rounded(2, *v, N, sh->ldv, KV);
+}
+
+static inline void round_row(float *x, size_t n) {
+    uint32_t *u = (uint32_t *)(void *)x;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) u[i] = tern_bf16_bits(u[i]);
+}
 
 /* The plain-C causal softmax of one score row in place (row[0..t] normalised, row[t+1..n) zeroed);
  * returns the log-sum-exp of row[0..t]. */
@@ -72,6 +130,8 @@ void tern_kern_attention_fwd_blocked(tern_backend *be, float *out, float *lse, f
                                      const float *vp, const tern_att_shape *sh, float (*softmax_row)(float *row, size_t t, size_t n)) {
     size_t B = sh->B, T = sh->T, NH = sh->NH, hs = sh->hs, G = sh->NH / sh->NKV, C = NH * hs;
     float scale = 1.0f / sqrtf((float)hs);
+    int bf = tern_is_bf16(be);
+    if (bf) att_round_qkv(&qp, &kp, &vp, sh);
 #pragma omp parallel for schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t bh = 0; bh < B * NH; bh++) {
         size_t b = bh / NH, h = bh % NH, kh = h / G;
@@ -79,9 +139,10 @@ void tern_kern_attention_fwd_blocked(tern_backend *be, float *out, float *lse, f
         float *s = scratch + bh * 2 * TERN_ATT_BQ * T, *l = lse + bh * T;
         for (size_t i0 = 0; i0 < T; i0 += TERN_ATT_BQ) {
             size_t i1 = i0 + TERN_ATT_BQ < T ? i0 + TERN_ATT_BQ : T, nb = i1 - i0, n = i1;
-            sgemm_blas(be, 0, 1, nb, n, hs, scale, q + i0 * sh->ldq, sh->ldq, k, sh->ldk, 0.0f, s, n);
+            tern_sgemm_f32(be, 0, 1, nb, n, hs, scale, q + i0 * sh->ldq, sh->ldq, k, sh->ldk, 0.0f, s, n);
             for (size_t r = 0; r < nb; r++) l[i0 + r] = softmax_row(s + r * n, i0 + r, n);
-            sgemm_blas(be, 0, 0, nb, hs, n, 1.0f, s, n, v, sh->ldv, 0.0f, out + (b * T + i0) * C + h * hs, C);
+            if (bf) round_row(s, nb * n);
+            tern_sgemm_f32(be, 0, 0, nb, hs, n, 1.0f, s, n, v, sh->ldv, 0.0f, out + (b * T + i0) * C + h * hs, C);
         }
     }
 }
@@ -92,6 +153,11 @@ void tern_kern_attention_bwd_blocked(tern_backend *be, float *dqp, float *dkp, f
                                      void (*dsoftmax_row)(float *dp, const float *p, size_t t, size_t n, float scale)) {
     size_t B = sh->B, T = sh->T, NH = sh->NH, NKV = sh->NKV, hs = sh->hs, G = NH / NKV, C = NH * hs;
     float scale = 1.0f / sqrtf((float)hs);
+    int bf = tern_is_bf16(be);
+    if (bf) {
+        att_round_qkv(&qp, &kp, &vp, sh);
+        dout = att_rounded(3, dout, B * T, C, C);
+    }
     /* One task per (batch, key/value head): it owns that head's dk and dv, into which its group's
      * query heads add in order, and those heads' rows of dq. */
 #pragma omp parallel for schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
@@ -111,15 +177,17 @@ void tern_kern_attention_bwd_blocked(tern_backend *be, float *dqp, float *dkp, f
             for (size_t i0 = 0; i0 < T; i0 += TERN_ATT_BQ) {
                 size_t i1 = i0 + TERN_ATT_BQ < T ? i0 + TERN_ATT_BQ : T, nb = i1 - i0, n = i1;
                 /* P again, from the scores and the saved log-sum-exp */
-                sgemm_blas(be, 0, 1, nb, n, hs, scale, q + i0 * sh->ldq, sh->ldq, k, sh->ldk, 0.0f, p, n);
+                tern_sgemm_f32(be, 0, 1, nb, n, hs, scale, q + i0 * sh->ldq, sh->ldq, k, sh->ldk, 0.0f, p, n);
                 for (size_t r = 0; r < nb; r++) probs_row(p + r * n, i0 + r, n, l[i0 + r]);
+                if (bf) round_row(p, nb * n);
                 /* dP = dY V^T; dV += P^T dY */
-                sgemm_blas(be, 0, 1, nb, n, hs, 1.0f, dy + i0 * C, C, v, sh->ldv, 0.0f, dp, n);
-                sgemm_blas(be, 1, 0, n, hs, nb, 1.0f, p, n, dy + i0 * C, C, 1.0f, dv, sh->ldv);
+                tern_sgemm_f32(be, 0, 1, nb, n, hs, 1.0f, dy + i0 * C, C, v, sh->ldv, 0.0f, dp, n);
+                tern_sgemm_f32(be, 1, 0, n, hs, nb, 1.0f, p, n, dy + i0 * C, C, 1.0f, dv, sh->ldv);
                 for (size_t r = 0; r < nb; r++) dsoftmax_row(dp + r * n, p + r * n, i0 + r, n, scale);
+                if (bf) round_row(dp, nb * n);
                 /* dQ = dS K (this block's rows); dK += dS^T Q */
-                sgemm_blas(be, 0, 0, nb, hs, n, 1.0f, dp, n, k, sh->ldk, 0.0f, dq + i0 * sh->ldq, sh->ldq);
-                sgemm_blas(be, 1, 0, n, hs, nb, 1.0f, dp, n, q + i0 * sh->ldq, sh->ldq, 1.0f, dk, sh->ldk);
+                tern_sgemm_f32(be, 0, 0, nb, hs, n, 1.0f, dp, n, k, sh->ldk, 0.0f, dq + i0 * sh->ldq, sh->ldq);
+                tern_sgemm_f32(be, 1, 0, n, hs, nb, 1.0f, dp, n, q + i0 * sh->ldq, sh->ldq, 1.0f, dk, sh->ldk);
             }
         }
     }

@@ -213,3 +213,258 @@ static void FN(swiglu_bwd)(tern_backend *be, float *dgate, float *dup, const flo
         dgate[i] = d * up[i] * sg * (1.0f + g * (1.0f - sg));
     }
 }
+
+/* AdamW in ref's order of operations (no fused multiply-adds), so that its results are ref's
+ * bit for bit: sqrt and division are correctly rounded in both. */
+static void FN(adamw)(tern_backend *be, float *p, const float *g, float *m, float *v, size_t n, const tern_adamw_args *a) {
+    (void)be;
+    size_t nv = n / VW * VW;
+    float b1 = a->beta1, b2 = a->beta2, step_size = a->lr / a->bc1;
+#pragma omp parallel for schedule(static) if ((n) >= TERN_OMP_MIN_WORK)
+    for (size_t i = 0; i < nv; i += VW) {
+        VT gi = V_MUL(V_LOAD(g + i), V_SET1(a->gscale));
+        VT pi = V_MUL(V_LOAD(p + i), V_SET1(a->decay));
+        VT mi = V_ADD(V_MUL(V_SET1(b1), V_LOAD(m + i)), V_MUL(V_SET1(1.0f - b1), gi));
+        VT vi = V_ADD(V_MUL(V_SET1(b2), V_LOAD(v + i)), V_MUL(V_MUL(V_SET1(1.0f - b2), gi), gi));
+        V_STORE(m + i, mi);
+        V_STORE(v + i, vi);
+        VT denom = V_ADD(V_DIV(V_SQRT(vi), V_SET1(a->bc2_sqrt)), V_SET1(a->eps));
+        V_STORE(p + i, V_SUB(pi, V_DIV(V_MUL(V_SET1(step_size), mi), denom)));
+    }
+    for (size_t i = nv; i < n; i++) {
+        float gi = g[i] * a->gscale;
+        float pi = p[i] * a->decay;
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float denom = sqrtf(vi) / a->bc2_sqrt + a->eps;
+        p[i] = pi - step_size * mi / denom;
+    }
+}
+
+/* ---- normalisation, a row at a time ----
+ * A row of C floats stays in L1 between its passes (sum, squares, output); the residual add
+ * before a norm is the first of those passes. The backward passes put the row part and the
+ * column sums of dw (db) in one parallel region, the column sums in ref's order (blocks of 64
+ * columns, rows in order), so dw and db are ref's bit for bit. */
+
+static inline float FN(hsum)(VT v) {
+    float buf[VW], s = 0.0f;
+    V_STORE(buf, v);
+    for (int k = 0; k < VW; k++) s += buf[k];
+    return s;
+}
+
+/* LayerNorm of row x into o (mean and rstd out); x may be computed as a + b into r first. */
+static inline void FN(ln_row)(float *o, float *mean, float *rstd, float *r, const float *a, const float *b, const float *x,
+                              const float *w, const float *bias, size_t C, float eps) {
+    size_t nv = C / VW * VW;
+    VT s = V_SET1(0.0f);
+    if (r) {
+        for (size_t c = 0; c < nv; c += VW) {
+            VT v = V_ADD(V_LOAD(a + c), V_LOAD(b + c));
+            V_STORE(r + c, v);
+            s = V_ADD(s, v);
+        }
+        for (size_t c = nv; c < C; c++) r[c] = a[c] + b[c];
+        x = r;
+    } else {
+        for (size_t c = 0; c < nv; c += VW) s = V_ADD(s, V_LOAD(x + c));
+    }
+    float m = FN(hsum)(s);
+    for (size_t c = nv; c < C; c++) m += x[c];
+    m /= (float)C;
+    VT mv = V_SET1(m), q = V_SET1(0.0f);
+    for (size_t c = 0; c < nv; c += VW) {
+        VT d = V_SUB(V_LOAD(x + c), mv);
+        q = V_FMADD(d, d, q);
+    }
+    float v = FN(hsum)(q);
+    for (size_t c = nv; c < C; c++) v += (x[c] - m) * (x[c] - m);
+    v /= (float)C;
+    float sd = 1.0f / sqrtf(v + eps);
+    VT sv = V_SET1(sd);
+    for (size_t c = 0; c < nv; c += VW)
+        V_STORE(o + c, V_ADD(V_MUL(V_MUL(V_SUB(V_LOAD(x + c), mv), sv), V_LOAD(w + c)), V_LOAD(bias + c)));
+    for (size_t c = nv; c < C; c++) o[c] = (x[c] - m) * sd * w[c] + bias[c];
+    *mean = m;
+    *rstd = sd;
+}
+
+static void FN(layernorm_fwd)(tern_backend *be, float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                              size_t N, size_t C, float eps) {
+    (void)be;
+#pragma omp parallel for schedule(static) if ((N * C) >= TERN_OMP_MIN_WORK)
+    for (size_t i = 0; i < N; i++) FN(ln_row)(out + i * C, mean + i, rstd + i, NULL, NULL, NULL, inp + i * C, w, b, C, eps);
+}
+
+static void FN(residual_layernorm_fwd)(tern_backend *be, float *res, float *out, float *mean, float *rstd, const float *a, const float *b,
+                                       const float *w, const float *bias, size_t N, size_t C, float eps) {
+    (void)be;
+#pragma omp parallel for schedule(static) if ((N * C) >= TERN_OMP_MIN_WORK)
+    for (size_t i = 0; i < N; i++)
+        FN(ln_row)(out + i * C, mean + i, rstd + i, res + i * C, a + i * C, b + i * C, NULL, w, bias, C, eps);
+}
+
+static void FN(layernorm_bwd)(tern_backend *be, float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                              const float *mean, const float *rstd, size_t N, size_t C) {
+    (void)be;
+    size_t nv = C / VW * VW, nblk = (C + 63) / 64;
+#pragma omp parallel if ((N * C) >= TERN_OMP_MIN_WORK)
+    {
+        /* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dout * w */
+#pragma omp for schedule(static) nowait
+        for (size_t i = 0; i < N; i++) {
+            const float *x = inp + i * C, *dy = dout + i * C;
+            float m = mean[i], s = rstd[i];
+            VT mv = V_SET1(m), sv = V_SET1(s), a1 = V_SET1(0.0f), a2 = V_SET1(0.0f);
+            for (size_t c = 0; c < nv; c += VW) {
+                VT g = V_MUL(V_LOAD(dy + c), V_LOAD(w + c));
+                a1 = V_ADD(a1, g);
+                a2 = V_FMADD(g, V_MUL(V_SUB(V_LOAD(x + c), mv), sv), a2);
+            }
+            float gm = FN(hsum)(a1), gxm = FN(hsum)(a2);
+            for (size_t c = nv; c < C; c++) {
+                float g = dy[c] * w[c];
+                gm += g;
+                gxm += g * (x[c] - m) * s;
+            }
+            gm /= (float)C;
+            gxm /= (float)C;
+            float *dx = dinp + i * C;
+            VT gmv = V_SET1(gm), gxv = V_SET1(gxm);
+            for (size_t c = 0; c < nv; c += VW) {
+                VT xh = V_MUL(V_SUB(V_LOAD(x + c), mv), sv);
+                VT t = V_SUB(V_SUB(V_MUL(V_LOAD(dy + c), V_LOAD(w + c)), gmv), V_MUL(xh, gxv));
+                V_STORE(dx + c, V_ADD(V_LOAD(dx + c), V_MUL(sv, t)));
+            }
+            for (size_t c = nv; c < C; c++) {
+                float xhat = (x[c] - m) * s;
+                dx[c] += s * (dy[c] * w[c] - gm - xhat * gxm);
+            }
+        }
+        /* dw, db: as ref (colsum blocks, rows in order) */
+#pragma omp for schedule(static)
+        for (size_t bk = 0; bk < nblk; bk++) {
+            size_t c0 = bk * 64, n = C - c0 < 64 ? C - c0 : 64;
+            float sw[64] = {0}, sb[64] = {0};
+            for (size_t i = 0; i < N; i++) {
+                const float *d = dout + i * C + c0, *x = inp + i * C + c0;
+                float m = mean[i], r = rstd[i];
+#pragma omp simd
+                for (size_t c = 0; c < n; c++) {
+                    sw[c] += d[c] * (x[c] - m) * r;
+                    sb[c] += d[c];
+                }
+            }
+            for (size_t c = 0; c < n; c++) {
+                dw[c0 + c] += sw[c];
+                db[c0 + c] += sb[c];
+            }
+        }
+    }
+}
+
+/* RMSNorm of row x into o (rstd out); x may be computed as a + b into r first. */
+static inline void FN(rms_row)(float *o, float *rstd, float *r, const float *a, const float *b, const float *x, const float *w, size_t C,
+                               float eps) {
+    size_t nv = C / VW * VW;
+    VT q = V_SET1(0.0f);
+    if (r) {
+        for (size_t c = 0; c < nv; c += VW) {
+            VT v = V_ADD(V_LOAD(a + c), V_LOAD(b + c));
+            V_STORE(r + c, v);
+            q = V_FMADD(v, v, q);
+        }
+        for (size_t c = nv; c < C; c++) r[c] = a[c] + b[c];
+        x = r;
+    } else {
+        for (size_t c = 0; c < nv; c += VW) {
+            VT v = V_LOAD(x + c);
+            q = V_FMADD(v, v, q);
+        }
+    }
+    float ss = FN(hsum)(q);
+    for (size_t c = nv; c < C; c++) ss += x[c] * x[c];
+    float s = 1.0f / sqrtf(ss / (float)C + eps);
+    VT sv = V_SET1(s);
+    for (size_t c = 0; c < nv; c += VW) V_STORE(o + c, V_MUL(V_MUL(V_LOAD(x + c), sv), V_LOAD(w + c)));
+    for (size_t c = nv; c < C; c++) o[c] = x[c] * s * w[c];
+    *rstd = s;
+}
+
+static void FN(rmsnorm_fwd)(tern_backend *be, float *out, float *rstd, const float *inp, const float *w, size_t N, size_t C, float eps) {
+    (void)be;
+#pragma omp parallel for schedule(static) if ((N * C) >= TERN_OMP_MIN_WORK)
+    for (size_t i = 0; i < N; i++) FN(rms_row)(out + i * C, rstd + i, NULL, NULL, NULL, inp + i * C, w, C, eps);
+}
+
+static void FN(residual_rmsnorm_fwd)(tern_backend *be, float *res, float *out, float *rstd, const float *a, const float *b,
+                                     const float *w, size_t N, size_t C, float eps) {
+    (void)be;
+#pragma omp parallel for schedule(static) if ((N * C) >= TERN_OMP_MIN_WORK)
+    for (size_t i = 0; i < N; i++) FN(rms_row)(out + i * C, rstd + i, res + i * C, a + i * C, b + i * C, NULL, w, C, eps);
+}
+
+static void FN(rmsnorm_bwd)(tern_backend *be, float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                            const float *rstd, size_t N, size_t C) {
+    (void)be;
+    size_t nv = C / VW * VW, nblk = (C + 63) / 64;
+#pragma omp parallel if ((N * C) >= TERN_OMP_MIN_WORK)
+    {
+        /* dx = rstd * (g - xhat * mean(g * xhat)), g = dout * w, xhat = x * rstd */
+#pragma omp for schedule(static) nowait
+        for (size_t i = 0; i < N; i++) {
+            const float *x = inp + i * C, *dy = dout + i * C;
+            float s = rstd[i];
+            VT sv = V_SET1(s), acc = V_SET1(0.0f);
+            for (size_t c = 0; c < nv; c += VW) acc = V_FMADD(V_MUL(V_LOAD(dy + c), V_LOAD(w + c)), V_MUL(V_LOAD(x + c), sv), acc);
+            float gxm = FN(hsum)(acc);
+            for (size_t c = nv; c < C; c++) gxm += dy[c] * w[c] * x[c] * s;
+            gxm /= (float)C;
+            float *dx = dinp + i * C;
+            VT gv = V_SET1(gxm);
+            for (size_t c = 0; c < nv; c += VW) {
+                VT t = V_SUB(V_MUL(V_LOAD(dy + c), V_LOAD(w + c)), V_MUL(V_MUL(V_LOAD(x + c), sv), gv));
+                V_STORE(dx + c, V_ADD(V_LOAD(dx + c), V_MUL(sv, t)));
+            }
+            for (size_t c = nv; c < C; c++) dx[c] += s * (dy[c] * w[c] - x[c] * s * gxm);
+        }
+#pragma omp for schedule(static)
+        for (size_t bk = 0; bk < nblk; bk++) {
+            size_t c0 = bk * 64, n = C - c0 < 64 ? C - c0 : 64;
+            float sw[64] = {0};
+            for (size_t i = 0; i < N; i++) {
+                const float *d = dout + i * C + c0, *x = inp + i * C + c0;
+                float r = rstd[i];
+#pragma omp simd
+                for (size_t c = 0; c < n; c++) sw[c] += d[c] * x[c] * r;
+            }
+            for (size_t c = 0; c < n; c++) dw[c0 + c] += sw[c];
+        }
+    }
+}
+
+/* ---- a matmul's bias with GELU ---- */
+
+/* x += bias (per column), out = gelu(x), in one pass. */
+static void FN(bias_gelu_fwd)(tern_backend *be, float *out, float *x, const float *bias, size_t N, size_t OC) {
+    (void)be;
+    size_t nv = OC / VW * VW;
+#pragma omp parallel for schedule(static) if ((N * OC) >= TERN_OMP_MIN_WORK)
+    for (size_t i = 0; i < N; i++) {
+        float *r = x + i * OC, *o = out + i * OC;
+        for (size_t c = 0; c < nv; c += VW) {
+            VT v = V_ADD(V_LOAD(r + c), V_LOAD(bias + c));
+            V_STORE(r + c, v);
+            V_STORE(o + c, FN(gelu1)(v));
+        }
+        if (nv < OC) {
+            float a[VW] = {0}, g[VW];
+            for (size_t c = nv; c < OC; c++) a[c - nv] = r[c] = r[c] + bias[c];
+            V_STORE(g, FN(gelu1)(V_LOAD(a)));
+            memcpy(o + nv, g, (OC - nv) * sizeof(float));
+        }
+    }
+}

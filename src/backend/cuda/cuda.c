@@ -520,6 +520,8 @@ static void k_crossentropy(tern_backend *be, float *losses, float *dlogits, cons
 }
 
 static void k_adamw(tern_backend *be, float *p, const float *g, float *m, float *v, size_t n, const tern_adamw_args *a) {
+    /* clipping as a pass of its own over the gradients (the CPU kernels fold it into the update) */
+    if (a->gscale != 1.0f) done(be, tcu_scale(ctx_of(be)->stream, (float *)g, n, a->gscale), "adamw (clipping)");
     done(be, tcu_adamw(ctx_of(be)->stream, p, g, m, v, n, a->lr, a->beta1, a->beta2, a->eps, a->decay, a->bc1, a->bc2_sqrt), "adamw");
 }
 

@@ -10,8 +10,8 @@
 
 /* ---- matrix products ---- */
 
-static void sgemm_ref(tern_backend *be, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
-                      size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+static void sgemm_ref_f32(tern_backend *be, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
+                          size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
     (void)be;
 #pragma omp parallel for schedule(static) if ((M * N * K) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < M; i++) {
@@ -45,10 +45,19 @@ static void sgemm_ref(tern_backend *be, int transA, int transB, size_t M, size_t
     }
 }
 
+/* At bf16 the same loops over copies of A and B rounded to bf16 (cpu/bf16.c). */
+static void sgemm_ref(tern_backend *be, int transA, int transB, size_t M, size_t N, size_t K, float alpha, const float *A,
+                      size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    if (tern_is_bf16(be))
+        tern_sgemm_bf16_emulated(sgemm_ref_f32, be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else
+        sgemm_ref_f32(be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 /* Column sums of x (N,C) added into out (C): blocks of 64 columns read row by row, so that every
  * column still adds its rows in order 0..N-1, as a walk down the column would, without touching
  * one cache line per element (that walk took 5% of a step of S). */
-static void colsum_add(float *out, const float *x, size_t N, size_t C) {
+void tern_colsum_add(float *out, const float *x, size_t N, size_t C) {
     size_t nblk = (C + 63) / 64;
 #pragma omp parallel for schedule(static) if ((N * C) >= TERN_OMP_MIN_WORK)
     for (size_t bk = 0; bk < nblk; bk++) {
@@ -85,7 +94,7 @@ void tern_kern_matmul_bwd_with(const tern_kern *k, tern_backend *be, float *dinp
         k->sgemm(be, 0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
         k->sgemm(be, 1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
     }
-    if (dbias) colsum_add(dbias, dout, N, OC);
+    if (dbias) tern_colsum_add(dbias, dout, N, OC);
 }
 
 static void matmul_fwd_ref(tern_backend *be, float *out, const float *inp, const float *w, const float *bias, size_t N,
@@ -94,7 +103,12 @@ static void matmul_fwd_ref(tern_backend *be, float *out, const float *inp, const
 }
 static void matmul_bwd_ref(tern_backend *be, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                            const float *w, size_t N, size_t C, size_t OC, int wt) {
-    tern_kern_matmul_bwd_with(&tern_kern_ref, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
+    if (!tern_is_bf16(be)) {
+        tern_kern_matmul_bwd_with(&tern_kern_ref, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
+        return;
+    }
+    tern_matmul_bwd_bf16(0, sgemm_ref_f32, be, dinp, dw, dout, inp, w, N, C, OC, wt);
+    if (dbias) tern_colsum_add(dbias, dout, N, OC);
 }
 
 /* ---- embeddings ---- */
@@ -251,16 +265,43 @@ static void rmsnorm_bwd_ref(tern_backend *be, float *dinp, float *dw, const floa
     }
 }
 
+/* The fused entries, as the two kernels they stand for. */
+static void residual_fwd_ref(tern_backend *be, float *out, const float *a, const float *b, size_t n);
+static void gelu_fwd_ref(tern_backend *be, float *out, const float *inp, size_t n);
+
+static void residual_layernorm_fwd_ref(tern_backend *be, float *res, float *out, float *mean, float *rstd, const float *a, const float *b,
+                                       const float *w, const float *bias, size_t N, size_t C, float eps) {
+    residual_fwd_ref(be, res, a, b, N * C);
+    layernorm_fwd_ref(be, out, mean, rstd, res, w, bias, N, C, eps);
+}
+
+static void residual_rmsnorm_fwd_ref(tern_backend *be, float *res, float *out, float *rstd, const float *a, const float *b,
+                                     const float *w, size_t N, size_t C, float eps) {
+    residual_fwd_ref(be, res, a, b, N * C);
+    rmsnorm_fwd_ref(be, out, rstd, res, w, N, C, eps);
+}
+
+static void bias_gelu_fwd_ref(tern_backend *be, float *out, float *x, const float *bias, size_t N, size_t OC) {
+#pragma omp parallel for schedule(static) if ((N * OC) >= TERN_OMP_MIN_WORK)
+    for (size_t i = 0; i < N; i++)
+        for (size_t o = 0; o < OC; o++) x[i * OC + o] += bias[o];
+    gelu_fwd_ref(be, out, x, N * OC);
+}
+
+
 /* ---- attention ---- */
 
 /* Row by row with plain loops, one (batch, query head) per task: the row's scores live in the
  * task's scratch; lse keeps max + log(sum of exp) for the backward pass, which recomputes each
- * row. */
+ * row. At bf16 every operand of a product is rounded where it is read (R below): q, k, v, dout,
+ * the probabilities (from when they are computed) and the scores' gradient. */
+#define R(x) (bf ? tern_bf16_round1(x) : (x))
+
 static void attention_fwd_ref(tern_backend *be, float *out, float *lse, float *scratch, const float *qp, const float *kp,
                               const float *vp, const tern_att_shape *s) {
-    (void)be;
     size_t B = s->B, T = s->T, NH = s->NH, hs = s->hs, G = s->NH / s->NKV, C = NH * hs;
     float scale = 1.0f / sqrtf((float)hs);
+    int bf = tern_is_bf16(be);
 #pragma omp parallel for collapse(2) schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < NH; h++) {
@@ -272,7 +313,7 @@ static void attention_fwd_ref(tern_backend *be, float *out, float *lse, float *s
                 for (size_t u = 0; u <= t; u++) {
                     const float *k = kp + (b * T + u) * s->ldk + kh * hs;
                     float sc = 0.0f;
-                    for (size_t i = 0; i < hs; i++) sc += q[i] * k[i];
+                    for (size_t i = 0; i < hs; i++) sc += R(q[i]) * R(k[i]);
                     sc *= scale;
                     a[u] = sc;
                     if (sc > mx) mx = sc;
@@ -288,7 +329,8 @@ static void attention_fwd_ref(tern_backend *be, float *out, float *lse, float *s
                 for (size_t i = 0; i < hs; i++) o[i] = 0.0f;
                 for (size_t u = 0; u <= t; u++) {
                     const float *v = vp + (b * T + u) * s->ldv + kh * hs;
-                    for (size_t i = 0; i < hs; i++) o[i] += a[u] * inv * v[i];
+                    float p = R(a[u] * inv);
+                    for (size_t i = 0; i < hs; i++) o[i] += p * R(v[i]);
                 }
             }
         }
@@ -296,9 +338,9 @@ static void attention_fwd_ref(tern_backend *be, float *out, float *lse, float *s
 
 static void attention_bwd_ref(tern_backend *be, float *dqp, float *dkp, float *dvp, float *scratch, const float *dout,
                               const float *qp, const float *kp, const float *vp, const float *lse, const tern_att_shape *s) {
-    (void)be;
     size_t B = s->B, T = s->T, NH = s->NH, NKV = s->NKV, hs = s->hs, G = NH / NKV, C = NH * hs;
     float scale = 1.0f / sqrtf((float)hs);
+    int bf = tern_is_bf16(be);
     /* Each (b, kv head) owns its slice of dk and dv and its group's slices of dq, so tasks run in
      * parallel and the group's query heads add into dk, dv in a fixed order. */
 #pragma omp parallel for collapse(2) schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
@@ -320,8 +362,8 @@ static void attention_bwd_ref(tern_backend *be, float *dqp, float *dkp, float *d
                     for (size_t u = 0; u <= t; u++) {
                         const float *k = kp + (b * T + u) * s->ldk + kh * hs;
                         float sc = 0.0f;
-                        for (size_t i = 0; i < hs; i++) sc += q[i] * k[i];
-                        a[u] = expf(sc * scale - l);
+                        for (size_t i = 0; i < hs; i++) sc += R(q[i]) * R(k[i]);
+                        a[u] = R(expf(sc * scale - l));
                     }
                     /* out = sum_u a[u] v[u]: da[u] = dy . v[u], dv[u] += a[u] dy. */
                     for (size_t u = 0; u <= t; u++) {
@@ -329,8 +371,8 @@ static void attention_bwd_ref(tern_backend *be, float *dqp, float *dkp, float *d
                         float *dv = dvp + (b * T + u) * s->ldv + kh * hs;
                         float sc = 0.0f;
                         for (size_t i = 0; i < hs; i++) {
-                            sc += dy[i] * v[i];
-                            dv[i] += a[u] * dy[i];
+                            sc += R(dy[i]) * R(v[i]);
+                            dv[i] += a[u] * R(dy[i]);
                         }
                         da[u] = sc;
                     }
@@ -339,18 +381,20 @@ static void attention_bwd_ref(tern_backend *be, float *dqp, float *dkp, float *d
                     for (size_t u = 0; u <= t; u++) dot += a[u] * da[u];
                     float *dq = dqp + (b * T + t) * s->ldq + h * hs;
                     for (size_t u = 0; u <= t; u++) {
-                        float ds = a[u] * (da[u] - dot) * scale;
+                        float ds = R(a[u] * (da[u] - dot) * scale);
                         const float *k = kp + (b * T + u) * s->ldk + kh * hs;
                         float *dk = dkp + (b * T + u) * s->ldk + kh * hs;
                         for (size_t i = 0; i < hs; i++) {
-                            dq[i] += ds * k[i];
-                            dk[i] += ds * q[i];
+                            dq[i] += ds * R(k[i]);
+                            dk[i] += ds * R(q[i]);
                         }
                     }
                 }
             }
         }
 }
+
+#undef R
 
 static void attention_decode_ref(tern_backend *be, float *out, float *scratch, const float *q, const float *kc, const float *vc,
                                  size_t len, size_t NH, size_t NKV, size_t hs, size_t ld) {
@@ -501,7 +545,7 @@ static void adamw_ref(tern_backend *be, float *p, const float *g, float *m, floa
     float b1 = a->beta1, b2 = a->beta2, step_size = a->lr / a->bc1;
 #pragma omp parallel for schedule(static) if ((n) >= TERN_OMP_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
+        float gi = g[i] * a->gscale;
         float pi = p[i] * a->decay;
         float mi = b1 * m[i] + (1.0f - b1) * gi;
         float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
@@ -584,6 +628,9 @@ const tern_kern tern_kern_ref = {
     .layernorm_bwd = layernorm_bwd_ref,
     .rmsnorm_fwd = rmsnorm_fwd_ref,
     .rmsnorm_bwd = rmsnorm_bwd_ref,
+    .residual_layernorm_fwd = residual_layernorm_fwd_ref,
+    .residual_rmsnorm_fwd = residual_rmsnorm_fwd_ref,
+    .bias_gelu_fwd = bias_gelu_fwd_ref,
     .attention_fwd = attention_fwd_ref,
     .attention_bwd = attention_bwd_ref,
     .attention_decode = attention_decode_ref,
