@@ -11,7 +11,17 @@ data=runs/demo/data
 if [ ! -f "$data/manifest.json" ]; then
   "$T" prepare --tokenizer data/gpt2 --val-fraction 0.1 -o "$data" data/tinyshakespeare/input.txt
 fi
-rm -rf "$run"
+# A run the demo made earlier (it leaves a mark, $run/made-by-demo) is replaced; any other run in
+# that folder is the user's, and is never deleted.
+if [ -e "$run" ]; then
+  if [ ! -e "$run/made-by-demo" ]; then
+    echo "make demo: $run holds a run that the demo did not make; move it away (or train elsewhere) and run make demo again" >&2
+    exit 1
+  fi
+  rm -rf "$run"
+fi
+mkdir -p "$run"
+touch "$run/made-by-demo"
 # The default model and schedule (tern train --help lists them): sized for this demo's budget,
 # see README "The demo". --time-limit guards the budget on a busy machine.
 "$T" train --data "$data" -o "$run" --tokenizer data/gpt2 --arch "$ARCH" --time-limit 200
