@@ -111,6 +111,14 @@ static void compare_tensors(tern_model *m, tern_which which, tern_safetensors *s
                 CHECK(fabsf(g0[j] - w0[j]) <= key_bias_bound, "%s %s[%zu]: %.8g vs %.8g beyond AdamW's bound", what,
                       t[i].name, j, g0[j], w0[j]);
             e = eq > ev ? eq : ev;
+        } else if (key_bias_bound > 0 && len > 21 && !strcmp(t[i].name + len - 21, "self_attn.k_proj.bias")) {
+            /* Qwen2's key bias is added before the rotation, so it moves the score of key t by
+             * q.R((t-s)theta_i)b_i in each rotary pair i: for the pairs of low frequency the
+             * rotation hardly turns over the fixture's 9 positions (base 1e6), the shift is nearly the same for
+             * every key of a row and the softmax nearly ignores it. Those gradients are tiny, and
+             * AdamW's 1/(sqrt(v)+eps) magnifies their float32 rounding (1e-4 relative on every
+             * set, ref included); the tensor is held to 1e-3. */
+            CHECK(e <= 10 * tol, "%s %s: relative error %.3g > %.g", what, t[i].name, e, 10 * tol);
         } else {
             CHECK(e <= tol, "%s %s: relative error %.3g > %.g", what, t[i].name, e, tol);
         }
