@@ -2,13 +2,15 @@
 """PyTorch's training step for the same configurations as bench/bench_train.c, on the CPU:
 forward + backward + AdamW (decay 0.1, betas 0.9/0.95) + clipping at 1.0, random tokens, the given
 number of threads. GPT-2 is written out in torch.nn (attention by scaled_dot_product_attention);
-the Llama is Hugging Face's LlamaForCausalLM (sdpa attention, untied head). With "bf16" the forward
+the Llama is Hugging Face's LlamaForCausalLM (untied head; attention "sdpa", or "eager" when the
+environment sets TORCH_ATTN=eager). With "bf16" the forward
 pass runs under torch.autocast("cpu", dtype=torch.bfloat16): bf16 matrix products with fp32
 master weights, gradients and optimizer state, the peer of tern's --precision bf16. Prints
 tokens/s (median of the timed steps) in the same form as bench_train, so bench/compare.sh can set
 them side by side.
 usage: torch_peer.py S|M|LM|ARCH,L,H,KV,C,T,V,B [steps] [threads] [bf16]"""
 import contextlib
+import os
 import resource
 import statistics
 import sys
@@ -63,7 +65,7 @@ class Llama(nn.Module):
         cfg = LlamaConfig(vocab_size=V, hidden_size=C, intermediate_size=(8 * C // 3 + 255) // 256 * 256, num_hidden_layers=L,
                           num_attention_heads=NH, num_key_value_heads=KV, max_position_embeddings=T, rms_norm_eps=1e-5,
                           rope_theta=10000.0, tie_word_embeddings=False, attention_bias=False)
-        cfg._attn_implementation = "sdpa"
+        cfg._attn_implementation = os.environ.get("TORCH_ATTN", "sdpa")
         self.m = LlamaForCausalLM(cfg)
         self.lookups = V * C  # the token table: a lookup (the head is its own matrix)
 
@@ -113,7 +115,8 @@ def main():
     flops_tok = 6 * n + 12 * L * C * T
     tps = B * T / med
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"torch {torch.__version__} {'bf16 autocast' if bf16 else 'fp32'} {arch} L{L} H{NH} KV{KV} C{C} T{T} V{V} B{B}: "
+    attn = f" {os.environ.get('TORCH_ATTN', 'sdpa')} attention" if arch == "llama" else ""
+    print(f"torch {torch.__version__} {'bf16 autocast' if bf16 else 'fp32'}{attn} {arch} L{L} H{NH} KV{KV} C{C} T{T} V{V} B{B}: "
           f"{tps:.1f} tokens/s (median of {steps} steps, {med:.3f} s/step), {tps * flops_tok / 1e9:.1f} GFLOP/s, "
           f"peak RSS {rss:.0f} MiB, {threads} threads")
 
