@@ -3,7 +3,7 @@
  * of the corpus, data or model anywhere on disk, each kind of tampering refused with its exact
  * message, wrong keys, passphrases, TERN_KEY_FILE, and eval/sample/export with and without the
  * key. The sealed-file format itself is tested in test_secure.c. */
-#include "check.h"
+#include "lib.h"
 #include "tern.h"
 #include "tern/secure.h"
 
@@ -42,23 +42,6 @@ static int setup(void) {
         return 0;
     }
     return 1;
-}
-
-/* The "loss" values of a plain metrics.jsonl, as printed. */
-static int losses(const char *rundir, char vals[][32], int max) {
-    char path[700];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", rundir);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char line[1024];
-    int n = 0;
-    while (fgets(line, sizeof line, f) && n < max) {
-        char *p = strstr(line, "\"loss\":");
-        if (!p || strstr(line, "val_loss")) continue;
-        sscanf(p + 7, "%31[^,}]", vals[n++]);
-    }
-    fclose(f);
-    return n;
 }
 
 /* The run id in RUNDIR/config.json (into id), 1 when found. */
@@ -110,7 +93,7 @@ static void sealed_matches_plain(const char *tag, const char *arch) {
     snprintf(pr, sizeof pr, "%s/plain", d);
     snprintf(sr, sizeof sr, "%s/sealed", d);
     char a[16][32], b[16][32];
-    int na = losses(pr, a, 16), nb = losses(sr, b, 16);
+    int na = test_losses(pr, a, 16), nb = test_losses(sr, b, 16);
     CHECK(na == 6 && nb == 6, "%d and %d loss lines", na, nb);
     for (int i = 0; i < na && i < nb; i++) CHECK(!strcmp(a[i], b[i]), "step %d: plain %s, sealed %s", i + 1, a[i], b[i]);
 

@@ -208,6 +208,28 @@ void tern_kern_attention_bwd_blocked(KB, float *dq, float *dk, float *dv, float 
                                      void (*probs_row)(float *row, size_t t, size_t n, float lse),
                                      void (*dsoftmax_row)(float *dp, const float *p, size_t t, size_t n, float scale));
 
+/* LayerNorm's weight and bias gradients for the block of (up to) 64 columns starting at column
+ * 64*bk: column sums over the N rows read row by row, in row order, added to dw and db. ref and
+ * the vector sets call it per block, so their results are the same bit for bit. */
+static inline void tern_layernorm_dwdb_block(float *dw, float *db, const float *dout, const float *inp, const float *mean,
+                                             const float *rstd, size_t N, size_t C, size_t bk) {
+    size_t c0 = bk * 64, n = C - c0 < 64 ? C - c0 : 64;
+    float sw[64] = {0}, sb[64] = {0};
+    for (size_t i = 0; i < N; i++) {
+        const float *d = dout + i * C + c0, *x = inp + i * C + c0;
+        float m = mean[i], r = rstd[i];
+#pragma omp simd
+        for (size_t c = 0; c < n; c++) {
+            sw[c] += d[c] * (x[c] - m) * r;
+            sb[c] += d[c];
+        }
+    }
+    for (size_t c = 0; c < n; c++) {
+        dw[c0 + c] += sw[c];
+        db[c0 + c] += sb[c];
+    }
+}
+
 /* ---- bf16 on the CPU (cpu/bf16.c) ----
  * At precision bf16 every CPU set rounds both operands of each matrix product to bf16 and
  * multiplies and adds in fp32; the sets differ only in how (natively with AVX512_BF16, or by

@@ -203,23 +203,7 @@ static void layernorm_bwd_ref(tern_backend *be, float *dinp, float *dw, float *d
     /* dw and db: column sums in blocks of 64 columns read row by row (see colsum_add) */
     size_t nblk = (C + 63) / 64;
 #pragma omp parallel for schedule(static) if ((N * C) >= TERN_OMP_MIN_WORK)
-    for (size_t bk = 0; bk < nblk; bk++) {
-        size_t c0 = bk * 64, n = C - c0 < 64 ? C - c0 : 64;
-        float sw[64] = {0}, sb[64] = {0};
-        for (size_t i = 0; i < N; i++) {
-            const float *d = dout + i * C + c0, *x = inp + i * C + c0;
-            float m = mean[i], r = rstd[i];
-#pragma omp simd
-            for (size_t c = 0; c < n; c++) {
-                sw[c] += d[c] * (x[c] - m) * r;
-                sb[c] += d[c];
-            }
-        }
-        for (size_t c = 0; c < n; c++) {
-            dw[c0 + c] += sw[c];
-            db[c0 + c] += sb[c];
-        }
-    }
+    for (size_t bk = 0; bk < nblk; bk++) tern_layernorm_dwdb_block(dw, db, dout, inp, mean, rstd, N, C, bk);
 }
 
 static void rmsnorm_fwd_ref(tern_backend *be, float *out, float *rstd, const float *inp, const float *w, size_t N, size_t C,
