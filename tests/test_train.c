@@ -472,6 +472,13 @@ static void test_watch_task_and_mixture(void) {
     snprintf(p, sizeof p, "%s/mfull/metrics.jsonl", d);
     text = NULL;
     CHECK(tern_read_file(p, &text, &n) == TERN_OK && strstr(text, "\"val_loss_other\":"), "%s", text ? text : "");
+    /* each step line counts the tokens drawn from each folder: 8 windows of 4 x 32 tokens in all */
+    const char *l8 = text ? strstr(text, "{\"step\":8,\"loss\"") : NULL;
+    cJSON *j = l8 ? cJSON_ParseWithOpts(l8, NULL, 0) : NULL;
+    const cJSON *ta = cJSON_GetObjectItemCaseSensitive(j, "tokens_data"), *tb = cJSON_GetObjectItemCaseSensitive(j, "tokens_other");
+    CHECK(cJSON_IsNumber(ta) && cJSON_IsNumber(tb) && ta->valuedouble + tb->valuedouble == 8 * 4 * 32 && ta->valuedouble > 0,
+          "step 8: %.200s", l8 ? l8 : "no line");
+    cJSON_Delete(j);
     free(text);
 }
 

@@ -27,7 +27,8 @@ tern_status train_source_open(train_source *d, const char *spec, const struct te
     d->train = calloc(n, sizeof *d->train);
     d->val = calloc(n, sizeof *d->val);
     d->names = calloc(n, sizeof *d->names);
-    if (!d->train || !d->val || !d->names) return tern_err(TERN_ENOMEM, "out of memory");
+    d->drawn = calloc(n, sizeof *d->drawn);
+    if (!d->train || !d->val || !d->names || !d->drawn) return tern_err(TERN_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         const char *dir = d->spec.dirs[i];
         TERN_TRY(tern_dataset_open(&d->train[i], dir, "train", i ? tern_dataset_tokenizer_hash(d->train[0]) : NULL, key));
@@ -86,6 +87,7 @@ void train_source_free(train_source *d) {
     free(d->train);
     free(d->val);
     free(d->names);
+    free(d->drawn);
     tern_mixture_spec_free(&d->spec);
     memset(d, 0, sizeof *d);
 }

@@ -597,11 +597,27 @@ static const char *jnum(char *buf, size_t n, double v) {
 
 /* The step's metrics line; a run of non-finite steps longer than --max-bad-steps ends the run. */
 static tern_status log_step(run *r, float lr, double loss, double norm, int finite, double tps, double elapsed) {
-    char line[512], a[32], b[32];
-    snprintf(line, sizeof line, "{\"step\":%llu,\"loss\":%s,\"lr\":%.9g,\"grad_norm\":%s,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f%s}",
-             (unsigned long long)r->step, jnum(a, sizeof a, loss), lr, jnum(b, sizeof b, norm), tps, elapsed,
-             finite ? "" : ",\"skipped\":true");
-    TERN_TRY(metrics_line(r, line));
+    /* a mixture adds the tokens drawn from each folder so far, "tokens_<name>": every window
+     * holds B_global x T tokens, and the run has consumed step x grad_accum windows */
+    size_t cap = 512 + (r->src.mix ? r->src.n * 160 : 0), k;
+    char *line = malloc(cap), a[32], b[32];
+    if (!line) return tern_err(TERN_ENOMEM, "out of memory");
+    k = (size_t)snprintf(line, cap, "{\"step\":%llu,\"loss\":%s,\"lr\":%.9g,\"grad_norm\":%s,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f",
+                         (unsigned long long)r->step, jnum(a, sizeof a, loss), lr, jnum(b, sizeof b, norm), tps, elapsed);
+    if (r->src.mix) {
+        uint64_t per = (uint64_t)r->o->batch * (uint64_t)tern_ddp_size(r->dp) * (uint64_t)r->o->seq;
+        tern_status st = tern_mixture_consumed(r->src.mix, r->step * (uint64_t)r->o->grad_accum, r->src.drawn);
+        if (st != TERN_OK) {
+            free(line);
+            return st;
+        }
+        for (size_t i = 0; i < r->src.n; i++)
+            k += (size_t)snprintf(line + k, cap - k, ",\"tokens_%.100s\":%llu", r->src.names[i], (unsigned long long)(r->src.drawn[i] * per));
+    }
+    snprintf(line + k, cap - k, "%s}", finite ? "" : ",\"skipped\":true");
+    tern_status st = metrics_line(r, line);
+    free(line);
+    TERN_TRY(st);
     if (finite) {
         r->bad = 0;
         return TERN_OK;

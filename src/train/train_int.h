@@ -12,6 +12,7 @@ typedef struct train_source {
     tern_dataset **train;    /* each folder's train split */
     tern_dataset **val;      /* and its val split (NULL when it has none) */
     char **names;            /* each folder's last path component, for metrics keys */
+    uint64_t *drawn;         /* windows drawn from each folder (a mixture's metrics) */
     tern_loader *loader;     /* one folder */
     tern_mixture *mix;       /* several */
 } train_source;
