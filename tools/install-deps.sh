@@ -2,7 +2,7 @@
 # Installs the Debian packages tern builds against, if any are missing. Needs root for apt;
 # without root it only says what is missing.
 set -eu
-pkgs=(gcc make libsodium-dev libcjson-dev libdnnl-dev libzstd-dev zlib1g-dev libcairo2-dev fonts-dejavu-core libbz2-dev strace libopenmpi-dev openmpi-bin slurm-wlm munge)
+pkgs=(gcc make libsodium-dev libcjson-dev libdnnl-dev libzstd-dev zstd zlib1g-dev libcairo2-dev fonts-dejavu-core libbz2-dev strace libopenmpi-dev openmpi-bin slurm-wlm munge)
 # `make fuzz` alone needs clang with libFuzzer (libclang-rt-14-dev) and llvm-symbolizer (llvm-14).
 [ "${1:-}" = "--fuzz" ] && pkgs+=(clang libclang-rt-14-dev llvm-14)
 missing=()
