@@ -230,6 +230,21 @@ static inline void tern_layernorm_dwdb_block(float *dw, float *db, const float *
     }
 }
 
+/* RMSNorm's weight gradient for the block of (up to) 64 columns starting at column 64*bk, in the
+ * same order as tern_layernorm_dwdb_block. */
+static inline void tern_rmsnorm_dw_block(float *dw, const float *dout, const float *inp, const float *rstd, size_t N, size_t C,
+                                         size_t bk) {
+    size_t c0 = bk * 64, n = C - c0 < 64 ? C - c0 : 64;
+    float sw[64] = {0};
+    for (size_t i = 0; i < N; i++) {
+        const float *d = dout + i * C + c0, *x = inp + i * C + c0;
+        float r = rstd[i];
+#pragma omp simd
+        for (size_t c = 0; c < n; c++) sw[c] += d[c] * x[c] * r;
+    }
+    for (size_t c = 0; c < n; c++) dw[c0 + c] += sw[c];
+}
+
 /* ---- bf16 on the CPU (cpu/bf16.c) ----
  * At precision bf16 every CPU set rounds both operands of each matrix product to bf16 and
  * multiplies and adds in fp32; the sets differ only in how (natively with AVX512_BF16, or by

@@ -236,17 +236,7 @@ static void rmsnorm_bwd_ref(tern_backend *be, float *dinp, float *dw, const floa
     }
     size_t nblk = (C + 63) / 64;
 #pragma omp parallel for schedule(static) if ((N * C) >= TERN_OMP_MIN_WORK)
-    for (size_t bk = 0; bk < nblk; bk++) {
-        size_t c0 = bk * 64, n = C - c0 < 64 ? C - c0 : 64;
-        float sw[64] = {0};
-        for (size_t i = 0; i < N; i++) {
-            const float *d = dout + i * C + c0, *x = inp + i * C + c0;
-            float r = rstd[i];
-#pragma omp simd
-            for (size_t c = 0; c < n; c++) sw[c] += d[c] * x[c] * r;
-        }
-        for (size_t c = 0; c < n; c++) dw[c0 + c] += sw[c];
-    }
+    for (size_t bk = 0; bk < nblk; bk++) tern_rmsnorm_dw_block(dw, dout, inp, rstd, N, C, bk);
 }
 
 /* The fused entries, as the two kernels they stand for. */
