@@ -1,7 +1,9 @@
 /* Matrix-product throughput at the shapes a training step of configurations S and M runs
  * (forward, and the two backward products), for a kernel set (default: the one tern picks), at
- * 1 thread and at all cores. Prints GFLOP/s and the share of the given per-core FP32 peak.
- * usage: bench_gemm [peak_gflops_per_core] [set] */
+ * 1 thread and at all cores. Prints GFLOP/s and the share of the given per-core FP32 peak (at bf16,
+ * the share of twice that: VDPBF16PS does two multiply-adds per lane). The bf16 figures include
+ * the operands' conversion, as a step runs them.
+ * usage: bench_gemm [peak_gflops_per_core] [set] [fp32|bf16] */
 #include "backend/backend_int.h"
 #include "tern.h"
 
@@ -36,7 +38,8 @@ static double run(tern_backend *be, const shape *s, int reps) {
 int main(int argc, char **argv) {
     double peak = argc > 1 ? atof(argv[1]) : 103.0; /* this VM: 2 x 256-bit FMA x 3.22 GHz per core */
     tern_backend *be;
-    if (tern_backend_open(&be, argc > 2 ? argv[2] : NULL) != TERN_OK) {
+    if (tern_backend_open(&be, argc > 2 && strcmp(argv[2], "auto") ? argv[2] : NULL) != TERN_OK ||
+        tern_backend_set_precision(be, argc > 3 ? argv[3] : "fp32") != TERN_OK) {
         fprintf(stderr, "%s\n", tern_errmsg());
         return 2;
     }
@@ -59,7 +62,8 @@ int main(int argc, char **argv) {
         {"M att S=QK^T (64x64 @ 1024x64^T)", 0, 1, 64, 1024, 64},
     };
     int ncores = 2;
-    printf("kernel set %s; peak %.1f GFLOP/s per core\n", tern_backend_name(be), peak);
+    if (!strcmp(tern_backend_precision(be), "bf16")) peak *= 2;
+    printf("kernel set %s, %s; peak %.1f GFLOP/s per core\n", tern_backend_name(be), tern_backend_precision(be), peak);
     printf("%-40s %12s %8s %12s %8s\n", "shape", "1 thread", "% peak", "2 threads", "% peak");
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         tern_set_threads(1);
