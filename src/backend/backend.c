@@ -212,6 +212,22 @@ tern_status tern_backend_set_precision(tern_backend *be, const char *precision) 
 }
 int tern_backend_is_host(const tern_backend *be) { return be->is_host; }
 
+void tern_backend_hold_weights(tern_backend *be, const float *w, size_t n) {
+    static _Atomic unsigned long long epochs;
+    be->held = w;
+    be->held_end = w + n;
+    be->held_epoch = ++epochs;
+}
+
+void tern_backend_release_weights(tern_backend *be) {
+    be->held = be->held_end = NULL;
+    be->held_epoch = 0;
+}
+
+void tern_backend_drop_derived(tern_backend *be) {
+    if (be->is_host) tern_bf16_drop_weights();
+}
+
 void tern_backend_fail(tern_backend *be, tern_status st, const char *fmt, ...) {
     if (be->err != TERN_OK) return;
     be->err = st;

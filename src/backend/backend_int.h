@@ -175,7 +175,24 @@ struct tern_backend {
     /* Switches to another precision (tern_backend_set_precision); NULL: fp32 only. The
      * implementation may swap k for another table. */
     tern_status (*set_precision)(KB, const char *precision);
+    /* The weights a pass of the model reads, held unchanged from tern_backend_hold_weights to
+     * tern_backend_release_weights ([held, held_end); NULL when none), and the hold's number,
+     * unique in the process. Within one hold a product may reuse what it derived from a weight
+     * (cpu/bf16.c: its bf16 conversion, packed as oneDNN multiplies it). */
+    const float *held, *held_end;
+    unsigned long long held_epoch;
 };
+
+/* Holds n floats from w as the weights of the pass about to run: nothing may write them until
+ * the release. A new hold starts a new epoch, so copies derived under an earlier one are stale. */
+void tern_backend_hold_weights(KB, const float *w, size_t n);
+void tern_backend_release_weights(KB);
+/* Frees what products derived from held weights (the model that owned them is gone). */
+void tern_backend_drop_derived(KB);
+/* The current hold's epoch when [p, p + n) lies within the held weights, else 0. */
+static inline unsigned long long tern_backend_held(const tern_backend *be, const float *p, size_t n) {
+    return be->held && p >= be->held && n <= (size_t)(be->held_end - p) ? be->held_epoch : 0;
+}
 
 /* Whether the backend's matrix products and attention run at bf16 (tern_backend_set_precision). */
 static inline int tern_is_bf16(const tern_backend *be) { return be->precision[0] == 'b'; }
@@ -277,9 +294,12 @@ void tern_sgemm_bf16_emulated(tern_sgemm_fn f32, KB, int transA, int transB, siz
 void tern_sgemm_bf16_native(tern_sgemm_fn f32, KB, int transA, int transB, size_t M, size_t N, size_t K, float alpha,
                             const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 int tern_bf16_native_supported(void);
-/* matmul_bwd's two products at bf16 (dbias is the caller's), dout converted or rounded once:
- * natively when native is set, else emulated with f32. */
-void tern_matmul_bwd_bf16(int native, tern_sgemm_fn f32, KB, float *dinp, float *dw, const float *dout, const float *inp,
+/* Frees the native path's weight copies (tern_backend_drop_derived). */
+void tern_bf16_drop_weights(void);
+/* matmul_bwd at bf16, dout converted or rounded once for its two products: natively when native
+ * is set (dbias's column sums taken in the same pass as dout's conversion), else emulated with
+ * f32. dbias (may be NULL) gets tern_colsum_add's sums either way, bit for bit. */
+void tern_matmul_bwd_bf16(int native, tern_sgemm_fn f32, KB, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                           const float *w, size_t N, size_t C, size_t OC, int wt);
 /* Attention at bf16 with AVX512_BF16 products (cpu/attn_bf16.c; only where
  * tern_bf16_native_supported), with the set's row operations as tern_kern_attention_*_blocked

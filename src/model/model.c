@@ -240,6 +240,7 @@ void tern_model_free(tern_model *m) {
     m->be->mem->free(m->be, m->params);
     m->be->mem->free(m->be, m->grads);
     m->be->mem->free(m->be, m->full_logits);
+    tern_backend_drop_derived(m->be);
     free(m->tensors);
     free(m);
 }
@@ -419,13 +420,14 @@ static void head(tern_model *m, float loss_scale, int bwd) {
     float *lg = m->logits;
     for (size_t r0 = 0; r0 < N; r0 += HEAD_CHUNK) {
         size_t n = HEAD_ROWS(N - r0);
-        k->sgemm(be, 0, 1, n, V, C, 1.0f, m->xf + r0 * C, C, m->head_w, C, 0.0f, lg, V);
-        tern_model_check_out(m, lg, n * V, "sgemm (head, logits)", -1);
+        k->matmul_fwd(be, lg, m->xf + r0 * C, m->head_w, NULL, n, C, V, 1);
+        tern_model_check_out(m, lg, n * V, "matmul_fwd (head, logits)", -1);
         k->crossentropy_fwd_bwd(be, m->losses + r0, bwd ? lg : NULL, lg, m->targets + r0, loss_scale / (float)N, n, V);
         if (!bwd) continue;
         tern_model_check_out(m, lg, n * V, "crossentropy_bwd", -1);
-        k->sgemm(be, 0, 0, n, C, V, 1.0f, lg, V, m->head_w, C, 0.0f, m->dxf + r0 * C, C);
-        k->sgemm(be, 1, 0, V, C, n, 1.0f, lg, V, m->xf + r0 * C, C, 1.0f, m->head_dw, C);
+        /* dxf = dlogits W, dW += dlogits^T xf: one matmul backward, so that a backend converting
+         * operands (bf16) converts the chunk's dlogits once for both */
+        k->matmul_bwd(be, m->dxf + r0 * C, m->head_dw, NULL, lg, m->xf + r0 * C, m->head_w, n, C, V, 1);
     }
     tern_model_check_out(m, m->losses, N, "crossentropy_fwd", -1);
 }
@@ -435,7 +437,7 @@ static float mean_loss(tern_model *m) {
     return (float)(m->k->sum(m->be, m->losses, N) / (double)N);
 }
 
-tern_status tern_model_forward(tern_model *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T, float *loss) {
+static tern_status forward(tern_model *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T, float *loss) {
     TERN_TRY(forward_body(m, inputs, targets, B, T));
     size_t C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size, N = B * T;
     if (targets) {
@@ -462,7 +464,7 @@ tern_status tern_model_zero_grad(tern_model *m) {
     return TERN_OK;
 }
 
-tern_status tern_model_backward(tern_model *m, float loss_scale) {
+static tern_status backward(tern_model *m, float loss_scale) {
     TERN_ASSERT(m->have_targets);
     head(m, loss_scale, 1); /* the logits again, chunk by chunk, and their gradient */
     m->fam->backward(m);
@@ -470,8 +472,8 @@ tern_status tern_model_backward(tern_model *m, float loss_scale) {
     return tern_backend_sync(m->be);
 }
 
-tern_status tern_model_forward_backward(tern_model *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
-                                        float loss_scale, float *loss) {
+static tern_status forward_backward(tern_model *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
+                                    float loss_scale, float *loss) {
     TERN_TRY(forward_body(m, inputs, targets, B, T));
     if (!m->anomaly[0]) head(m, loss_scale, 1);
     if (loss) *loss = mean_loss(m);
@@ -479,6 +481,31 @@ tern_status tern_model_forward_backward(tern_model *m, const int32_t *inputs, co
     m->fam->backward(m);
     m->have_targets = 0;
     return tern_backend_sync(m->be);
+}
+
+/* The passes hold the weights (tern_backend_hold_weights) while they run: nothing writes them
+ * until the pass returns, so the backend may reuse what it derives from them (bf16 copies) across
+ * the pass's products. */
+tern_status tern_model_forward(tern_model *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T, float *loss) {
+    tern_backend_hold_weights(m->be, m->params, m->num_params);
+    tern_status st = forward(m, inputs, targets, B, T, loss);
+    tern_backend_release_weights(m->be);
+    return st;
+}
+
+tern_status tern_model_backward(tern_model *m, float loss_scale) {
+    tern_backend_hold_weights(m->be, m->params, m->num_params);
+    tern_status st = backward(m, loss_scale);
+    tern_backend_release_weights(m->be);
+    return st;
+}
+
+tern_status tern_model_forward_backward(tern_model *m, const int32_t *inputs, const int32_t *targets, size_t B, size_t T,
+                                        float loss_scale, float *loss) {
+    tern_backend_hold_weights(m->be, m->params, m->num_params);
+    tern_status st = forward_backward(m, inputs, targets, B, T, loss_scale, loss);
+    tern_backend_release_weights(m->be);
+    return st;
 }
 
 tern_status tern_model_losses(tern_model *m, float *dst) {

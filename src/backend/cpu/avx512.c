@@ -72,8 +72,7 @@ static void matmul_bwd_avx512(tern_backend *be, float *dinp, float *dw, float *d
         tern_kern_matmul_bwd_with(&tern_kern_avx512, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
         return;
     }
-    tern_matmul_bwd_bf16(tern_bf16_native_supported(), tern_sgemm_f32, be, dinp, dw, dout, inp, w, N, C, OC, wt);
-    if (dbias) tern_colsum_add(dbias, dout, N, OC);
+    tern_matmul_bwd_bf16(tern_bf16_native_supported(), tern_sgemm_f32, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
 }
 
 const tern_kern tern_kern_avx512 = {

@@ -10,10 +10,11 @@
  *    order of the fp32 additions.
  * The rounding is the hardware's: to nearest, ties to even; an fp32 subnormal becomes a zero of
  * its sign (the conversion instruction treats subnormal inputs as zero); a NaN stays a quiet NaN.
- * The operands are converted on every call, weights included. All conversions together are about
- * 5.5% of a bf16 step of S (docs/PERFORMANCE.md, "Training throughput on the Zen 4 machine"), most
- * of them activations, which change at every call; bf16 copies of the weights kept between
- * optimizer steps could save only the rest, and are not kept. */
+ * Activations are converted at every call. A weight the model holds for its pass
+ * (tern_backend_hold_weights) is converted once per hold and per layout, straight into the blocked
+ * layout oneDNN multiplies it in, and kept: the head's weight, used by every chunk of positions
+ * twice, would otherwise be converted and repacked sixteen times a step of GPT-2 small
+ * (docs/PERFORMANCE.md, "bf16 weights packed once per pass"). */
 #include "backend/backend_int.h"
 #include "tern/core.h"
 
@@ -37,8 +38,8 @@ void tern_bf16_round(float *dst, size_t ldd, const float *src, size_t lds, size_
 /* Scratch for the rounded or converted operands: buffers that grow and are kept, for calls from
  * outside a parallel region (the products of a step); a call from inside one gets its own. */
 typedef struct {
-    void *p[3];
-    size_t cap[3];
+    void *p[4];
+    size_t cap[4];
 } scratch;
 static scratch shared_scratch;
 
@@ -54,7 +55,7 @@ static void *scratch_get(scratch *s, int i, size_t bytes) {
 }
 
 static void scratch_drop(scratch *s) {
-    for (int i = 0; i < 3; i++) free(s->p[i]);
+    for (int i = 0; i < 4; i++) free(s->p[i]);
 }
 
 /* The stored extent of op(X): rows x cols of the matrix as it lies in memory. */
@@ -104,17 +105,49 @@ static void to_bf16(uint16_t *dst, const float *src, size_t lds, size_t rows, si
         }
     }
 }
+
+/* to_bf16 of a contiguous (rows, cols) matrix, with its column sums added into sums: blocks of 64
+ * columns walked row by row, each column adding its rows in order, as tern_colsum_add does, so
+ * the sums are the same bit for bit; the matrix is read once for both. */
+static void to_bf16_colsum(uint16_t *dst, float *sums, const float *src, size_t rows, size_t cols) {
+    size_t nblk = (cols + 63) / 64;
+#pragma omp parallel for schedule(static) if ((rows * cols) >= TERN_OMP_MIN_WORK)
+    for (size_t bk = 0; bk < nblk; bk++) {
+        size_t c0 = bk * 64, n = cols - c0 < 64 ? cols - c0 : 64;
+        __mmask16 m[4];
+        for (int v = 0; v < 4; v++) {
+            size_t left = n > (size_t)v * 16 ? n - (size_t)v * 16 : 0;
+            m[v] = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        }
+        __m512 s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (size_t i = 0; i < rows; i++) {
+            const float *r = src + i * cols + c0;
+            uint16_t *d = dst + i * cols + c0;
+            for (int v = 0; v < 4; v++) {
+                __m512 x = _mm512_maskz_loadu_ps(m[v], r + 16 * v);
+                s[v] = _mm512_add_ps(s[v], x);
+                _mm256_mask_storeu_epi16(d + 16 * v, m[v], (__m256i)_mm512_cvtneps_pbh(x));
+            }
+        }
+        for (int v = 0; v < 4; v++)
+            _mm512_mask_storeu_ps(sums + c0 + 16 * v, m[v], _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], sums + c0 + 16 * v), s[v]));
+    }
+}
 #pragma GCC pop_options
 
 /* One product shape and its primitive. The operands are always contiguous after conversion, so
  * the shape, the transpositions, ldc, alpha and beta (and the thread count, which oneDNN plans
- * for) name a primitive. */
+ * for) name a primitive, with whether b comes plain or packed in the blocked layout oneDNN
+ * chooses for it. */
 typedef struct {
     int transA, transB, nthr;
+    int packed; /* b in the layout oneDNN prefers (bd, queried), rather than plain */
     dnnl_dim_t M, N, K, ldc;
     float alpha, beta;
     dnnl_memory_desc_t ad, bd, cd;
     dnnl_primitive_t p;
+    dnnl_memory_desc_t plain_bd; /* packed: b as it lies, and the reorder from it to bd */
+    dnnl_primitive_t reorder;
     unsigned long long used;
 } prim;
 
@@ -136,7 +169,13 @@ static void md_strided(dnnl_memory_desc_t *md, dnnl_dim_t rows, dnnl_dim_t cols,
 /* Makes the primitive of x (whose shape fields are set); 0 when oneDNN offers none. */
 static int prim_make(prim *x) {
     md_strided(&x->ad, x->M, x->K, dnnl_bf16, x->transA ? 1 : x->K, x->transA ? x->M : 1);
-    md_strided(&x->bd, x->K, x->N, dnnl_bf16, x->transB ? 1 : x->N, x->transB ? x->K : 1);
+    if (x->packed) {
+        dnnl_dims_t d = {x->K, x->N};
+        dnnl_status_t st = dnnl_memory_desc_init_by_tag(&x->bd, 2, d, dnnl_bf16, dnnl_format_tag_any);
+        TERN_ASSERT(st == dnnl_success);
+    } else {
+        md_strided(&x->bd, x->K, x->N, dnnl_bf16, x->transB ? 1 : x->N, x->transB ? x->K : 1);
+    }
     md_strided(&x->cd, x->M, x->N, dnnl_f32, x->ldc, 1);
     dnnl_matmul_desc_t md;
     dnnl_primitive_attr_t attr = NULL;
@@ -150,7 +189,23 @@ static int prim_make(prim *x) {
              dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
     }
     if (ok) ok = dnnl_primitive_desc_create(&pd, &md, attr, nat.eng, NULL) == dnnl_success;
+    if (ok && x->packed) {
+        const dnnl_memory_desc_t *wd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        ok = wd != NULL;
+        if (ok) x->bd = *wd;
+    }
     if (ok) ok = dnnl_primitive_create(&x->p, pd) == dnnl_success;
+    if (ok && x->packed) {
+        dnnl_primitive_desc_t rpd = NULL;
+        md_strided(&x->plain_bd, x->K, x->N, dnnl_bf16, x->transB ? 1 : x->N, x->transB ? x->K : 1);
+        ok = dnnl_reorder_primitive_desc_create(&rpd, &x->plain_bd, nat.eng, &x->bd, nat.eng, NULL) == dnnl_success &&
+             dnnl_primitive_create(&x->reorder, rpd) == dnnl_success;
+        if (rpd) dnnl_primitive_desc_destroy(rpd);
+        if (!ok) {
+            if (x->p) dnnl_primitive_destroy(x->p);
+            x->p = x->reorder = NULL;
+        }
+    }
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
@@ -159,12 +214,12 @@ static int prim_make(prim *x) {
 
 /* The kept primitive for this product, made on first use (the least recently used one makes way
  * when all are taken); NULL when oneDNN offers none. */
-static prim *prim_get(int transA, int transB, size_t M, size_t N, size_t K, float alpha, float beta, size_t ldc) {
+static prim *prim_get(int transA, int transB, int packed, size_t M, size_t N, size_t K, float alpha, float beta, size_t ldc) {
     int nthr = omp_get_max_threads();
     prim *lru = &nat.p[0];
     for (int i = 0; i < NPRIM; i++) {
         prim *x = &nat.p[i];
-        if (x->p && x->transA == transA && x->transB == transB && x->M == (dnnl_dim_t)M && x->N == (dnnl_dim_t)N &&
+        if (x->p && x->transA == transA && x->transB == transB && x->packed == packed && x->M == (dnnl_dim_t)M && x->N == (dnnl_dim_t)N &&
             x->K == (dnnl_dim_t)K && x->ldc == (dnnl_dim_t)ldc && x->alpha == alpha && x->beta == beta && x->nthr == nthr) {
             x->used = ++nat.tick;
             return x;
@@ -172,7 +227,8 @@ static prim *prim_get(int transA, int transB, size_t M, size_t N, size_t K, floa
         if (!x->p || (lru->p && x->used < lru->used)) lru = x;
     }
     if (lru->p) dnnl_primitive_destroy(lru->p);
-    *lru = (prim){.transA = transA, .transB = transB, .nthr = nthr, .M = (dnnl_dim_t)M, .N = (dnnl_dim_t)N, .K = (dnnl_dim_t)K,
+    if (lru->reorder) dnnl_primitive_destroy(lru->reorder);
+    *lru = (prim){.transA = transA, .transB = transB, .packed = packed, .nthr = nthr, .M = (dnnl_dim_t)M, .N = (dnnl_dim_t)N, .K = (dnnl_dim_t)K,
                   .ldc = (dnnl_dim_t)ldc, .alpha = alpha, .beta = beta};
     if (!prim_make(lru)) {
         lru->p = NULL;
@@ -193,12 +249,8 @@ static int native_ready(void) {
     return !nat.broken;
 }
 
-/* C = alpha op(a) op(b) + beta C with a and b contiguous bf16 as they lie; 0 when oneDNN offers
- * no primitive for it. */
-static int native_product(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const uint16_t *a, const uint16_t *b,
-                          float beta, float *C, size_t ldc) {
-    prim *x = prim_get(transA, transB, M, N, K, alpha, beta, ldc);
-    if (!x) return 0;
+/* Runs x: C = alpha op(a) op(b) + beta C, a and b laid out as x's descriptors say. */
+static void native_exec(const prim *x, const void *a, const void *b, float *C) {
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
     int ok = dnnl_memory_create(&ma, &x->ad, nat.eng, (void *)a) == dnnl_success &&
              dnnl_memory_create(&mb, &x->bd, nat.eng, (void *)b) == dnnl_success &&
@@ -211,7 +263,135 @@ static int native_product(int transA, int transB, size_t M, size_t N, size_t K, 
     if (mb) dnnl_memory_destroy(mb);
     if (mc) dnnl_memory_destroy(mc);
     TERN_ASSERT(ok); /* a primitive that was made runs: only invalid arguments fail */
+}
+
+/* Runs the reorder r from `from` (laid out as fd) into `to` (td). */
+static void reorder_exec(dnnl_primitive_t r, const dnnl_memory_desc_t *fd, const void *from, const dnnl_memory_desc_t *td, void *to) {
+    dnnl_memory_t mf = NULL, mt = NULL;
+    int ok = dnnl_memory_create(&mf, fd, nat.eng, (void *)from) == dnnl_success && dnnl_memory_create(&mt, td, nat.eng, to) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, mf}, {DNNL_ARG_TO, mt}};
+        ok = dnnl_primitive_execute(r, nat.strm, 2, args) == dnnl_success && dnnl_stream_wait(nat.strm) == dnnl_success;
+    }
+    if (mf) dnnl_memory_destroy(mf);
+    if (mt) dnnl_memory_destroy(mt);
+    TERN_ASSERT(ok);
+}
+
+/* A product whose A has this many rows or more first reorders a plain b into the blocked layout
+ * oneDNN prefers: the copy is small beside such a product, and the blocked kernel is faster (the
+ * head's weight gradient, A's rows the vocabulary: about a fifth; docs/PERFORMANCE.md). */
+#define PACK_B_ROWS 16384
+
+/* C = alpha op(a) op(b) + beta C with a and b contiguous bf16 as they lie; 0 when oneDNN offers
+ * no primitive for it. */
+static int native_product(int transA, int transB, size_t M, size_t N, size_t K, float alpha, const uint16_t *a, const uint16_t *b,
+                          float beta, float *C, size_t ldc) {
+    prim *x = M >= PACK_B_ROWS ? prim_get(transA, transB, 1, M, N, K, alpha, beta, ldc) : NULL;
+    if (x) {
+        void *bp = scratch_get(&shared_scratch, 3, dnnl_memory_desc_get_size(&x->bd));
+        reorder_exec(x->reorder, &x->plain_bd, b, &x->bd, bp);
+        native_exec(x, a, bp, C);
+        return 1;
+    }
+    if (!(x = prim_get(transA, transB, 0, M, N, K, alpha, beta, ldc))) return 0;
+    native_exec(x, a, b, C);
     return 1;
+}
+
+/* ---- held weights, converted and packed once per hold ---- */
+
+/* One weight as one product shape reads it: op(B) (K x N) from fp32 rows of ldb, in bf16 in the
+ * layout of md, made in hold epoch. */
+typedef struct {
+    const float *src;
+    int transB;
+    dnnl_dim_t K, N, ldb;
+    dnnl_memory_desc_t plain, md;
+    dnnl_primitive_t reorder; /* plain bf16 to md */
+    unsigned long long epoch;
+    void *p;
+} wpack;
+
+static struct {
+    wpack *e;
+    size_t n, cap;
+} wts;
+
+void tern_bf16_drop_weights(void) {
+#pragma omp critical(tern_bf16_native)
+    {
+        for (size_t i = 0; i < wts.n; i++) {
+            dnnl_primitive_destroy(wts.e[i].reorder);
+            tern_free(wts.e[i].p);
+        }
+        free(wts.e);
+        wts.e = NULL;
+        wts.n = wts.cap = 0;
+    }
+}
+
+/* A new entry for B as x reads it; NULL when memory or oneDNN gives out. */
+static wpack *wpack_new(const prim *x, const float *B, size_t ldb) {
+    if (wts.n == wts.cap) {
+        size_t cap = wts.cap ? 2 * wts.cap : 64;
+        wpack *e = realloc(wts.e, cap * sizeof *e);
+        if (!e) return NULL;
+        wts.e = e, wts.cap = cap;
+    }
+    wpack w = {.src = B, .transB = x->transB, .K = x->K, .N = x->N, .ldb = (dnnl_dim_t)ldb, .md = x->bd};
+    md_strided(&w.plain, x->K, x->N, dnnl_bf16, x->transB ? 1 : x->N, x->transB ? x->K : 1);
+    dnnl_primitive_desc_t rpd = NULL;
+    if (dnnl_reorder_primitive_desc_create(&rpd, &w.plain, nat.eng, &w.md, nat.eng, NULL) != dnnl_success) return NULL;
+    int ok = dnnl_primitive_create(&w.reorder, rpd) == dnnl_success;
+    dnnl_primitive_desc_destroy(rpd);
+    if (!ok) return NULL;
+    if (tern_alloc(&w.p, dnnl_memory_desc_get_size(&w.md), "bf16 weights") != TERN_OK) {
+        tern_err_clear();
+        dnnl_primitive_destroy(w.reorder);
+        return NULL;
+    }
+    wts.e[wts.n] = w;
+    return &wts.e[wts.n++];
+}
+
+/* op(B) converted and packed as the packed primitive x reads it, converted at most once per hold
+ * epoch; NULL (the caller multiplies plain) when the weight already has a copy in another layout
+ * (a product of another row count can prefer one: only one copy per weight and product shape is
+ * kept) or memory gives out. */
+static const void *weight_packed(const prim *x, const float *B, size_t ldb, unsigned long long epoch) {
+    wpack *w = NULL;
+    for (size_t i = 0; i < wts.n && !w; i++) {
+        wpack *e = &wts.e[i];
+        if (e->src == B && e->transB == x->transB && e->K == x->K && e->N == x->N && e->ldb == (dnnl_dim_t)ldb) {
+            if (!dnnl_memory_desc_equal(&e->md, &x->bd)) return NULL;
+            w = e;
+        }
+    }
+    if (!w && !(w = wpack_new(x, B, ldb))) return NULL;
+    if (w->epoch != epoch) {
+        size_t rows = w->transB ? (size_t)w->N : (size_t)w->K, cols = w->transB ? (size_t)w->K : (size_t)w->N;
+        uint16_t *plain = scratch_get(&shared_scratch, 1, rows * cols * sizeof(uint16_t));
+        to_bf16(plain, B, ldb, rows, cols);
+        reorder_exec(w->reorder, &w->plain, plain, &w->md, w->p);
+        w->epoch = epoch;
+    }
+    return w->p;
+}
+
+/* The primitive for C = alpha op(A) op(B) + beta C and B as it reads it: packed once per hold when
+ * B lies in the held weights, else converted into scratch slot `slot`. NULL when oneDNN offers no
+ * primitive. */
+static const prim *with_b(tern_backend *be, int transA, int transB, size_t M, size_t N, size_t K, float alpha, float beta, size_t ldc,
+                          const float *B, size_t ldb, int slot, const void **bp) {
+    unsigned long long ep = tern_backend_held(be, B, (B_ROWS - 1) * ldb + B_COLS);
+    prim *x = ep ? prim_get(transA, transB, 1, M, N, K, alpha, beta, ldc) : NULL;
+    if (x && (*bp = weight_packed(x, B, ldb, ep))) return x;
+    if (!(x = prim_get(transA, transB, 0, M, N, K, alpha, beta, ldc))) return NULL;
+    uint16_t *b = scratch_get(&shared_scratch, slot, B_ROWS * B_COLS * sizeof(uint16_t));
+    to_bf16(b, B, ldb, B_ROWS, B_COLS);
+    *bp = b;
+    return x;
 }
 
 void tern_sgemm_bf16_native(tern_sgemm_fn f32, tern_backend *be, int transA, int transB, size_t M, size_t N, size_t K, float alpha,
@@ -222,11 +402,14 @@ void tern_sgemm_bf16_native(tern_sgemm_fn f32, tern_backend *be, int transA, int
     if (M && N && K && !omp_in_parallel()) {
 #pragma omp critical(tern_bf16_native)
         if (native_ready()) {
-            uint16_t *a = scratch_get(&shared_scratch, 0, A_ROWS * A_COLS * sizeof(uint16_t));
-            uint16_t *b = scratch_get(&shared_scratch, 1, B_ROWS * B_COLS * sizeof(uint16_t));
-            to_bf16(a, A, lda, A_ROWS, A_COLS);
-            to_bf16(b, B, ldb, B_ROWS, B_COLS);
-            done = native_product(transA, transB, M, N, K, alpha, a, b, beta, C, ldc);
+            const void *b = NULL;
+            const prim *x = with_b(be, transA, transB, M, N, K, alpha, beta, ldc, B, ldb, 1, &b);
+            if (x) {
+                uint16_t *a = scratch_get(&shared_scratch, 0, A_ROWS * A_COLS * sizeof(uint16_t));
+                to_bf16(a, A, lda, A_ROWS, A_COLS);
+                native_exec(x, a, b, C);
+                done = 1;
+            }
         }
     }
     if (!done) tern_sgemm_bf16_emulated(f32, be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -234,24 +417,28 @@ void tern_sgemm_bf16_native(tern_sgemm_fn f32, tern_backend *be, int transA, int
 
 /* ---- the backward pass of a matmul: dout rounded once for its two products ---- */
 
-void tern_matmul_bwd_bf16(int native, tern_sgemm_fn f32, tern_backend *be, float *dinp, float *dw, const float *dout, const float *inp,
-                          const float *w, size_t N, size_t C, size_t OC, int wt) {
+void tern_matmul_bwd_bf16(int native, tern_sgemm_fn f32, tern_backend *be, float *dinp, float *dw, float *dbias, const float *dout,
+                          const float *inp, const float *w, size_t N, size_t C, size_t OC, int wt) {
     size_t wr = wt ? OC : C, wc = wt ? C : OC;
-    int done = 0;
+    int done = 0, summed = 0;
     if (native && N && C && OC && !omp_in_parallel()) {
 #pragma omp critical(tern_bf16_native)
         if (native_ready()) {
             uint16_t *d = scratch_get(&shared_scratch, 0, N * OC * sizeof(uint16_t));
-            uint16_t *wb = scratch_get(&shared_scratch, 1, wr * wc * sizeof(uint16_t));
             uint16_t *x = scratch_get(&shared_scratch, 2, N * C * sizeof(uint16_t));
-            to_bf16(d, dout, OC, N, OC);
-            to_bf16(wb, w, wc, wr, wc);
+            if (dbias)
+                to_bf16_colsum(d, dbias, dout, N, OC), summed = 1;
+            else
+                to_bf16(d, dout, OC, N, OC);
             to_bf16(x, inp, C, N, C);
             /* as tern_kern_matmul_bwd_with: dinp = dout W^T or dout W; dW += inp^T dout or dout^T inp */
-            done = native_product(0, !wt, N, C, OC, 1.0f, d, wb, 0.0f, dinp, C) &&
-                   (wt ? native_product(1, 0, OC, C, N, 1.0f, d, x, 1.0f, dw, C) : native_product(1, 0, C, OC, N, 1.0f, x, d, 1.0f, dw, OC));
+            const void *wb = NULL;
+            const prim *pd = with_b(be, 0, !wt, N, C, OC, 1.0f, 0.0f, C, w, wc, 1, &wb);
+            if (pd) native_exec(pd, d, wb, dinp);
+            done = pd && (wt ? native_product(1, 0, OC, C, N, 1.0f, d, x, 1.0f, dw, C) : native_product(1, 0, C, OC, N, 1.0f, x, d, 1.0f, dw, OC));
         }
     }
+    if (dbias && !summed) tern_colsum_add(dbias, dout, N, OC);
     if (done) return;
     if (!N || !C || !OC || omp_in_parallel()) {
         tern_sgemm_bf16_emulated(f32, be, 0, !wt, N, C, OC, 1.0f, dout, OC, w, wc, 0.0f, dinp, C);

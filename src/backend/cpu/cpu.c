@@ -40,8 +40,7 @@ static void matmul_bwd_cpu(tern_backend *be, float *dinp, float *dw, float *dbia
         tern_kern_matmul_bwd_with(&tern_kern_cpu, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
         return;
     }
-    tern_matmul_bwd_bf16(0, tern_sgemm_f32, be, dinp, dw, dout, inp, w, N, C, OC, wt);
-    if (dbias) tern_colsum_add(dbias, dout, N, OC);
+    tern_matmul_bwd_bf16(0, tern_sgemm_f32, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
 }
 
 /* Attention as matrix products, flash-style in blocks of TERN_ATT_BQ query rows per (batch, head):

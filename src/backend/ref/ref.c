@@ -107,8 +107,7 @@ static void matmul_bwd_ref(tern_backend *be, float *dinp, float *dw, float *dbia
         tern_kern_matmul_bwd_with(&tern_kern_ref, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
         return;
     }
-    tern_matmul_bwd_bf16(0, sgemm_ref_f32, be, dinp, dw, dout, inp, w, N, C, OC, wt);
-    if (dbias) tern_colsum_add(dbias, dout, N, OC);
+    tern_matmul_bwd_bf16(0, sgemm_ref_f32, be, dinp, dw, dbias, dout, inp, w, N, C, OC, wt);
 }
 
 /* ---- embeddings ---- */
