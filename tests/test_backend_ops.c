@@ -489,6 +489,28 @@ static void test_bf16_against_ref(void) {
     check_bf16("avx512", tern_backend_available("avx2", NULL, 0) ? "avx2" : "cpu");
 }
 
+/* The avx512 set at bf16 where it runs natively (AVX512_BF16); NULL, after saying why the test
+ * named what is skipped, where it does not (the emulated path keeps no copies and takes no other
+ * way). */
+static tern_backend *native_bf16_or_skip(const char *what) {
+    tern_backend *be;
+    if (!tern_backend_available("avx512", NULL, 0)) {
+        printf("SKIP %s: no avx512 set on this CPU\n", what);
+        return NULL;
+    }
+    if (tern_backend_open(&be, "avx512") != TERN_OK || tern_backend_set_precision(be, "bf16") != TERN_OK) {
+        CHECK(0, "%s: avx512 at bf16: %s", what, tern_errmsg());
+        tern_backend_free(be);
+        return NULL;
+    }
+    if (strcmp(tern_backend_precision_how(be), "AVX512_BF16")) {
+        printf("SKIP %s: this CPU lacks AVX512_BF16, so the products are emulated\n", what);
+        tern_backend_free(be);
+        return NULL;
+    }
+    return be;
+}
+
 /* matmul_fwd and matmul_bwd of (N, C) by a (C, OC) weight laid out as wt says, into o: out,
  * dinp, dw (added into zeros) and dbias (likewise). */
 static void held_products(tern_backend *be, float *o[4], const float *w, const float *x, const float *dy, const float *bias, size_t N,
@@ -505,17 +527,8 @@ static void held_products(tern_backend *be, float *o[4], const float *w, const f
  * past its hold would give the old weight's products. Two row counts share the weight, as the
  * head's full and last chunks do. */
 static void test_bf16_held_weights(void) {
-    tern_backend *be;
-    if (!tern_backend_available("avx512", NULL, 0)) {
-        printf("SKIP bf16 held weights: no avx512 set on this CPU\n");
-        return;
-    }
-    CHECK(tern_backend_open(&be, "avx512") == TERN_OK && tern_backend_set_precision(be, "bf16") == TERN_OK, "%s", tern_errmsg());
-    if (strcmp(tern_backend_precision_how(be), "AVX512_BF16")) {
-        printf("SKIP bf16 held weights: this CPU lacks AVX512_BF16 (emulated products keep no copies)\n");
-        tern_backend_free(be);
-        return;
-    }
+    tern_backend *be = native_bf16_or_skip("bf16 held weights");
+    if (!be) return;
     const size_t C = 48, OC = 80, Ns[2] = {96, 37};
     for (int wt = 0; wt < 2; wt++) {
         float *w = host_random(C * OC + OC, 91, 1); /* the "model": the weight, then a bias */
@@ -554,17 +567,8 @@ static void test_bf16_held_weights(void) {
  * way on AVX512_BF16: its right operand is reordered into oneDNN's blocked layout first. It must
  * agree with the emulated product as the plain ones do. */
 static void test_bf16_vocabulary_rows(void) {
-    tern_backend *nat, *emu;
-    if (!tern_backend_available("avx512", NULL, 0)) {
-        printf("SKIP bf16 vocabulary rows: no avx512 set on this CPU\n");
-        return;
-    }
-    CHECK(tern_backend_open(&nat, "avx512") == TERN_OK && tern_backend_set_precision(nat, "bf16") == TERN_OK, "%s", tern_errmsg());
-    if (strcmp(tern_backend_precision_how(nat), "AVX512_BF16")) {
-        printf("SKIP bf16 vocabulary rows: this CPU lacks AVX512_BF16\n");
-        tern_backend_free(nat);
-        return;
-    }
+    tern_backend *nat = native_bf16_or_skip("bf16 vocabulary rows"), *emu;
+    if (!nat) return;
     CHECK(tern_backend_open(&emu, tern_backend_available("avx2", NULL, 0) ? "avx2" : "cpu") == TERN_OK &&
               tern_backend_set_precision(emu, "bf16") == TERN_OK,
           "%s", tern_errmsg());

@@ -279,9 +279,12 @@ static void reorder_exec(dnnl_primitive_t r, const dnnl_memory_desc_t *fd, const
 }
 
 /* A product whose A has this many rows or more first reorders a plain b into the blocked layout
- * oneDNN prefers: the copy is small beside such a product, and the blocked kernel is faster (the
- * head's weight gradient, A's rows the vocabulary: about a fifth; docs/PERFORMANCE.md). */
-#define PACK_B_ROWS 16384
+ * oneDNN prefers. The reorder costs about 0.23 ns per element of b and the blocked kernel saves
+ * about a tenth of the product, M x 5.3 ps per element of b at 380 GFLOP/s, so it pays from some
+ * 430 rows on (Zen 4, bench/bench_packed): the weight gradients, whose b is an activation (their
+ * products 0-6% faster with the reorder counted), and the head's, whose A has the vocabulary's
+ * rows (about a fifth). */
+#define PACK_B_ROWS 512
 
 /* C = alpha op(a) op(b) + beta C with a and b contiguous bf16 as they lie; 0 when oneDNN offers
  * no primitive for it. */
