@@ -26,6 +26,7 @@ static tern_status replay_config(const char *path, const uint8_t *p, size_t n) {
     tern_train_opts o;
     tern_train_opts_defaults(&o);
     tern_status st = tern_train_opts_load_json(&o, path);
+    if (st == TERN_OK) st = tern_train_opts_check(&o); /* as fuzz_config.c: what loads is then checked */
     tern_train_opts_free(&o);
     return st;
 }
@@ -120,6 +121,9 @@ static const struct regression cases[] = {
      * run's resolved config.json (JSON doubles) then failed to load on resume; options in JSON
      * are now typed, so the string is refused first (test_train checks the bound on numbers) */
     {"config", "int_above_2p53.json", replay_config, TERN_EINVAL, "%s: option \"batch\" must be a whole number, not a string"},
+    /* train/opts.c tern_train_opts_check: a text option with a default, set to null by a config
+     * file ("schedule": null), reached strcmp as a null pointer; it is now refused first */
+    {"config", "schedule_null.json", replay_config, TERN_EINVAL, "schedule must be a NAME (default cosine), not null"},
     /* io/hf.c json_int: n_positions 1.1e19 was converted to int (undefined behaviour); fields are
      * now range-checked before conversion, and this file's n_layer of 0 is the first refused */
     {"hf_config", "n_positions_1e19.json", replay_hf_config, TERN_EFORMAT,

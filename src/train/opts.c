@@ -219,6 +219,13 @@ tern_status tern_train_opts_check(const tern_train_opts *o) {
         {"keep", offsetof(tern_train_opts, keep), 1},             {"max_bad_steps", offsetof(tern_train_opts, max_bad_steps), 1},
         {"sample_every", offsetof(tern_train_opts, sample_every), 0}, {"sample_tokens", offsetof(tern_train_opts, sample_tokens), 1},
     };
+    /* A text option with a default has no unset value: null (a config file's "schedule": null) is
+     * refused here, before anything compares it. */
+    tern_train_opts d;
+    tern_train_opts_defaults(&d);
+    for (size_t i = 0; i < OPT_COUNT; i++)
+        if (rows[i].type == 'S' && *FIELD(&d, &rows[i], const char *) && !*(const char *const *)((const char *)o + rows[i].off))
+            return tern_err(TERN_EINVAL, "%s must be a %s (default %s), not null", rows[i].key, rows[i].arg, *FIELD(&d, &rows[i], const char *));
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         long long v;
         memcpy(&v, (const char *)o + ints[i].off, sizeof v);
