@@ -276,6 +276,14 @@ static void test_refused_before_memory_is_taken(void) {
     snprintf(window, sizeof window,
              "tern train: %s: no train shard holds a whole window: a window needs 1600001 tokens (B=16 x T=100000, plus 1) "
              "and the largest shard has ", td.data);
+    /* at bf16 where the products run natively, the two bf16 copies of every weight they keep count
+     * too (4 more bytes per parameter), and the message names them */
+    tern_backend *be = NULL;
+    int native = tern_backend_open(&be, NULL) == TERN_OK && tern_backend_set_precision(be, "bf16") == TERN_OK &&
+                 !strcmp(tern_backend_precision_how(be), "AVX512_BF16");
+    tern_backend_free(be);
+    const char *bf16_hint = native ? "even --batch 1 would not: parameters, gradients, AdamW moments and bf16 weight copies alone need "
+                                   : "even --batch 1 would not: parameters, gradients and AdamW moments alone need ";
     struct {
         const char *flags, *want, *hint;
         int machine; /* the limit is the machine's (an address-space limit of 8 GiB) */
@@ -284,6 +292,7 @@ static void test_refused_before_memory_is_taken(void) {
         /* parameters, gradients and moments alone: 4 x 16 bytes per parameter of 6.4e9 */
         {"--n-layer 8 --n-head 64 --n-embd 8192", "tern train: the run needs ",
          "even --batch 1 would not: parameters, gradients and AdamW moments alone need ", 1},
+        {"--n-layer 8 --n-head 64 --n-embd 8192 --precision bf16", "tern train: the run needs ", bf16_hint, 1},
         /* activations of 32 rows of 1024 do not fit, one row does */
         {"--n-layer 8 --n-head 16 --n-embd 2048 --seq 1024 --batch 32 --max-memory 8G", "tern train: the run needs ",
          "but --max-memory is 8.00 GiB; --batch 1 (with --grad-accum 32 for the same tokens per step) would fit", 0},

@@ -491,8 +491,9 @@ static double parse_size(const char *s) {
  * what would fit. The limit is --max-memory when given (0 turns the check off), else the memory
  * this process may use (tern_mem_limit: physical memory, cgroup and rlimits), shared by the
  * ranks on this node. Counts parameters, gradients, AdamW's two moments (this rank's shard of
- * them under ZeRO-1) and the activations, which is what the process holds beyond its fixed
- * ~0.1 GiB (docs/PERFORMANCE.md compares this accounting with measured peak RSS). */
+ * them under ZeRO-1), the bf16 weight copies where the products keep them, and the activations,
+ * which is what the process holds beyond its fixed ~0.1 GiB (docs/PERFORMANCE.md compares this
+ * accounting with measured peak RSS). */
 static tern_status check_memory(const run *r, const tern_train_opts *o, const tern_model_config *c) {
     double limit;
     char what[1500];
@@ -516,7 +517,11 @@ static tern_status check_memory(const run *r, const tern_train_opts *o, const te
     const double gib = 1024.0 * 1024 * 1024;
     size_t np = tern_model_config_num_params(c);
     double shard = (double)np / (o->zero ? tern_ddp_size(r->dp) : 1);
-    double state = (2.0 * (double)np + 2.0 * shard) * sizeof(float);
+    /* at bf16 on AVX512_BF16 the products keep two bf16 copies of every weight, one per layout
+     * (cpu/bf16.c): 4 bytes a parameter more */
+    int copies = !strcmp(tern_backend_precision_how(r->be), "AVX512_BF16");
+    double state = (2.0 * (double)np + 2.0 * shard) * sizeof(float) + (copies ? 4.0 * (double)np : 0);
+    const char *held = copies ? "parameters, gradients, AdamW moments and bf16 weight copies" : "parameters, gradients and AdamW moments";
     size_t B = (size_t)o->batch, T = (size_t)o->seq;
     double acts = (double)tern_model_activation_bytes_for(c, B, T, (int)o->recompute);
     if (state + acts <= limit) return TERN_OK;
@@ -538,13 +543,11 @@ static tern_status check_memory(const run *r, const tern_train_opts *o, const te
         snprintf(hint, sizeof hint, "--batch %zu with --recompute would fit", fit_rc);
     else
         snprintf(hint, sizeof hint,
-                 "even --batch 1 would not: parameters, gradients and AdamW moments alone need %.2f GiB; a smaller model, "
-                 "or more ranks with --zero 1, would",
+                 "even --batch 1 would not: %s alone need %.2f GiB; a smaller model, or more ranks with --zero 1, would", held,
                  state / gib);
     return tern_err(TERN_ENOMEM,
-                    "the run needs %.2f GiB (parameters, gradients and AdamW moments %.2f GiB; activations for %zu x %zu tokens "
-                    "%.2f GiB) but %s %.2f GiB; %s%s",
-                    (state + acts) / gib, state / gib, B, T, acts / gib, what, limit / gib, hint,
+                    "the run needs %.2f GiB (%s %.2f GiB; activations for %zu x %zu tokens %.2f GiB) but %s %.2f GiB; %s%s",
+                    (state + acts) / gib, held, state / gib, B, T, acts / gib, what, limit / gib, hint,
                     o->max_memory ? "" : " (--max-memory 0 turns this check off)");
 }
 
