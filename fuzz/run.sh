@@ -6,7 +6,9 @@
 # size) and exits non-zero when any target failed.
 # Usage: fuzz/run.sh SECONDS build/fuzz/fuzz_<format>...   (make fuzz FUZZ_SECONDS=N calls it)
 # SECONDS 0 means no time limit; FUZZ_RUNS=N stops each target after N executions instead;
-# FUZZ_OUT=DIR keeps corpora, crashes and logs in DIR instead of build/fuzz.
+# FUZZ_SEED=N fixes libFuzzer's random seed (with FUZZ_RUNS and a fresh corpus, the same tree then
+# runs the same inputs every time: CI's pass is reproducible); FUZZ_OUT=DIR keeps corpora, crashes
+# and logs in DIR instead of build/fuzz.
 set -u
 secs="$1"; shift
 out=${FUZZ_OUT:-build/fuzz} # corpora learnt, crash inputs and logs
@@ -16,6 +18,7 @@ export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 export OMP_NUM_THREADS=1 # one core: the machine is shared, and a target should not depend on threads
 runs=(); [ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS")
+[ -n "${FUZZ_SEED:-}" ] && runs+=(-seed="$FUZZ_SEED")
 failed=0
 for bin in "$@"; do
   name=$(basename "$bin"); fmt=${name#fuzz_}

@@ -145,6 +145,11 @@ static const struct regression cases[] = {
      * match) in its metadata made tern_gguf_load_model allocate and zero 3.2 GB of parameters
      * (and as much for gradients) before finding that the 25 kB file held none of them; the
      * counts: 400*8192 + 4*8192 + (12*8192^2 + 13*8192) + 2*8192, and the 4120 of the test model */
+    /* model/model.c tern_model_config_gpt2: n_embd 2130706433 from a GGUF made 4 * n_embd overflow
+     * int before the configuration was checked; the width is now left 0 there, and the file's
+     * own feed-forward width is refused first */
+    {"gguf", "n_embd_2130706433.gguf", replay_gguf, TERN_EFORMAT,
+     "%s: gpt2.feed_forward_length 32 is not 4*n_embd (2130706433); tern's GPT-2 uses a 4x MLP"},
     {"gguf", "embedding_8192.gguf", replay_gguf, TERN_EFORMAT,
      "%s: a GPT-2 of this shape has 808738816 parameters, but the file's tensors hold 4120 values"},
     /* not a reader fault: fuzz_ledger.c's own check expected every refusal to name a line, but a

@@ -8,6 +8,7 @@
 #include "tern/json.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@ tern_model_config tern_model_config_gpt2(int n_layer, int n_head, int n_embd, in
     c.n_head = c.n_kv_head = n_head;
     c.n_embd = n_embd;
     c.head_dim = n_head > 0 ? n_embd / n_head : 0;
-    c.ffn_dim = 4 * n_embd;
+    c.ffn_dim = n_embd > 0 && n_embd <= INT_MAX / 4 ? 4 * n_embd : 0; /* 0: refused by tern_model_config_check */
     c.n_ctx = n_ctx;
     c.vocab_size = vocab_size;
     c.norm_eps = 1e-5;
@@ -40,8 +41,8 @@ tern_model_config tern_model_config_llama(int n_layer, int n_head, int n_kv_head
     c.n_embd = n_embd;
     c.head_dim = n_head > 0 ? n_embd / n_head : 0;
     /* Llama's SwiGLU width: 2/3 of 4C, rounded up to a multiple of 256 (Meta's reference code) */
-    long f = (long)(8.0 * n_embd / 3.0);
-    c.ffn_dim = (int)((f + 255) / 256 * 256);
+    double f = 8.0 * n_embd / 3.0;
+    c.ffn_dim = f > 0 && f < (double)(INT_MAX - 255) ? (int)(((long long)f + 255) / 256 * 256) : 0; /* 0: refused, as above */
     c.n_ctx = n_ctx;
     c.vocab_size = vocab_size;
     c.norm_eps = 1e-5;
