@@ -37,6 +37,10 @@ const char *tern_backend_precision(const tern_backend *be);
  * at bf16, "AVX512_BF16" or "emulated: operands rounded to bf16, fp32 products" (the same
  * arithmetic up to the order of fp32 additions). */
 const char *tern_backend_precision_how(const tern_backend *be);
+/* Bytes per parameter the backend keeps beside the model's weights while it runs passes over
+ * them, at most (at bf16 with AVX512_BF16: each weight in bf16 in the two layouts its products
+ * read, 4); 0 when it keeps none. What a memory budget must count besides the model's own. */
+size_t tern_backend_weight_copy_bytes(const tern_backend *be);
 
 /* The names tern_backend_open knows, NULL-terminated; tern_backend_available says whether this
  * build on this machine can open one (and why not, into why, when it cannot). */

@@ -69,6 +69,8 @@ static tern_status cpu_set_precision(tern_backend *be, const char *precision) {
     be->precision_how = strcmp(precision, "bf16") ? NULL
                         : native               ? "AVX512_BF16"
                                                : "emulated: operands rounded to bf16, fp32 products";
+    /* the native products keep each held weight in bf16 in two layouts (cpu/bf16.c) */
+    be->weight_copy_bytes = native && !strcmp(precision, "bf16") ? 2 * sizeof(uint16_t) : 0;
     return TERN_OK;
 }
 
@@ -211,6 +213,7 @@ tern_status tern_backend_set_precision(tern_backend *be, const char *precision) 
     return TERN_OK;
 }
 int tern_backend_is_host(const tern_backend *be) { return be->is_host; }
+size_t tern_backend_weight_copy_bytes(const tern_backend *be) { return be->weight_copy_bytes; }
 
 void tern_backend_hold_weights(tern_backend *be, const float *w, size_t n) {
     static _Atomic unsigned long long epochs;

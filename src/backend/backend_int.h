@@ -181,6 +181,7 @@ struct tern_backend {
      * (cpu/bf16.c: its bf16 conversion, packed as oneDNN multiplies it). */
     const float *held, *held_end;
     unsigned long long held_epoch;
+    size_t weight_copy_bytes; /* what tern_backend_weight_copy_bytes says, set with the precision */
 };
 
 /* Holds n floats from w as the weights of the pass about to run: nothing may write them until

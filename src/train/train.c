@@ -517,11 +517,10 @@ static tern_status check_memory(const run *r, const tern_train_opts *o, const te
     const double gib = 1024.0 * 1024 * 1024;
     size_t np = tern_model_config_num_params(c);
     double shard = (double)np / (o->zero ? tern_ddp_size(r->dp) : 1);
-    /* at bf16 on AVX512_BF16 the products keep two bf16 copies of every weight, one per layout
-     * (cpu/bf16.c): 4 bytes a parameter more */
-    int copies = !strcmp(tern_backend_precision_how(r->be), "AVX512_BF16");
-    double state = (2.0 * (double)np + 2.0 * shard) * sizeof(float) + (copies ? 4.0 * (double)np : 0);
-    const char *held = copies ? "parameters, gradients, AdamW moments and bf16 weight copies" : "parameters, gradients and AdamW moments";
+    /* and what the backend keeps beside the weights (bf16 copies for its products) */
+    double copies = (double)tern_backend_weight_copy_bytes(r->be) * (double)np;
+    double state = (2.0 * (double)np + 2.0 * shard) * sizeof(float) + copies;
+    const char *held = copies > 0 ? "parameters, gradients, AdamW moments and bf16 weight copies" : "parameters, gradients and AdamW moments";
     size_t B = (size_t)o->batch, T = (size_t)o->seq;
     double acts = (double)tern_model_activation_bytes_for(c, B, T, (int)o->recompute);
     if (state + acts <= limit) return TERN_OK;

@@ -146,8 +146,8 @@ typedef struct {
     float alpha, beta;
     dnnl_memory_desc_t ad, bd, cd;
     dnnl_primitive_t p;
-    dnnl_memory_desc_t plain_bd; /* packed: b as it lies, and the reorder from it to bd */
-    dnnl_primitive_t reorder;
+    dnnl_memory_desc_t plain_bd; /* b as it lies once converted; bd is it unless packed */
+    dnnl_primitive_t reorder;    /* packed: plain_bd to bd */
     unsigned long long used;
 } prim;
 
@@ -169,12 +169,12 @@ static void md_strided(dnnl_memory_desc_t *md, dnnl_dim_t rows, dnnl_dim_t cols,
 /* Makes the primitive of x (whose shape fields are set); 0 when oneDNN offers none. */
 static int prim_make(prim *x) {
     md_strided(&x->ad, x->M, x->K, dnnl_bf16, x->transA ? 1 : x->K, x->transA ? x->M : 1);
+    md_strided(&x->plain_bd, x->K, x->N, dnnl_bf16, x->transB ? 1 : x->N, x->transB ? x->K : 1);
+    x->bd = x->plain_bd;
     if (x->packed) {
         dnnl_dims_t d = {x->K, x->N};
         dnnl_status_t st = dnnl_memory_desc_init_by_tag(&x->bd, 2, d, dnnl_bf16, dnnl_format_tag_any);
         TERN_ASSERT(st == dnnl_success);
-    } else {
-        md_strided(&x->bd, x->K, x->N, dnnl_bf16, x->transB ? 1 : x->N, x->transB ? x->K : 1);
     }
     md_strided(&x->cd, x->M, x->N, dnnl_f32, x->ldc, 1);
     dnnl_matmul_desc_t md;
@@ -197,7 +197,6 @@ static int prim_make(prim *x) {
     if (ok) ok = dnnl_primitive_create(&x->p, pd) == dnnl_success;
     if (ok && x->packed) {
         dnnl_primitive_desc_t rpd = NULL;
-        md_strided(&x->plain_bd, x->K, x->N, dnnl_bf16, x->transB ? 1 : x->N, x->transB ? x->K : 1);
         ok = dnnl_reorder_primitive_desc_create(&rpd, &x->plain_bd, nat.eng, &x->bd, nat.eng, NULL) == dnnl_success &&
              dnnl_primitive_create(&x->reorder, rpd) == dnnl_success;
         if (rpd) dnnl_primitive_desc_destroy(rpd);
@@ -305,13 +304,12 @@ static int native_product(int transA, int transB, size_t M, size_t N, size_t K, 
 /* ---- held weights, converted and packed once per hold ---- */
 
 /* One weight as one product shape reads it: op(B) (K x N) from fp32 rows of ldb, in bf16 in the
- * layout of md, made in hold epoch. */
+ * packed layout md, made in hold epoch. */
 typedef struct {
     const float *src;
     int transB;
     dnnl_dim_t K, N, ldb;
-    dnnl_memory_desc_t plain, md;
-    dnnl_primitive_t reorder; /* plain bf16 to md */
+    dnnl_memory_desc_t md;
     unsigned long long epoch;
     void *p;
 } wpack;
@@ -324,17 +322,14 @@ static struct {
 void tern_bf16_drop_weights(void) {
 #pragma omp critical(tern_bf16_native)
     {
-        for (size_t i = 0; i < wts.n; i++) {
-            dnnl_primitive_destroy(wts.e[i].reorder);
-            tern_free(wts.e[i].p);
-        }
+        for (size_t i = 0; i < wts.n; i++) tern_free(wts.e[i].p);
         free(wts.e);
         wts.e = NULL;
         wts.n = wts.cap = 0;
     }
 }
 
-/* A new entry for B as x reads it; NULL when memory or oneDNN gives out. */
+/* A new entry for B as x reads it; NULL when memory gives out. */
 static wpack *wpack_new(const prim *x, const float *B, size_t ldb) {
     if (wts.n == wts.cap) {
         size_t cap = wts.cap ? 2 * wts.cap : 64;
@@ -343,15 +338,8 @@ static wpack *wpack_new(const prim *x, const float *B, size_t ldb) {
         wts.e = e, wts.cap = cap;
     }
     wpack w = {.src = B, .transB = x->transB, .K = x->K, .N = x->N, .ldb = (dnnl_dim_t)ldb, .md = x->bd};
-    md_strided(&w.plain, x->K, x->N, dnnl_bf16, x->transB ? 1 : x->N, x->transB ? x->K : 1);
-    dnnl_primitive_desc_t rpd = NULL;
-    if (dnnl_reorder_primitive_desc_create(&rpd, &w.plain, nat.eng, &w.md, nat.eng, NULL) != dnnl_success) return NULL;
-    int ok = dnnl_primitive_create(&w.reorder, rpd) == dnnl_success;
-    dnnl_primitive_desc_destroy(rpd);
-    if (!ok) return NULL;
     if (tern_alloc(&w.p, dnnl_memory_desc_get_size(&w.md), "bf16 weights") != TERN_OK) {
         tern_err_clear();
-        dnnl_primitive_destroy(w.reorder);
         return NULL;
     }
     wts.e[wts.n] = w;
@@ -376,7 +364,7 @@ static const void *weight_packed(const prim *x, const float *B, size_t ldb, unsi
         size_t rows = w->transB ? (size_t)w->N : (size_t)w->K, cols = w->transB ? (size_t)w->K : (size_t)w->N;
         uint16_t *plain = scratch_get(&shared_scratch, 1, rows * cols * sizeof(uint16_t));
         to_bf16(plain, B, ldb, rows, cols);
-        reorder_exec(w->reorder, &w->plain, plain, &w->md, w->p);
+        reorder_exec(x->reorder, &x->plain_bd, plain, &x->bd, w->p); /* x->bd is w->md, checked above */
         w->epoch = epoch;
     }
     return w->p;
