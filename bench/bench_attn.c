@@ -2,7 +2,9 @@
  * set tern picks (or the one named) in fp32 and bf16. FLOPs are the work the blocked algorithm
  * does: per (batch, head) and block of TERN_ATT_BQ query rows against the n keys up to it, the
  * forward's two products (2 nb n hs each) and the backward's five (the scores again, dP, dV, dQ,
- * dK). Prints the median time of each pass and its GFLOP/s. Not a test: it asserts nothing.
+ * dK). Prints the median time of each pass and its GFLOP/s, and a hash of the outputs (out, lse,
+ * dq, dk, dv: the inputs are fixed), so that two builds can be compared bit for bit. Not a test:
+ * it asserts nothing.
  * usage: bench_attn [B T NH NKV hs] [reps] [set]   (default: GPT-2 small at T 1024, batch 4) */
 #include "backend/backend_int.h"
 #include "tern.h"
@@ -68,10 +70,18 @@ int main(int argc, char **argv) {
         qsort(tf, (size_t)reps, sizeof(double), cmp_d);
         qsort(tb, (size_t)reps, sizeof(double), cmp_d);
         double mf = tf[reps / 2], mb = tb[reps / 2];
+        tern_hasher h;
+        uint8_t dig[TERN_HASH_BYTES];
+        char hex[2 * TERN_HASH_BYTES + 1];
+        tern_hash_init(&h);
+        tern_hash_update(&h, o, N * Q * 4), tern_hash_update(&h, lse, B * NH * T * 4), tern_hash_update(&h, dq, N * Q * 4);
+        tern_hash_update(&h, dk, N * KV * 4), tern_hash_update(&h, dv, N * KV * 4);
+        tern_hash_final(&h, dig);
+        tern_hex(hex, dig, 8);
         printf("%s %s B%zu T%zu NH%zu KV%zu hs%zu: forward %.1f ms (%.1f GFLOP/s), backward %.1f ms (%.1f GFLOP/s), "
-               "both %.1f ms (%.1f GFLOP/s)\n",
+               "both %.1f ms (%.1f GFLOP/s); outputs %s\n",
                be->name, precs[pi], B, T, NH, NKV, hs, mf * 1e3, flops_f / mf / 1e9, mb * 1e3, flops_b / mb / 1e9, (mf + mb) * 1e3,
-               (flops_f + flops_b) / (mf + mb) / 1e9);
+               (flops_f + flops_b) / (mf + mb) / 1e9, hex);
         tern_backend_free(be);
     }
     free(q), free(k), free(v), free(dy), free(o), free(lse), free(scr), free(dq), free(dk), free(dv), free(tf), free(tb);
