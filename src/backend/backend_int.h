@@ -302,15 +302,20 @@ void tern_bf16_drop_weights(void);
  * f32. dbias (may be NULL) gets tern_colsum_add's sums either way, bit for bit. */
 void tern_matmul_bwd_bf16(int native, tern_sgemm_fn f32, KB, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                           const float *w, size_t N, size_t C, size_t OC, int wt);
+/* The row operations attention at bf16 takes from its set (vec_impl.h's), so that its maxima
+ * and exponentials are the set's, bit for bit: row_max of x[0..n), and row_exp, y[i] =
+ * exp(x[i] - shift) (y may alias x) returning their sum. */
+typedef struct {
+    float (*row_max)(const float *x, size_t n);
+    float (*row_exp)(float *y, const float *x, size_t n, float shift);
+} tern_att_rows;
 /* Attention at bf16 with AVX512_BF16 products (cpu/attn_bf16.c; only where
- * tern_bf16_native_supported), with the set's row operations as tern_kern_attention_*_blocked
- * takes them: the same roundings as ref's. */
+ * tern_bf16_native_supported): the same roundings as ref's, the softmax and its gradient fused
+ * with the conversions and packing that follow them. */
 void tern_attention_fwd_bf16(KB, float *out, float *lse, float *scratch, const float *q, const float *k, const float *v,
-                             const tern_att_shape *s, float (*softmax_row)(float *row, size_t t, size_t n));
+                             const tern_att_shape *s, const tern_att_rows *rows);
 void tern_attention_bwd_bf16(KB, float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *q, const float *k,
-                             const float *v, const float *lse, const tern_att_shape *s,
-                             void (*probs_row)(float *row, size_t t, size_t n, float lse),
-                             void (*dsoftmax_row)(float *dp, const float *p, size_t t, size_t n, float scale));
+                             const float *v, const float *lse, const tern_att_shape *s, const tern_att_rows *rows);
 /* out (C) += the column sums of x (N,C), each column's rows added in order (ref.c). */
 void tern_colsum_add(float *out, const float *x, size_t N, size_t C);
 #undef KB

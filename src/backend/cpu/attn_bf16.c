@@ -1,8 +1,12 @@
 /* Attention at bf16 on CPUs with AVX512_BF16: the blocked algorithm of cpu.c (blocks of
  * TERN_ATT_BQ query rows against the keys up to the block, the probabilities recomputed in the
- * backward pass from the log-sum-exp), with its six products on VDPBF16PS. The roundings are
- * ref's: q, k, v and dout rounded once, the probabilities and the scores' gradient row by row,
- * the softmax and its gradient in fp32; every product accumulates in fp32. oneDNN's matmul is not
+ * backward pass from the log-sum-exp, one task per head handed out one at a time), with its six
+ * products on VDPBF16PS. The roundings are ref's: q, k, v and dout rounded once, the
+ * probabilities and the scores' gradient row by row, the softmax and its gradient in fp32; every
+ * product accumulates in fp32. The passes over a block's rows are fused: the forward's softmax
+ * is scaled straight into bf16, and the backward rounds the probabilities, and then the scores'
+ * gradient, once into both of the layouts their products read (rows, and rows paired), two rows
+ * at a time; the results are those of the unfused passes bit for bit. oneDNN's matmul is not
  * used here: these products are small (64 rows, head size 64) and one runs per thread, where a
  * primitive's per-call cost would be a large share.
  *
@@ -39,15 +43,6 @@ static void cvt_row(bf16 *dst, const float *src, size_t n) {
     for (; j < n; j += 16) {
         __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
         _mm256_mask_storeu_epi16(dst + j, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + j)));
-    }
-}
-
-/* x[0..n) rounded to bf16 in place. */
-static void round_row(float *x, size_t n) {
-    for (size_t j = 0; j < n; j += 16) {
-        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
-        __m256i h = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + j));
-        _mm512_mask_storeu_ps(x + j, m, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
     }
 }
 
@@ -99,19 +94,74 @@ static void pack_rows(uint32_t *dst, const bf16 *src, size_t lds, size_t rows, s
     }
 }
 
-/* Pair rows straight from fp32 rows, rounded: as pack_rows of the rows converted to bf16. */
-static void pack_rows_f32(uint32_t *dst, const float *src, size_t lds, size_t rows, size_t cols, size_t np) {
-    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3,
-                                         18, 2, 17, 1, 16, 0);
-    for (size_t p = 0; p < (rows + 1) / 2; p++) {
-        const float *a = src + 2 * p * lds, *b = 2 * p + 1 < rows ? a + lds : NULL;
-        uint32_t *d = dst + p * np;
-        for (size_t c = 0; c < np; c += 16) {
-            size_t left = c < cols ? cols - c : 0;
-            __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-            __m512 x = _mm512_maskz_loadu_ps(m, a + c), y = b ? _mm512_maskz_loadu_ps(m, b + c) : _mm512_setzero_ps();
-            _mm512_storeu_si512(d + c, _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(y, x)));
-        }
+/* ---- the softmax rows, fused with what reads them next ---- */
+
+/* Lanes c..c+15 of a row whose first `len` values count (the rest read as zero). */
+static inline __mmask16 upto(size_t c, size_t len) {
+    size_t left = c < len ? len - c : 0;
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
+/* Word order of a pair row from _mm512_cvtne2ps_pbh(b, a): (a[c], b[c]) at word c. */
+#define PAIR_IDX                                                                                                                \
+    _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, \
+                     1, 16, 0)
+
+/* The forward's probabilities of one score row in bf16: x[0..m) (the exponentials, summed to
+ * sum) times 1/sum, as the set's softmax_row scales them, rounded into dst[0..n2); zeros from m. */
+static void probs_to_bf16(bf16 *dst, const float *x, size_t m, size_t n2, float sum) {
+    __m512 inv = _mm512_set1_ps(1.0f / sum);
+    for (size_t c = 0; c < n2; c += 16) {
+        __m512 y = _mm512_mul_ps(_mm512_maskz_loadu_ps(upto(c, m), x + c), inv);
+        _mm256_mask_storeu_epi16(dst + c, upto(c, n2), (__m256i)_mm512_cvtneps_pbh(y));
+    }
+}
+
+/* Two rows of probabilities (x1 NULL: a missing second row, read as zeros), their first m0 and
+ * m1 values counting, rounded to bf16: in place in fp32 (zeros from there to n), and as pair row
+ * d of np words, (x0[c], x1[c]) at word c. The rounded fp32 values are the pair's halves. */
+static void round_pair(uint32_t *d, float *x0, float *x1, size_t m0, size_t m1, size_t n, size_t np) {
+    const __m512i idx = PAIR_IDX, hi = _mm512_set1_epi32((int)0xffff0000u);
+    for (size_t c = 0; c < np; c += 16) {
+        __m512 a = _mm512_maskz_loadu_ps(upto(c, m0), x0 + c), b = x1 ? _mm512_maskz_loadu_ps(upto(c, m1), x1 + c) : _mm512_setzero_ps();
+        __m512i w = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+        _mm512_storeu_si512(d + c, w);
+        __mmask16 k = upto(c, n);
+        _mm512_mask_storeu_ps(x0 + c, k, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
+        if (x1) _mm512_mask_storeu_ps(x1 + c, k, _mm512_castsi512_ps(_mm512_and_si512(w, hi)));
+    }
+}
+
+/* sum_u p[u] dp[u] over u < m, added as the set's dsoftmax_row adds it (16 lanes, then lane by
+ * lane, then the tail), so that dS is the emulated path's bit for bit. */
+static float row_dot(const float *p, const float *dp, size_t m) {
+    size_t nv = m / 16 * 16;
+    __m512 acc = _mm512_setzero_ps();
+    for (size_t i = 0; i < nv; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(p + i), _mm512_loadu_ps(dp + i), acc);
+    float buf[16], dot = 0.0f;
+    _mm512_storeu_ps(buf, acc);
+    for (int k = 0; k < 16; k++) dot += buf[k];
+    for (size_t i = nv; i < m; i++) dot += p[i] * dp[i];
+    return dot;
+}
+
+/* The scores' gradient of two rows (dp1, p1 NULL: a missing second row), dS[u] = p[u] (dp[u] -
+ * sum_w p[w] dp[w]) * scale for u < m and 0 beyond, rounded to bf16 once for both of its uses:
+ * as bf16 rows s0, s1 of n2 values (dQ = dS K) and as pair row d of np words (dK^T += Q^T dS). */
+static void dscores_pair(bf16 *s0, bf16 *s1, uint32_t *d, const float *dp0, const float *p0, const float *dp1, const float *p1,
+                         size_t m0, size_t m1, size_t n2, size_t np, float scale) {
+    const __m512i idx = PAIR_IDX;
+    __m512 d0 = _mm512_set1_ps(row_dot(p0, dp0, m0)), d1 = _mm512_set1_ps(p1 ? row_dot(p1, dp1, m1) : 0.0f), sc = _mm512_set1_ps(scale);
+    if (!p1) p1 = p0, dp1 = dp0, m1 = 0; /* read nothing of it */
+    for (size_t c = 0; c < np; c += 16) {
+        __mmask16 k0 = upto(c, m0), k1 = upto(c, m1);
+        __m512 a = _mm512_maskz_mul_ps(k0, _mm512_mul_ps(_mm512_maskz_loadu_ps(k0, p0 + c), _mm512_sub_ps(_mm512_maskz_loadu_ps(k0, dp0 + c), d0)), sc);
+        __m512 b = _mm512_maskz_mul_ps(k1, _mm512_mul_ps(_mm512_maskz_loadu_ps(k1, p1 + c), _mm512_sub_ps(_mm512_maskz_loadu_ps(k1, dp1 + c), d1)), sc);
+        __m512i h = (__m512i)_mm512_cvtne2ps_pbh(b, a); /* a's 16 words, then b's */
+        __mmask16 kn = upto(c, n2);
+        _mm256_mask_storeu_epi16(s0 + c, kn, _mm512_castsi512_si256(h));
+        if (s1) _mm256_mask_storeu_epi16(s1 + c, kn, _mm512_extracti64x4_epi64(h, 1));
+        _mm512_storeu_si512(d + c, _mm512_permutexvar_epi16(idx, h));
     }
 }
 
@@ -263,7 +313,7 @@ static packs packs_of(void *base, size_t T, size_t hs) {
 /* ---- forward ---- */
 
 void tern_attention_fwd_bf16(tern_backend *be, float *out, float *lse, float *scratch, const float *qp, const float *kp, const float *vp,
-                             const tern_att_shape *sh, float (*softmax_row)(float *row, size_t t, size_t n)) {
+                             const tern_att_shape *sh, const tern_att_rows *rows) {
     (void)be;
     size_t B = sh->B, T = sh->T, NH = sh->NH, hs = sh->hs, G = sh->NH / sh->NKV, C = NH * hs;
     float scale = 1.0f / sqrtf((float)hs);
@@ -272,7 +322,7 @@ void tern_attention_fwd_bf16(tern_backend *be, float *out, float *lse, float *sc
     size_t per = UP(packs_bytes(T, hs), 64);
     int nthr = omp_get_max_threads();
     char *tb = buf(1, per * (size_t)nthr);
-#pragma omp parallel for schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, 1) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t bh = 0; bh < B * NH; bh++) {
         size_t b = bh / NH, h = bh % NH, kh = h / G;
         packs pk = packs_of(tb + per * (size_t)omp_get_thread_num(), T, hs);
@@ -284,10 +334,12 @@ void tern_attention_fwd_bf16(tern_backend *be, float *out, float *lse, float *sc
         for (size_t i0 = 0; i0 < T; i0 += TERN_ATT_BQ) {
             size_t i1 = i0 + TERN_ATT_BQ < T ? i0 + TERN_ATT_BQ : T, nb = i1 - i0, n = i1, n2 = UP(n, 2);
             mm(s, n, q + i0 * cv.ldq, cv.ldq, pk.kt, Tp, nb, n, kp2, scale, 0);
-            for (size_t r = 0; r < nb; r++) {
-                l[i0 + r] = softmax_row(s + r * n, i0 + r, n);
-                cvt_row(pk.pb + r * n2, s + r * n, n);
-                if (n2 > n) pk.pb[r * n2 + n] = 0;
+            for (size_t r = 0; r < nb; r++) { /* the causal softmax of row i0 + r, straight to bf16 */
+                float *x = s + r * n;
+                size_t m = i0 + r + 1;
+                float mx = rows->row_max(x, m), sum = rows->row_exp(x, x, m, mx);
+                l[i0 + r] = mx + logf(sum);
+                probs_to_bf16(pk.pb + r * n2, x, m, n2, sum);
             }
             mm(out + (b * T + i0) * C + h * hs, C, pk.pb, n2, pk.kv, hp, nb, hs, n2 / 2, 1.0f, 0);
         }
@@ -297,9 +349,7 @@ void tern_attention_fwd_bf16(tern_backend *be, float *out, float *lse, float *sc
 /* ---- backward ---- */
 
 void tern_attention_bwd_bf16(tern_backend *be, float *dqp, float *dkp, float *dvp, float *scratch, const float *dout, const float *qp,
-                             const float *kp, const float *vp, const float *lse, const tern_att_shape *sh,
-                             void (*probs_row)(float *row, size_t t, size_t n, float lse),
-                             void (*dsoftmax_row)(float *dp, const float *p, size_t t, size_t n, float scale)) {
+                             const float *kp, const float *vp, const float *lse, const tern_att_shape *sh, const tern_att_rows *rows) {
     (void)be;
     size_t B = sh->B, T = sh->T, NH = sh->NH, NKV = sh->NKV, hs = sh->hs, G = NH / NKV, C = NH * hs;
     float scale = 1.0f / sqrtf((float)hs);
@@ -308,7 +358,7 @@ void tern_attention_bwd_bf16(tern_backend *be, float *dqp, float *dkp, float *dv
     size_t per = UP(packs_bytes(T, hs), 64);
     int nthr = omp_get_max_threads();
     char *tb = buf(1, per * (size_t)nthr);
-#pragma omp parallel for schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
+#pragma omp parallel for schedule(dynamic, 1) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t bk = 0; bk < B * NKV; bk++) {
         size_t b = bk / NKV, kh = bk % NKV;
         packs pk = packs_of(tb + per * (size_t)omp_get_thread_num(), T, hs);
@@ -328,25 +378,25 @@ void tern_attention_bwd_bf16(tern_backend *be, float *dqp, float *dkp, float *dv
             for (size_t i0 = 0; i0 < T; i0 += TERN_ATT_BQ) {
                 size_t i1 = i0 + TERN_ATT_BQ < T ? i0 + TERN_ATT_BQ : T, nb = i1 - i0, n = i1, n2 = UP(n, 2), np = UP(n, 16);
                 size_t nbp = (nb + 1) / 2;
-                /* P again, rounded; then dP = dY V^T */
+                /* P again, rounded, and paired along its rows for dV; then dP = dY V^T */
                 mm(p, n, q + i0 * cv.ldq, cv.ldq, pk.kt, Tp, nb, n, kp2, scale, 0);
-                for (size_t r = 0; r < nb; r++) {
-                    probs_row(p + r * n, i0 + r, n, l[i0 + r]);
-                    round_row(p + r * n, n);
+                for (size_t r = 0; r < nb; r += 2) {
+                    float *x0 = p + r * n, *x1 = r + 1 < nb ? x0 + n : NULL;
+                    rows->row_exp(x0, x0, i0 + r + 1, l[i0 + r]);
+                    if (x1) rows->row_exp(x1, x1, i0 + r + 2, l[i0 + r + 1]);
+                    round_pair(pk.pi + r / 2 * np, x0, x1, i0 + r + 1, i0 + r + 2, n, np);
                 }
                 mm(dp, n, dy + i0 * cv.ldq, cv.ldq, pk.vt, Tp, nb, n, kp2, 1.0f, 0);
                 /* dV^T += dY^T P */
-                pack_rows_f32(pk.pi, p, n, nb, n, np);
                 pack_cols(pk.yt, BQ2, dy + i0 * cv.ldq, cv.ldq, nb, hs);
                 mm(pk.dvt, T, (const bf16 *)pk.yt, 2 * BQ2, pk.pi, np, hs, n, nbp, 1.0f, 1);
-                /* dS, rounded; dQ = dS K; dK^T += Q^T dS */
-                for (size_t r = 0; r < nb; r++) {
-                    dsoftmax_row(dp + r * n, p + r * n, i0 + r, n, scale);
-                    cvt_row(pk.pb + r * n2, dp + r * n, n);
-                    if (n2 > n) pk.pb[r * n2 + n] = 0;
+                /* dS, rounded once into rows and pairs; dQ = dS K; dK^T += Q^T dS */
+                for (size_t r = 0; r < nb; r += 2) {
+                    int two = r + 1 < nb;
+                    dscores_pair(pk.pb + r * n2, two ? pk.pb + (r + 1) * n2 : NULL, pk.pi + r / 2 * np, dp + r * n, p + r * n,
+                                 two ? dp + (r + 1) * n : NULL, two ? p + (r + 1) * n : NULL, i0 + r + 1, i0 + r + 2, n2, np, scale);
                 }
                 mm(dq + i0 * sh->ldq, sh->ldq, pk.pb, n2, pk.kv, hp, nb, hs, n2 / 2, 1.0f, 0);
-                pack_rows_f32(pk.pi, dp, n, nb, n, np);
                 pack_cols(pk.yt, BQ2, q + i0 * cv.ldq, cv.ldq, nb, hs);
                 mm(pk.dkt, T, (const bf16 *)pk.yt, 2 * BQ2, pk.pi, np, hs, n, nbp, 1.0f, 1);
             }

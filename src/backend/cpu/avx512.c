@@ -35,10 +35,12 @@ typedef __m512 VT;
 #pragma GCC pop_options
 
 /* At bf16: native products where the CPU has AVX512_BF16, emulated ones where it does not. */
+static const tern_att_rows att_rows_avx512 = {row_max_avx512, row_exp_avx512};
+
 static void attention_fwd_avx512bf(tern_backend *be, float *out, float *lse, float *scratch, const float *q, const float *k,
                                    const float *v, const tern_att_shape *sh) {
     if (tern_is_bf16(be) && tern_bf16_native_supported())
-        tern_attention_fwd_bf16(be, out, lse, scratch, q, k, v, sh, softmax_row_avx512);
+        tern_attention_fwd_bf16(be, out, lse, scratch, q, k, v, sh, &att_rows_avx512);
     else
         attention_fwd_avx512(be, out, lse, scratch, q, k, v, sh);
 }
@@ -46,7 +48,7 @@ static void attention_fwd_avx512bf(tern_backend *be, float *out, float *lse, flo
 static void attention_bwd_avx512bf(tern_backend *be, float *dq, float *dk, float *dv, float *scratch, const float *dout,
                                    const float *q, const float *k, const float *v, const float *lse, const tern_att_shape *sh) {
     if (tern_is_bf16(be) && tern_bf16_native_supported())
-        tern_attention_bwd_bf16(be, dq, dk, dv, scratch, dout, q, k, v, lse, sh, probs_row_avx512, dsoftmax_row_avx512);
+        tern_attention_bwd_bf16(be, dq, dk, dv, scratch, dout, q, k, v, lse, sh, &att_rows_avx512);
     else
         attention_bwd_avx512(be, dq, dk, dv, scratch, dout, q, k, v, lse, sh);
 }

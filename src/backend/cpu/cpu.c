@@ -131,7 +131,8 @@ void tern_kern_attention_fwd_blocked(tern_backend *be, float *out, float *lse, f
     float scale = 1.0f / sqrtf((float)hs);
     int bf = tern_is_bf16(be);
     if (bf) att_round_qkv(&qp, &kp, &vp, sh);
-#pragma omp parallel for schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
+    /* one task per (batch, head), handed out one at a time as in the backward pass below */
+#pragma omp parallel for schedule(dynamic, 1) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t bh = 0; bh < B * NH; bh++) {
         size_t b = bh / NH, h = bh % NH, kh = h / G;
         const float *q = qp + b * T * sh->ldq + h * hs, *k = kp + b * T * sh->ldk + kh * hs, *v = vp + b * T * sh->ldv + kh * hs;
@@ -158,8 +159,10 @@ void tern_kern_attention_bwd_blocked(tern_backend *be, float *dqp, float *dkp, f
         dout = att_rounded(3, dout, B * T, C, C);
     }
     /* One task per (batch, key/value head): it owns that head's dk and dv, into which its group's
-     * query heads add in order, and those heads' rows of dq. */
-#pragma omp parallel for schedule(static) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
+     * query heads add in order, and those heads' rows of dq. Tasks are handed out one at a time
+     * (dynamic): where other work slows one thread, equal shares fixed in advance would leave the
+     * others waiting; the results do not depend on which thread runs a task. */
+#pragma omp parallel for schedule(dynamic, 1) if ((B * T * T * C) >= TERN_OMP_MIN_WORK)
     for (size_t bk = 0; bk < B * NKV; bk++) {
         size_t b = bk / NKV, kh = bk % NKV;
         const float *k = kp + b * T * sh->ldk + kh * hs, *v = vp + b * T * sh->ldv + kh * hs;
