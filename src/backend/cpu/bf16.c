@@ -38,8 +38,8 @@ void tern_bf16_round(float *dst, size_t ldd, const float *src, size_t lds, size_
 /* Scratch for the rounded or converted operands: buffers that grow and are kept, for calls from
  * outside a parallel region (the products of a step); a call from inside one gets its own. */
 typedef struct {
-    void *p[4];
-    size_t cap[4];
+    void *p[5];
+    size_t cap[5];
 } scratch;
 static scratch shared_scratch;
 
@@ -55,7 +55,7 @@ static void *scratch_get(scratch *s, int i, size_t bytes) {
 }
 
 static void scratch_drop(scratch *s) {
-    for (int i = 0; i < 4; i++) free(s->p[i]);
+    for (int i = 0; i < 5; i++) free(s->p[i]);
 }
 
 /* The stored extent of op(X): rows x cols of the matrix as it lies in memory. */
@@ -106,32 +106,37 @@ static void to_bf16(uint16_t *dst, const float *src, size_t lds, size_t rows, si
     }
 }
 
-/* to_bf16 of a contiguous (rows, cols) matrix, with its column sums added into sums: blocks of 64
- * columns walked row by row, each column adding its rows in order, as tern_colsum_add does, so
- * the sums are the same bit for bit; the matrix is read once for both. */
-static void to_bf16_colsum(uint16_t *dst, float *sums, const float *src, size_t rows, size_t cols) {
-    size_t nblk = (cols + 63) / 64;
-#pragma omp parallel for schedule(static) if ((rows * cols) >= TERN_OMP_MIN_WORK)
-    for (size_t bk = 0; bk < nblk; bk++) {
-        size_t c0 = bk * 64, n = cols - c0 < 64 ? cols - c0 : 64;
-        __mmask16 m[4];
-        for (int v = 0; v < 4; v++) {
-            size_t left = n > (size_t)v * 16 ? n - (size_t)v * 16 : 0;
-            m[v] = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-        }
-        __m512 s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-        for (size_t i = 0; i < rows; i++) {
-            const float *r = src + i * cols + c0;
-            uint16_t *d = dst + i * cols + c0;
-            for (int v = 0; v < 4; v++) {
-                __m512 x = _mm512_maskz_loadu_ps(m[v], r + 16 * v);
-                s[v] = _mm512_add_ps(s[v], x);
-                _mm256_mask_storeu_epi16(d + 16 * v, m[v], (__m256i)_mm512_cvtneps_pbh(x));
+/* A contiguous (rows, cols) matrix into contiguous bf16, with its column sums added into sums:
+ * each column's rows added in order from zero and then into sums, as tern_colsum_add does, so
+ * the sums are its sums bit for bit (acc: room for cols rounded up to 16 floats, 64-byte
+ * aligned). Each thread takes a contiguous range of columns and walks down the rows 16 at a time
+ * with its running sums in acc, so that it reads whole stretches of each row: walking a narrow
+ * block of columns down all the rows instead meets a new 4 KiB page at every row, and ran 2-3
+ * times slower than the plain conversion (a 4096 x 3072 gradient on Zen 4: 10.1 ms, now 3.5,
+ * plain 2.3). The matrix is read once for both. */
+static void to_bf16_colsum(uint16_t *dst, float *sums, const float *src, size_t rows, size_t cols, float *acc) {
+    size_t nv = (cols + 15) / 16;
+    memset(acc, 0, nv * 16 * sizeof(float));
+#pragma omp parallel if ((rows * cols) >= TERN_OMP_MIN_WORK)
+    {
+        size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
+        size_t v0 = nv * t / nt, v1 = nv * (t + 1) / nt;
+        for (size_t i0 = 0; i0 < rows; i0 += 16) {
+            size_t i1 = rows - i0 < 16 ? rows : i0 + 16;
+            for (size_t v = v0; v < v1; v++) {
+                size_t c0 = v * 16, nc = cols - c0 < 16 ? cols - c0 : 16;
+                __mmask16 mc = (__mmask16)((1u << nc) - 1);
+                __m512 s = _mm512_load_ps(acc + c0);
+                for (size_t i = i0; i < i1; i++) {
+                    __m512 x = _mm512_maskz_loadu_ps(mc, src + i * cols + c0);
+                    s = _mm512_add_ps(s, x);
+                    _mm256_mask_storeu_epi16(dst + i * cols + c0, mc, (__m256i)_mm512_cvtneps_pbh(x));
+                }
+                _mm512_store_ps(acc + c0, s);
             }
         }
-        for (int v = 0; v < 4; v++)
-            _mm512_mask_storeu_ps(sums + c0 + 16 * v, m[v], _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], sums + c0 + 16 * v), s[v]));
     }
+    for (size_t c = 0; c < cols; c++) sums[c] += acc[c];
 }
 #pragma GCC pop_options
 
@@ -418,7 +423,7 @@ void tern_matmul_bwd_bf16(int native, tern_sgemm_fn f32, tern_backend *be, float
             uint16_t *d = scratch_get(&shared_scratch, 0, N * OC * sizeof(uint16_t));
             uint16_t *x = scratch_get(&shared_scratch, 2, N * C * sizeof(uint16_t));
             if (dbias)
-                to_bf16_colsum(d, dbias, dout, N, OC), summed = 1;
+                to_bf16_colsum(d, dbias, dout, N, OC, scratch_get(&shared_scratch, 4, (OC + 15) / 16 * 16 * sizeof(float))), summed = 1;
             else
                 to_bf16(d, dout, OC, N, OC);
             to_bf16(x, inp, C, N, C);

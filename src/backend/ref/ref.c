@@ -6,6 +6,7 @@
 #include "tern/core.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 /* ---- matrix products ---- */
@@ -54,21 +55,28 @@ static void sgemm_ref(tern_backend *be, int transA, int transB, size_t M, size_t
         sgemm_ref_f32(be, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* Column sums of x (N,C) added into out (C): blocks of 64 columns read row by row, so that every
- * column still adds its rows in order 0..N-1, as a walk down the column would, without touching
- * one cache line per element (that walk took 5% of a step of S). */
+/* Column sums of x (N,C) added into out (C): every column adds its rows in order 0..N-1 from
+ * zero, then into out, as a walk down the column would, without touching one cache line per
+ * element (that walk took 5% of a step of S). Each thread takes a contiguous range of columns,
+ * in stretches of up to 1024 that it reads row by row, 4 KiB of a row at a time: narrower blocks
+ * (64 columns) walked down the rows met a new page at every row, and took 6.5 ms for a 4096 x
+ * 3072 gradient on Zen 4. */
 void tern_colsum_add(float *out, const float *x, size_t N, size_t C) {
-    size_t nblk = (C + 63) / 64;
-#pragma omp parallel for schedule(static) if ((N * C) >= TERN_OMP_MIN_WORK)
-    for (size_t bk = 0; bk < nblk; bk++) {
-        size_t o0 = bk * 64, n = C - o0 < 64 ? C - o0 : 64;
-        float s[64] = {0};
-        for (size_t i = 0; i < N; i++) {
-            const float *r = x + i * C + o0;
+#pragma omp parallel if ((N * C) >= TERN_OMP_MIN_WORK)
+    {
+        size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
+        size_t c0 = C * t / nt, c1 = C * (t + 1) / nt;
+        float s[1024];
+        for (size_t o0 = c0; o0 < c1; o0 += 1024) {
+            size_t n = c1 - o0 < 1024 ? c1 - o0 : 1024;
+            memset(s, 0, n * sizeof(float));
+            for (size_t i = 0; i < N; i++) {
+                const float *r = x + i * C + o0;
 #pragma omp simd
-            for (size_t o = 0; o < n; o++) s[o] += r[o];
+                for (size_t o = 0; o < n; o++) s[o] += r[o];
+            }
+            for (size_t o = 0; o < n; o++) out[o0 + o] += s[o];
         }
-        for (size_t o = 0; o < n; o++) out[o0 + o] += s[o];
     }
 }
 
