@@ -86,11 +86,41 @@ static void test_alloc_failure_message(void) {
     CHECK(strstr(tern_errmsg(), "the test buffer needs 4611686018427387904 bytes") != NULL, "%s", tern_errmsg());
 }
 
+/* From 4 MiB on, buffers are 2 MiB-aligned (where the platform offers huge pages) and still
+ * zeroed to their end; TERN_HUGEPAGES=0 and smaller buffers keep 64-byte alignment; a size that
+ * overflows when rounded is refused by name. */
+static void test_alloc_alignment(void) {
+    const size_t big = ((size_t)5 << 20) + 3;
+    unsigned char *p = NULL;
+    CHECK(tern_alloc((void **)&p, big, "a large buffer") == TERN_OK && p, "%s", tern_errmsg());
+#ifdef __linux__
+    CHECK(((uintptr_t)p & (((uintptr_t)2 << 20) - 1)) == 0, "a 5 MiB buffer at %p is not 2 MiB-aligned", (void *)p);
+#endif
+    size_t nonzero = 0;
+    for (size_t i = 0; p && i < big; i++) nonzero += p[i] != 0;
+    CHECK(nonzero == 0, "%zu bytes of a fresh buffer are not zero", nonzero);
+    tern_free(p);
+    void *r = tern_alloc_raw(big), *small = tern_alloc_raw(100);
+    CHECK(r && small && ((uintptr_t)small & 63) == 0, "raw buffers %p %p", r, small);
+#ifdef __linux__
+    CHECK(((uintptr_t)r & (((uintptr_t)2 << 20) - 1)) == 0, "a raw 5 MiB buffer at %p is not 2 MiB-aligned", r);
+#endif
+    tern_free(r), tern_free(small);
+    setenv("TERN_HUGEPAGES", "0", 1);
+    CHECK(tern_alloc((void **)&p, big, "a large buffer") == TERN_OK && p && ((uintptr_t)p & 63) == 0, "%s", tern_errmsg());
+    tern_free(p);
+    unsetenv("TERN_HUGEPAGES");
+    CHECK(tern_alloc((void **)&p, SIZE_MAX - 10, "the odd buffer") == TERN_ENOMEM && !p, "an overflowing size was not refused");
+    CHECK(strstr(tern_errmsg(), "cannot allocate 18446744073709551605 bytes for the odd buffer: size overflows") != NULL, "%s", tern_errmsg());
+    CHECK(tern_alloc_raw(SIZE_MAX - 10) == NULL, "an overflowing raw size was not refused");
+}
+
 int main(void) {
     RUN(test_atomic_write_and_read);
     RUN(test_missing_file_message);
     RUN(test_blake2b_vector);
     RUN(test_rng);
     RUN(test_alloc_failure_message);
+    RUN(test_alloc_alignment);
     return check_exit();
 }

@@ -58,9 +58,12 @@ _Noreturn void tern_abort(const char *file, int line, const char *fmt, ...)
     } while (0)
 
 /* ---- memory ---- */
-/* 64-byte aligned, zeroed. On failure returns TERN_ENOMEM with a message naming `what` and
- * the size asked for. */
+/* 64-byte aligned (from 4 MiB on, 2 MiB and offered huge pages: src/core/mem.c), zeroed. On
+ * failure returns TERN_ENOMEM with a message naming `what` and the size asked for. */
 tern_status tern_alloc(void **out, size_t bytes, const char *what);
+/* As tern_alloc, not zeroed and without an error of its own: NULL when memory gives out (for
+ * scratch that is grown from inside parallel regions). Freed with tern_free. */
+void *tern_alloc_raw(size_t bytes);
 void tern_free(void *p);
 /* Overflow-checked size arithmetic for sizes read from files. Return 0 on overflow. */
 int tern_mul_size(size_t a, size_t b, size_t *out);

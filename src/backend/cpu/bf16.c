@@ -45,17 +45,17 @@ static scratch shared_scratch;
 
 static void *scratch_get(scratch *s, int i, size_t bytes) {
     if (bytes > s->cap[i]) {
-        free(s->p[i]);
+        tern_free(s->p[i]);
         s->p[i] = NULL;
         s->cap[i] = 0;
-        if (posix_memalign(&s->p[i], 64, bytes)) tern_abort(__FILE__, __LINE__, "out of memory for %zu bytes of bf16 operands", bytes);
+        if (!(s->p[i] = tern_alloc_raw(bytes))) tern_abort(__FILE__, __LINE__, "out of memory for %zu bytes of bf16 operands", bytes);
         s->cap[i] = bytes;
     }
     return s->p[i];
 }
 
 static void scratch_drop(scratch *s) {
-    for (int i = 0; i < 5; i++) free(s->p[i]);
+    for (int i = 0; i < 5; i++) tern_free(s->p[i]);
 }
 
 /* The stored extent of op(X): rows x cols of the matrix as it lies in memory. */
