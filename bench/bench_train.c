@@ -36,7 +36,8 @@ int main(int argc, char **argv) {
         snprintf(arch, sizeof arch, "llama");
         L = 12, NH = 12, KV = 4, C = 768, T = 1024, V = 50257, B = 4;
     } else if (argc > 1 && strcmp(argv[1], "S")) {
-        if (sscanf(argv[1], "%15[a-z0-9],%d,%d,%d,%d,%d,%d,%d", arch, &L, &NH, &KV, &C, &T, &V, &B) != 8) {
+        if (sscanf(argv[1], "%15[a-z0-9],%d,%d,%d,%d,%d,%d,%d", arch, &L, &NH, &KV, &C, &T, &V, &B) != 8 ||
+            (strcmp(arch, "gpt2") && strcmp(arch, "llama"))) {
             fprintf(stderr, "usage: bench_train S|M|LM|ARCH,L,H,KV,C,T,V,B [steps] [peak_gflops] [recompute] [bf16|paired]\n");
             return 2;
         }
@@ -77,7 +78,8 @@ int main(int argc, char **argv) {
     /* times[p][k]: precision p's step of round k; round 0 warms caches, threads and JIT */
     int np2 = paired ? 2 : 1;
     const char *precs[2] = {paired ? "fp32" : prec, "bf16"};
-    double *times[2] = {malloc((size_t)steps * sizeof(double)), malloc((size_t)steps * sizeof(double))}, *ratio = malloc((size_t)steps * sizeof(double));
+    double *times[2] = {malloc((size_t)steps * sizeof(double)), malloc((size_t)steps * sizeof(double))};
+    double *ratio = malloc((size_t)steps * sizeof(double));
     if (!in || !tg || !times[0] || !times[1] || !ratio) {
         fprintf(stderr, "bench_train: out of memory\n");
         return 1;

@@ -111,7 +111,8 @@ static void test_alloc_alignment(void) {
     tern_free(p);
     unsetenv("TERN_HUGEPAGES");
     CHECK(tern_alloc((void **)&p, SIZE_MAX - 10, "the odd buffer") == TERN_ENOMEM && !p, "an overflowing size was not refused");
-    CHECK(strstr(tern_errmsg(), "cannot allocate 18446744073709551605 bytes for the odd buffer: size overflows") != NULL, "%s", tern_errmsg());
+    CHECK(strstr(tern_errmsg(), "cannot allocate 18446744073709551605 bytes for the odd buffer: size overflows") != NULL, "%s",
+          tern_errmsg());
     CHECK(tern_alloc_raw(SIZE_MAX - 10) == NULL, "an overflowing raw size was not refused");
 }
 

@@ -155,8 +155,9 @@ static void dscores_pair(bf16 *s0, bf16 *s1, uint32_t *d, const float *dp0, cons
     if (!p1) p1 = p0, dp1 = dp0, m1 = 0; /* read nothing of it */
     for (size_t c = 0; c < np; c += 16) {
         __mmask16 k0 = upto(c, m0), k1 = upto(c, m1);
-        __m512 a = _mm512_maskz_mul_ps(k0, _mm512_mul_ps(_mm512_maskz_loadu_ps(k0, p0 + c), _mm512_sub_ps(_mm512_maskz_loadu_ps(k0, dp0 + c), d0)), sc);
-        __m512 b = _mm512_maskz_mul_ps(k1, _mm512_mul_ps(_mm512_maskz_loadu_ps(k1, p1 + c), _mm512_sub_ps(_mm512_maskz_loadu_ps(k1, dp1 + c), d1)), sc);
+        __m512 a = _mm512_mul_ps(_mm512_maskz_loadu_ps(k0, p0 + c), _mm512_sub_ps(_mm512_maskz_loadu_ps(k0, dp0 + c), d0));
+        __m512 b = _mm512_mul_ps(_mm512_maskz_loadu_ps(k1, p1 + c), _mm512_sub_ps(_mm512_maskz_loadu_ps(k1, dp1 + c), d1));
+        a = _mm512_maskz_mul_ps(k0, a, sc), b = _mm512_maskz_mul_ps(k1, b, sc);
         __m512i h = (__m512i)_mm512_cvtne2ps_pbh(b, a); /* a's 16 words, then b's */
         __mmask16 kn = upto(c, n2);
         _mm256_mask_storeu_epi16(s0 + c, kn, _mm512_castsi512_si256(h));
