@@ -35,13 +35,19 @@ typedef uint16_t bf16;
 
 /* ---- conversions and packing ---- */
 
+/* Lanes c..c+15 of a row whose first `len` values count (the rest read as zero). */
+static inline __mmask16 upto(size_t c, size_t len) {
+    size_t left = c < len ? len - c : 0;
+    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+}
+
 /* n floats to bf16 (n may be odd; dst gets n values). */
 static void cvt_row(bf16 *dst, const float *src, size_t n) {
     size_t j = 0;
     for (; j + 32 <= n; j += 32)
         _mm512_storeu_si512(dst + j, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + j + 16), _mm512_loadu_ps(src + j)));
     for (; j < n; j += 16) {
-        __mmask16 m = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        __mmask16 m = upto(j, n);
         _mm256_mask_storeu_epi16(dst + j, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, src + j)));
     }
 }
@@ -66,8 +72,7 @@ static void pack_t(uint32_t *dst, const bf16 *src, size_t lds, size_t n, size_t 
     const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                             _mm512_set1_epi32((int)(lds / 2)));
     for (size_t j = 0; j < np; j += 16) {
-        size_t left = j < n ? n - j : 0;
-        __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        __mmask16 m = upto(j, n);
         const int *base = (const int *)(const void *)(src + j * lds);
         for (size_t p = 0; p < kp; p++)
             _mm512_storeu_si512(dst + p * np + j, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, rows, base + p, 4));
@@ -96,12 +101,6 @@ static void pack_rows(uint32_t *dst, const bf16 *src, size_t lds, size_t rows, s
 
 /* ---- the softmax rows, fused with what reads them next ---- */
 
-/* Lanes c..c+15 of a row whose first `len` values count (the rest read as zero). */
-static inline __mmask16 upto(size_t c, size_t len) {
-    size_t left = c < len ? len - c : 0;
-    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-}
-
 /* Word order of a pair row from _mm512_cvtne2ps_pbh(b, a): (a[c], b[c]) at word c. */
 #define PAIR_IDX                                                                                                                \
     _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, \
@@ -117,18 +116,20 @@ static void probs_to_bf16(bf16 *dst, const float *x, size_t m, size_t n2, float 
     }
 }
 
-/* Two rows of probabilities (x1 NULL: a missing second row, read as zeros), their first m0 and
- * m1 values counting, rounded to bf16: in place in fp32 (zeros from there to n), and as pair row
- * d of np words, (x0[c], x1[c]) at word c. The rounded fp32 values are the pair's halves. */
-static void round_pair(uint32_t *d, float *x0, float *x1, size_t m0, size_t m1, size_t n, size_t np) {
+/* Rows r and r + 1 of a block of nb probability rows (p, rows of n; row r + 1 read as zeros where
+ * r + 1 = nb), whose row r counts its first m values and row r + 1 its first m + 1, rounded to
+ * bf16: in place in fp32 (zeros from there to n), and as pair row d of np words, (row r, row
+ * r + 1) at word c. The rounded fp32 values are the pair's halves. */
+static void round_pair(uint32_t *d, float *p, size_t r, size_t nb, size_t m, size_t n, size_t np) {
     const __m512i idx = PAIR_IDX, hi = _mm512_set1_epi32((int)0xffff0000u);
+    size_t m1 = r + 1 < nb ? m + 1 : 0; /* a missing row reads and writes nothing */
+    float *x0 = p + r * n, *x1 = m1 ? x0 + n : x0;
     for (size_t c = 0; c < np; c += 16) {
-        __m512 a = _mm512_maskz_loadu_ps(upto(c, m0), x0 + c), b = x1 ? _mm512_maskz_loadu_ps(upto(c, m1), x1 + c) : _mm512_setzero_ps();
+        __m512 a = _mm512_maskz_loadu_ps(upto(c, m), x0 + c), b = _mm512_maskz_loadu_ps(upto(c, m1), x1 + c);
         __m512i w = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));
         _mm512_storeu_si512(d + c, w);
-        __mmask16 k = upto(c, n);
-        _mm512_mask_storeu_ps(x0 + c, k, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
-        if (x1) _mm512_mask_storeu_ps(x1 + c, k, _mm512_castsi512_ps(_mm512_and_si512(w, hi)));
+        _mm512_mask_storeu_ps(x0 + c, upto(c, n), _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
+        if (m1) _mm512_mask_storeu_ps(x1 + c, upto(c, n), _mm512_castsi512_ps(_mm512_and_si512(w, hi)));
     }
 }
 
@@ -145,23 +146,27 @@ static float row_dot(const float *p, const float *dp, size_t m) {
     return dot;
 }
 
-/* The scores' gradient of two rows (dp1, p1 NULL: a missing second row), dS[u] = p[u] (dp[u] -
- * sum_w p[w] dp[w]) * scale for u < m and 0 beyond, rounded to bf16 once for both of its uses:
- * as bf16 rows s0, s1 of n2 values (dQ = dS K) and as pair row d of np words (dK^T += Q^T dS). */
-static void dscores_pair(bf16 *s0, bf16 *s1, uint32_t *d, const float *dp0, const float *p0, const float *dp1, const float *p1,
-                         size_t m0, size_t m1, size_t n2, size_t np, float scale) {
+/* The scores' gradient of rows r and r + 1 of a block of nb rows (dp, p: rows of n; row r + 1
+ * missing where r + 1 = nb), whose row r counts its first m values and row r + 1 its first m + 1:
+ * dS[u] = p[u] (dp[u] - sum_w p[w] dp[w]) * scale there and 0 beyond, rounded to bf16 once for
+ * both of its uses, as bf16 rows r, r + 1 of s (rows of n2: dQ = dS K) and as pair row d of np
+ * words (dK^T += Q^T dS). */
+static void dscores_pair(bf16 *s, uint32_t *d, const float *dp, const float *p, size_t r, size_t nb, size_t m, size_t n, size_t n2,
+                         size_t np, float scale) {
     const __m512i idx = PAIR_IDX;
-    __m512 d0 = _mm512_set1_ps(row_dot(p0, dp0, m0)), d1 = _mm512_set1_ps(p1 ? row_dot(p1, dp1, m1) : 0.0f), sc = _mm512_set1_ps(scale);
-    if (!p1) p1 = p0, dp1 = dp0, m1 = 0; /* read nothing of it */
+    size_t m1 = r + 1 < nb ? m + 1 : 0; /* a missing row reads and writes nothing */
+    const float *p0 = p + r * n, *dp0 = dp + r * n, *p1 = m1 ? p0 + n : p0, *dp1 = m1 ? dp0 + n : dp0;
+    bf16 *s0 = s + r * n2, *s1 = m1 ? s0 + n2 : s0;
+    __m512 d0 = _mm512_set1_ps(row_dot(p0, dp0, m)), d1 = _mm512_set1_ps(m1 ? row_dot(p1, dp1, m1) : 0.0f), sc = _mm512_set1_ps(scale);
     for (size_t c = 0; c < np; c += 16) {
-        __mmask16 k0 = upto(c, m0), k1 = upto(c, m1);
+        __mmask16 k0 = upto(c, m), k1 = upto(c, m1);
         __m512 a = _mm512_mul_ps(_mm512_maskz_loadu_ps(k0, p0 + c), _mm512_sub_ps(_mm512_maskz_loadu_ps(k0, dp0 + c), d0));
         __m512 b = _mm512_mul_ps(_mm512_maskz_loadu_ps(k1, p1 + c), _mm512_sub_ps(_mm512_maskz_loadu_ps(k1, dp1 + c), d1));
         a = _mm512_maskz_mul_ps(k0, a, sc), b = _mm512_maskz_mul_ps(k1, b, sc);
         __m512i h = (__m512i)_mm512_cvtne2ps_pbh(b, a); /* a's 16 words, then b's */
         __mmask16 kn = upto(c, n2);
         _mm256_mask_storeu_epi16(s0 + c, kn, _mm512_castsi512_si256(h));
-        if (s1) _mm256_mask_storeu_epi16(s1 + c, kn, _mm512_extracti64x4_epi64(h, 1));
+        if (m1) _mm256_mask_storeu_epi16(s1 + c, kn, _mm512_extracti64x4_epi64(h, 1));
         _mm512_storeu_si512(d + c, _mm512_permutexvar_epi16(idx, h));
     }
 }
@@ -381,22 +386,16 @@ void tern_attention_bwd_bf16(tern_backend *be, float *dqp, float *dkp, float *dv
                 size_t nbp = (nb + 1) / 2;
                 /* P again, rounded, and paired along its rows for dV; then dP = dY V^T */
                 mm(p, n, q + i0 * cv.ldq, cv.ldq, pk.kt, Tp, nb, n, kp2, scale, 0);
-                for (size_t r = 0; r < nb; r += 2) {
-                    float *x0 = p + r * n, *x1 = r + 1 < nb ? x0 + n : NULL;
-                    rows->row_exp(x0, x0, i0 + r + 1, l[i0 + r]);
-                    if (x1) rows->row_exp(x1, x1, i0 + r + 2, l[i0 + r + 1]);
-                    round_pair(pk.pi + r / 2 * np, x0, x1, i0 + r + 1, i0 + r + 2, n, np);
+                for (size_t r = 0; r < nb; r += 2) { /* two rows exponentiated, then rounded while in cache */
+                    for (size_t u = r; u < r + 2 && u < nb; u++) rows->row_exp(p + u * n, p + u * n, i0 + u + 1, l[i0 + u]);
+                    round_pair(pk.pi + r / 2 * np, p, r, nb, i0 + r + 1, n, np);
                 }
                 mm(dp, n, dy + i0 * cv.ldq, cv.ldq, pk.vt, Tp, nb, n, kp2, 1.0f, 0);
                 /* dV^T += dY^T P */
                 pack_cols(pk.yt, BQ2, dy + i0 * cv.ldq, cv.ldq, nb, hs);
                 mm(pk.dvt, T, (const bf16 *)pk.yt, 2 * BQ2, pk.pi, np, hs, n, nbp, 1.0f, 1);
                 /* dS, rounded once into rows and pairs; dQ = dS K; dK^T += Q^T dS */
-                for (size_t r = 0; r < nb; r += 2) {
-                    int two = r + 1 < nb;
-                    dscores_pair(pk.pb + r * n2, two ? pk.pb + (r + 1) * n2 : NULL, pk.pi + r / 2 * np, dp + r * n, p + r * n,
-                                 two ? dp + (r + 1) * n : NULL, two ? p + (r + 1) * n : NULL, i0 + r + 1, i0 + r + 2, n2, np, scale);
-                }
+                for (size_t r = 0; r < nb; r += 2) dscores_pair(pk.pb, pk.pi + r / 2 * np, dp, p, r, nb, i0 + r + 1, n, n2, np, scale);
                 mm(dq + i0 * sh->ldq, sh->ldq, pk.pb, n2, pk.kv, hp, nb, hs, n2 / 2, 1.0f, 0);
                 pack_cols(pk.yt, BQ2, q + i0 * cv.ldq, cv.ldq, nb, hs);
                 mm(pk.dkt, T, (const bf16 *)pk.yt, 2 * BQ2, pk.pi, np, hs, n, nbp, 1.0f, 1);

@@ -108,14 +108,14 @@ static void to_bf16(uint16_t *dst, const float *src, size_t lds, size_t rows, si
 
 /* A contiguous (rows, cols) matrix into contiguous bf16, with its column sums added into sums:
  * each column's rows added in order from zero and then into sums, as tern_colsum_add does, so
- * the sums are its sums bit for bit (acc: room for cols rounded up to 16 floats, 64-byte
- * aligned). Each thread takes a contiguous range of columns and walks down the rows 16 at a time
- * with its running sums in acc, so that it reads whole stretches of each row: walking a narrow
- * block of columns down all the rows instead meets a new 4 KiB page at every row, and ran 2-3
- * times slower than the plain conversion (a 4096 x 3072 gradient on Zen 4: 10.1 ms, now 3.5,
- * plain 2.3). The matrix is read once for both. */
-static void to_bf16_colsum(uint16_t *dst, float *sums, const float *src, size_t rows, size_t cols, float *acc) {
+ * the sums are its sums bit for bit. Each thread takes a contiguous range of columns and walks
+ * down the rows 16 at a time, its running sums in scratch, so that it reads whole stretches of
+ * each row: walking a narrow block of columns down all the rows instead meets a new 4 KiB page
+ * at every row, and ran 2-3 times slower than the plain conversion (a 4096 x 3072 gradient on
+ * Zen 4: 10.1 ms, now 3.5, plain 2.3). The matrix is read once for both. */
+static void to_bf16_colsum(uint16_t *dst, float *sums, const float *src, size_t rows, size_t cols) {
     size_t nv = (cols + 15) / 16;
+    float *acc = scratch_get(&shared_scratch, 4, nv * 16 * sizeof(float)); /* from outside parallel regions only */
     memset(acc, 0, nv * 16 * sizeof(float));
 #pragma omp parallel if ((rows * cols) >= TERN_OMP_MIN_WORK)
     {
@@ -423,7 +423,7 @@ void tern_matmul_bwd_bf16(int native, tern_sgemm_fn f32, tern_backend *be, float
             uint16_t *d = scratch_get(&shared_scratch, 0, N * OC * sizeof(uint16_t));
             uint16_t *x = scratch_get(&shared_scratch, 2, N * C * sizeof(uint16_t));
             if (dbias)
-                to_bf16_colsum(d, dbias, dout, N, OC, scratch_get(&shared_scratch, 4, (OC + 15) / 16 * 16 * sizeof(float))), summed = 1;
+                to_bf16_colsum(d, dbias, dout, N, OC), summed = 1;
             else
                 to_bf16(d, dout, OC, N, OC);
             to_bf16(x, inp, C, N, C);
